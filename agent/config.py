@@ -1,0 +1,141 @@
+"""agent.toml: the endpoint's configuration (documented in docs/configuration.md).
+
+Each section is a dataclass; `load()` validates types and unknown keys through
+tomlconf, so a mistake is reported with file, key and what was expected.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .tomlconf import ConfigError, build, read_toml, resolve_paths
+
+DEFAULT_CONFIG = Path("/etc/baomi/agent.toml")
+HostClass = Literal["classified", "unclassified"]
+
+
+@dataclass
+class HostSection:
+    # 涉密计算机 (classified) or 非涉密计算机 (unclassified); see docs/policy.md
+    class_: HostClass = "unclassified"
+    name: str = field(default_factory=socket.gethostname)
+
+
+@dataclass
+class PathsSection:
+    state_dir: Path = Path("/var/lib/baomi")
+
+
+@dataclass
+class MediaSection:
+    extra_removable: list[str] = field(default_factory=list)
+    registry: Path = Path("/etc/baomi/media.toml")
+    # the security administrator's Ed25519 public key (PEM) that signs registrations
+    registry_public_key: Path | None = None
+    rescan_s: float = 30.0
+
+
+@dataclass
+class ScanSection:
+    max_file_bytes: int = 200 * 1024 * 1024
+    max_archive_bytes: int = 1024 * 1024 * 1024
+    max_ratio: float = 200.0
+    max_depth: int = 5
+    max_members: int = 10000
+    timeout_s: float = 30.0
+    memory_mb: int = 512
+    jobs: int = 1
+    # rule folders read in order; later files override rules with the same id
+    rule_dirs: list[Path] = field(default_factory=lambda: [Path("/etc/baomi/rules.d")])
+    fingerprint_db: Path | None = None
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        for key in ("max_file_bytes", "max_archive_bytes", "max_depth", "max_members", "jobs", "memory_mb"):
+            if getattr(self, key) < 1:
+                raise ConfigError(file, f"{prefix}.{key}", "must be at least 1")
+        if self.timeout_s <= 0 or self.max_ratio <= 1:
+            raise ConfigError(file, f"{prefix}.timeout_s", "timeout_s must be > 0 and max_ratio > 1")
+
+
+@dataclass
+class PolicySection:
+    # overrides of the default policy table: "<host>.<medium class>.<level>" = action
+    actions: dict[str, str] = field(default_factory=dict)
+    # action for files that could not be inspected, per medium class
+    uninspectable: dict[str, str] = field(default_factory=lambda: {"personal": "block", "registered": "audit"})
+
+
+@dataclass
+class QuarantineSection:
+    public_key: Path | None = None  # the security administrator's X25519 public key (PEM)
+    max_bytes: int = 2 * 1024 * 1024 * 1024
+
+
+@dataclass
+class CollectorSection:
+    url: str | None = None
+    ca: Path | None = None
+    token: str | None = None
+    batch_size: int = 500
+    heartbeat_s: float = 60.0
+
+
+@dataclass
+class SpoolSection:
+    max_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass
+class ScreenlockSection:
+    enabled: bool = True
+    idle_limit_s: int = 300
+    poll_s: float = 5.0
+    verify_s: float = 5.0
+    on_failure: Literal["retry", "terminate"] = "retry"
+    # absence rule: idle longer than this (minutes) → logout/poweroff; 0 = off
+    absence_min: int = 0
+    absence_action: Literal["logout", "poweroff"] = "logout"
+    manage_desktop_settings: bool = True
+    helper_socket: Path = Path("/run/baomi/session.sock")
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if not 1 <= self.idle_limit_s <= 300:
+            raise ConfigError(file, f"{prefix}.idle_limit_s",
+                              f"must be between 1 and 300 seconds (rule: lock within 5 minutes), got {self.idle_limit_s}")
+        if self.poll_s <= 0:
+            raise ConfigError(file, f"{prefix}.poll_s", "must be > 0")
+
+
+@dataclass
+class AgentConfig:
+    host: HostSection = field(default_factory=HostSection)
+    paths: PathsSection = field(default_factory=PathsSection)
+    media: MediaSection = field(default_factory=MediaSection)
+    scan: ScanSection = field(default_factory=ScanSection)
+    policy: PolicySection = field(default_factory=PolicySection)
+    quarantine: QuarantineSection = field(default_factory=QuarantineSection)
+    collector: CollectorSection = field(default_factory=CollectorSection)
+    spool: SpoolSection = field(default_factory=SpoolSection)
+    screenlock: ScreenlockSection = field(default_factory=ScreenlockSection)
+    source: Path | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def state_dir(self) -> Path:
+        return self.paths.state_dir
+
+
+def load(path: str | Path | None = None) -> AgentConfig:
+    """Load agent.toml; with no path, $BAOMI_AGENT_CONFIG or /etc/baomi/agent.toml if present."""
+    if path is None:
+        env = os.environ.get("BAOMI_AGENT_CONFIG")
+        path = Path(env) if env else DEFAULT_CONFIG
+        if not env and not path.exists():
+            return AgentConfig()
+    cfg = build(AgentConfig, read_toml(path), path)
+    cfg.source = Path(path)
+    # relative paths in the file are relative to the file's folder
+    resolve_paths(cfg, Path(path).resolve().parent)
+    return cfg

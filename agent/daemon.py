@@ -1,0 +1,76 @@
+"""`baomi-agent run`: start every component, keep running until SIGTERM/SIGINT.
+
+Components are plug-ins named in COMPONENTS ("module:Class"). Each is built
+with the AgentContext and has start() (returns quickly, spawning its own
+threads) and stop(). A component that cannot start (logind absent, no udev)
+is reported as an event and a warning; the rest of the agent keeps running.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from typing import Any, Protocol
+
+from . import __version__
+from .config import AgentConfig
+from .context import AgentContext, open_context
+
+log = logging.getLogger("baomi.agent")
+
+COMPONENTS: list[str] = [
+    # order matters: media publishes mounts that enforcement consumes
+]
+
+
+class Component(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _load(spec: str, ctx: AgentContext) -> Any:
+    module, _, cls = spec.partition(":")
+    return getattr(importlib.import_module(module), cls)(ctx)
+
+
+def start_components(ctx: AgentContext, specs: list[str] | None = None) -> list[Any]:
+    started = []
+    for spec in COMPONENTS if specs is None else specs:
+        try:
+            comp = _load(spec, ctx)
+            comp.start()
+        except Exception as exc:  # one broken component must not take the agent down
+            log.warning("component %s not started: %s", spec, exc)
+            ctx.record("agent.component_failed", severity="high",
+                       details={"component": spec, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        started.append(comp)
+    return started
+
+
+def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
+    ctx = open_context(config)
+    if stop_event is not None:
+        ctx.stopping = stop_event
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: ctx.stopping.set())
+    ctx.record("agent.started", details={"version": __version__, "config": str(config.source or "")})
+    log.info("baomi-agent %s started (host class %s, state %s)", __version__,
+             config.host.class_, config.state_dir)
+    comps = start_components(ctx)
+    try:
+        while not ctx.stopping.wait(1.0):
+            pass
+    finally:
+        for comp in reversed(comps):
+            try:
+                comp.stop()
+            except Exception:
+                log.exception("stopping %s", getattr(comp, "name", comp))
+        ctx.record("agent.stopped", details={"version": __version__})
+        ctx.spool.close()
+    return 0

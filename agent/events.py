@@ -1,0 +1,144 @@
+"""The one event schema shared by agent and collector (docs/events.md).
+
+An event is a plain JSON object:
+
+    id        uuid4 string
+    seq       per-agent sequence number (1, 2, ...), assigned by the spool
+    time      UTC, ISO 8601 with microseconds and "Z"
+    agent_id  the agent's id (hex of its public key hash)
+    host      {id, name, class}
+    user      {uid, name, session} or null
+    kind      dotted name, e.g. medium.inserted, file.blocked, screenlock.enforced
+    severity  info | low | medium | high | critical
+    medium    the medium's identity, or null
+    file      {path, size, sha256, type, level, evidence, ...} or null
+    session   {id, seat, type, idle_s, ...} or null
+    process   {pid, exe, comm} or null
+    action    allow | audit | notify | block | read_only | deny | ... or null
+    rule      what decided (policy rule id), or null
+    details   any further facts for this kind
+    prev_hash hash of the previous event of the same agent ("" for seq 1)
+    hash      sha256 over prev_hash and the canonical JSON of all other fields
+
+Pure functions only; the spool (spool.py) adds seq and the chain.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import uuid
+from typing import Any
+
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+ACTIONS: tuple[str, ...] = ("allow", "audit", "notify", "block", "read_only", "deny")
+
+# Fields every stored event has; the collector checks these (schema validation).
+FIELDS: tuple[str, ...] = (
+    "id", "seq", "time", "agent_id", "host", "user", "kind", "severity", "medium",
+    "file", "session", "process", "action", "rule", "details", "prev_hash", "hash",
+)
+
+# Kinds that must never be dropped silently by a full spool (security events).
+SECURITY_KIND_PREFIXES: tuple[str, ...] = (
+    "file.blocked", "medium.denied", "medium.read_only", "medium.forged", "registry.",
+    "screenlock.failed", "screenlock.settings_drift", "helper.missing", "tamper.",
+    "agent.gap", "chain.", "file.discovered", "file.uninspectable",
+)
+# Low-value telemetry dropped first when the spool is full.
+TELEMETRY_KINDS: tuple[str, ...] = ("agent.heartbeat",)
+
+
+def utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON bytes: sorted keys, no spaces, UTF-8. Hashes and signatures use this."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def event_hash(event: dict[str, Any]) -> str:
+    body = {k: v for k, v in event.items() if k != "hash"}
+    h = hashlib.sha256()
+    h.update(str(event.get("prev_hash", "")).encode("ascii"))
+    h.update(canonical(body))
+    return h.hexdigest()
+
+
+def verify_chain(events: list[dict[str, Any]], prev_hash: str = "") -> int | None:
+    """Return the index of the first event whose hash or link is wrong, or None if all verify."""
+    for i, ev in enumerate(events):
+        if ev.get("prev_hash") != prev_hash or event_hash(ev) != ev.get("hash"):
+            return i
+        prev_hash = ev["hash"]
+    return None
+
+
+def is_security(kind: str, severity: str = "info") -> bool:
+    return severity in ("high", "critical") or kind.startswith(SECURITY_KIND_PREFIXES)
+
+
+def make_event(
+    kind: str,
+    *,
+    severity: str = "info",
+    host: dict[str, Any] | None = None,
+    user: dict[str, Any] | None = None,
+    medium: dict[str, Any] | None = None,
+    file: dict[str, Any] | None = None,
+    session: dict[str, Any] | None = None,
+    process: dict[str, Any] | None = None,
+    action: str | None = None,
+    rule: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A new event without seq/agent/chain fields (the spool fills those in)."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity {severity!r} is not one of {SEVERITIES}")
+    if not kind or "." not in kind:
+        raise ValueError(f"event kind {kind!r} must be dotted, e.g. 'medium.inserted'")
+    return {
+        "id": str(uuid.uuid4()),
+        "time": utcnow(),
+        "host": host,
+        "user": user,
+        "kind": kind,
+        "severity": severity,
+        "medium": medium,
+        "file": file,
+        "session": session,
+        "process": process,
+        "action": action,
+        "rule": rule,
+        "details": details or {},
+    }
+
+
+def validate(event: Any) -> str | None:
+    """Schema check of a stored event; returns a message naming what is wrong, or None."""
+    if not isinstance(event, dict):
+        return "event is not a JSON object"
+    missing = [f for f in FIELDS if f not in event]
+    if missing:
+        return f"event lacks field(s) {', '.join(missing)}"
+    extra = [k for k in event if k not in FIELDS]
+    if extra:
+        return f"event has unknown field(s) {', '.join(extra)}"
+    if not isinstance(event["seq"], int) or isinstance(event["seq"], bool) or event["seq"] < 1:
+        return "seq must be a positive integer"
+    for key in ("id", "time", "agent_id", "kind", "severity", "prev_hash", "hash"):
+        if not isinstance(event[key], str):
+            return f"{key} must be a string"
+    if event["severity"] not in SEVERITIES:
+        return f"severity {event['severity']!r} unknown"
+    for key in ("host", "user", "medium", "file", "session", "process"):
+        if event[key] is not None and not isinstance(event[key], dict):
+            return f"{key} must be an object or null"
+    if not isinstance(event["details"], dict):
+        return "details must be an object"
+    try:
+        _dt.datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return f"time {event['time']!r} is not ISO 8601 UTC"
+    return None

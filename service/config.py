@@ -1,0 +1,78 @@
+"""collector.toml: the collector's configuration (docs/collector.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from baomi.agent.tomlconf import ConfigError, build, read_toml, resolve_paths
+
+from . import db
+
+
+@dataclass
+class TLSSection:
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass
+class SyslogSection:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 6514
+    tls: bool = False
+    ca: Path | None = None
+    app_name: str = "baomi"
+
+
+@dataclass
+class ConsoleSection:
+    session_ttl_s: int = 1800
+    max_failed_logins: int = 5
+    lockout_s: int = 900
+    secret_key_file: Path | None = None  # default: state_dir/console.key
+
+
+@dataclass
+class CollectorConfig:
+    listen: str = "127.0.0.1:8443"
+    database_url: str | None = None
+    state_dir: Path = Path("/var/lib/baomi-collector")
+    max_batch_bytes: int = 8 * 1024 * 1024
+    max_event_bytes: int = 256 * 1024
+    token_ttl_s: int = 24 * 3600
+    offline_after_s: int = 150
+    tls: TLSSection = field(default_factory=TLSSection)
+    syslog: SyslogSection = field(default_factory=SyslogSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
+    source: Path | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def url(self) -> str:
+        return self.database_url or db.default_sqlite_url(self.state_dir)
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(file, "listen", f"expected HOST:PORT, got {self.listen!r}")
+        if (self.tls.cert is None) != (self.tls.key is None):
+            raise ConfigError(file, "tls", "set both cert and key, or neither")
+        loopback = host.strip("[]") in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+        if self.tls.cert is None and not loopback:
+            raise ConfigError(file, "tls", f"plain HTTP is allowed only on loopback; listen={self.listen!r} "
+                              "needs [tls] cert and key")
+
+
+def load(path: str | Path) -> CollectorConfig:
+    cfg = build(CollectorConfig, read_toml(path), path)
+    cfg.source = Path(path)
+    resolve_paths(cfg, Path(path).resolve().parent)
+    return cfg

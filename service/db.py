@@ -1,0 +1,121 @@
+"""The collector's store: SQLAlchemy Core tables, engine creation, Alembic upgrade.
+
+SQLite (a file in state_dir) by default; PostgreSQL when database_url names one.
+The schema is changed only through migrations in service/migrations/versions/.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
+metadata = sa.MetaData()
+
+agents = sa.Table(
+    "agents", metadata,
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("public_key", sa.String(128), nullable=False),  # raw Ed25519, hex
+    sa.Column("host_name", sa.String(255), nullable=False),
+    sa.Column("host_class", sa.String(32), nullable=False, server_default="unclassified"),
+    sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True)),
+    sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest contiguous stored
+    sa.Column("last_hash", sa.String(64), nullable=False, server_default=""),
+    sa.Column("agent_version", sa.String(64)),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("spool_depth", sa.BigInteger),
+    sa.Column("oldest_unsent_s", sa.Float),
+    sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+enroll_tokens = sa.Table(
+    "enroll_tokens", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # sha256 of the token; the token is never stored
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128)),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
+    sa.Column("used_by", sa.String(64)),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("agent_id", sa.String(64), nullable=False),  # "collector" for the console's own audit events
+    sa.Column("seq", sa.BigInteger),                         # null for collector-made events
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("host_name", sa.String(255)),
+    sa.Column("user_name", sa.String(255)),
+    sa.Column("level", sa.String(16)),
+    sa.Column("action", sa.String(16)),
+    sa.Column("file_name", sa.String(1024)),
+    sa.Column("file_sha256", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False, server_default="new"),  # triage: new/investigating/closed
+    sa.Column("body", sa.Text, nullable=False),  # the event as the agent signed it (JSON)
+    sa.UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
+)
+sa.Index("ix_events_time", events.c.time)
+sa.Index("ix_events_kind_time", events.c.kind, events.c.time)
+sa.Index("ix_events_host_time", events.c.host_name, events.c.time)
+sa.Index("ix_events_severity_time", events.c.severity, events.c.time)
+sa.Index("ix_events_sha256", events.c.file_sha256)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # sysadmin | secadmin | auditor
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+triage = sa.Table(
+    "triage", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_pk", sa.BigInteger, nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def default_sqlite_url(state_dir: Path) -> str:
+    return f"sqlite:///{Path(state_dir).resolve() / 'collector.db'}"
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa_event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never block the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def upgrade(url: str) -> None:
+    """Bring the database at `url` to the newest schema (Alembic `upgrade head`)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(cfg, "head")

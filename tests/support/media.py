@@ -1,0 +1,85 @@
+"""Real removable media for tests: a loop device holding a real ext4 or exFAT filesystem."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from .skips import need_root, need_tools
+
+MKFS = {"ext4": ["mkfs.ext4", "-q", "-F"], "exfat": ["mkfs.exfat"]}
+
+
+def _run(*cmd: str) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class LoopMedium:
+    """An image file attached to a loop device with a filesystem on it.
+
+    attach() -> /dev/loopN; mount(path) mounts it (exFAT through exfat-fuse);
+    unmount(); detach(). Use as a context manager to always clean up.
+    """
+
+    def __init__(self, fstype: str = "ext4", size_mb: int = 64, label: str = "BAOMITEST",
+                 workdir: Path | None = None):
+        need_root()
+        need_tools("losetup", MKFS[fstype][0], "mount", "umount")
+        if fstype == "exfat":
+            need_tools("mount.exfat-fuse")
+        self.fstype, self.size_mb, self.label = fstype, size_mb, label
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="baomi-medium-"))
+        self.image = self.workdir / f"medium-{uuid.uuid4().hex[:8]}.img"
+        self.devnode: str | None = None
+        self.mountpoint: Path | None = None
+
+    def attach(self) -> str:
+        with open(self.image, "wb") as f:
+            f.truncate(self.size_mb * 1024 * 1024)
+        label_opt = ["-L", self.label] if self.fstype == "ext4" else ["-L", self.label[:11]]
+        _run(*MKFS[self.fstype], *label_opt, str(self.image))
+        self.devnode = _run("losetup", "--find", "--show", str(self.image))
+        return self.devnode
+
+    @property
+    def fs_uuid(self) -> str:
+        assert self.devnode
+        return _run("blkid", "-s", "UUID", "-o", "value", self.devnode)
+
+    def mount(self, mountpoint: Path | None = None, read_only: bool = False) -> Path:
+        assert self.devnode, "attach() first"
+        self.mountpoint = Path(mountpoint or self.workdir / "mnt")
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        opts = ["-o", "ro"] if read_only else []
+        if self.fstype == "exfat":
+            _run("mount.exfat-fuse", *opts, self.devnode, str(self.mountpoint))
+        else:
+            _run("mount", "-t", self.fstype, *opts, self.devnode, str(self.mountpoint))
+        return self.mountpoint
+
+    def unmount(self) -> None:
+        if self.mountpoint and os.path.ismount(self.mountpoint):
+            for _ in range(50):
+                if subprocess.run(["umount", str(self.mountpoint)], capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                subprocess.run(["umount", "-l", str(self.mountpoint)], capture_output=True)
+
+    def detach(self) -> None:
+        self.unmount()
+        if self.devnode:
+            subprocess.run(["blockdev", "--setrw", self.devnode], capture_output=True)
+            subprocess.run(["losetup", "-d", self.devnode], capture_output=True)
+            self.devnode = None
+        self.image.unlink(missing_ok=True)
+
+    def __enter__(self) -> "LoopMedium":
+        self.attach()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
