@@ -67,6 +67,16 @@ class PolicySection:
     # action for files that could not be inspected, per medium class
     uninspectable: dict[str, str] = field(default_factory=lambda: {"personal": "block", "registered": "audit"})
 
+    def validate(self, file: str | Path, prefix: str) -> None:
+        from .policy import validate_overrides
+        problem = validate_overrides(self.actions)
+        if problem:
+            raise ConfigError(file, f"{prefix}.actions", problem)
+        for cls, action in self.uninspectable.items():
+            if cls not in ("personal", "registered") or action not in ("allow", "audit", "notify", "block"):
+                raise ConfigError(file, f"{prefix}.uninspectable.{cls}",
+                                  "keys are personal/registered, values allow/audit/notify/block")
+
 
 @dataclass
 class QuarantineSection:

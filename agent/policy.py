@@ -1,0 +1,154 @@
+"""The policy matrix (docs/policy.md): pure functions, no I/O.
+
+Two decisions:
+
+- device_action(): what happens to a medium when it appears on this host
+  (deny / read_only / allow), from host class, medium class, the registration
+  record and the site's overrides;
+- file_action(): what happens to a file written to a medium (block / notify /
+  audit / allow), from host class, medium class, the medium's level ceiling and
+  the file's verdict.
+
+Defaults follow shared/DESIGN.md. A site overrides any cell through
+agent.toml `[policy] actions`, with keys named exactly as the rule ids below
+(e.g. "unclassified.personal.internal" = "block").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .levels import Level
+
+ACTIONS = ("allow", "audit", "notify", "block", "read_only", "deny")
+DEVICE_ACTIONS = ("allow", "read_only", "deny")
+FILE_ACTIONS = ("allow", "audit", "notify", "block")
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    rule: str      # the id of the table cell that decided; overridable under that name
+    reason: str    # one line for people
+
+
+# -- device gate -------------------------------------------------------------
+# rule id -> default action
+DEVICE_DEFAULTS: dict[str, str] = {
+    "classified.personal": "deny",
+    "classified.registered": "allow",
+    "unclassified.registered.classified": "deny",   # level ceiling >= confidential: cross-use
+    "unclassified.registered.unclassified": "allow",
+    "unclassified.personal": "allow",
+    "registered.host_class_not_allowed": "deny",
+    "registered.bad_signature": "",                  # treated as personal (see below)
+}
+
+
+def _override(rule: str, default: str, overrides: Mapping[str, str], allowed: Iterable[str]) -> str:
+    action = overrides.get(rule, default)
+    if action not in allowed:
+        raise ValueError(f"policy action for {rule!r} must be one of {', '.join(allowed)}, got {action!r}")
+    return action
+
+
+def device_action(
+    host_class: str,
+    medium_class: str,
+    level_ceiling: Level | None = None,
+    allowed_host_classes: Iterable[str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Decision:
+    """Decide the gate for a medium. `medium_class` is "registered" only for a record
+    whose signature verified; anything else must be passed as "personal"."""
+    overrides = overrides or {}
+    if host_class not in ("classified", "unclassified"):
+        raise ValueError(f"host class must be classified or unclassified, got {host_class!r}")
+    if medium_class == "registered":
+        if allowed_host_classes is not None and host_class not in set(allowed_host_classes):
+            rule = "registered.host_class_not_allowed"
+            return Decision(_override(rule, "deny", overrides, DEVICE_ACTIONS), rule,
+                            f"registered medium not allowed on {host_class} hosts")
+        if host_class == "classified":
+            rule = "classified.registered"
+            reason = "registered medium on a classified host"
+        elif (level_ceiling or Level.PUBLIC) >= Level.CONFIDENTIAL:
+            rule = "unclassified.registered.classified"
+            reason = "classified medium on an unclassified host (cross-use, 交叉使用)"
+        else:
+            rule = "unclassified.registered.unclassified"
+            reason = "registered unclassified medium on an unclassified host"
+    elif medium_class == "personal":
+        rule = f"{host_class}.personal"
+        reason = ("personal medium on a classified host" if host_class == "classified"
+                  else "personal medium on an unclassified host")
+    else:
+        raise ValueError(f"medium class must be registered or personal, got {medium_class!r}")
+    return Decision(_override(rule, DEVICE_DEFAULTS[rule], overrides, DEVICE_ACTIONS), rule, reason)
+
+
+# -- file writes -------------------------------------------------------------
+def _personal_file_default(host_class: str, level: Level) -> str:
+    if host_class == "classified":
+        # a personal medium on a classified host should never be writable; if it is, nothing marked leaves
+        return "audit" if level == Level.PUBLIC else "block"
+    if level >= Level.CONFIDENTIAL:
+        return "block"
+    if level == Level.INTERNAL:
+        return "notify"
+    return "audit"
+
+
+def file_action(
+    host_class: str,
+    medium_class: str,
+    file_level: Level,
+    level_ceiling: Level | None = None,
+    inspectable: bool = True,
+    overrides: Mapping[str, str] | None = None,
+    uninspectable: Mapping[str, str] | None = None,
+) -> Decision:
+    """Decide what happens to a file written to a medium."""
+    overrides = overrides or {}
+    if not inspectable:
+        rule = f"uninspectable.{medium_class}"
+        default = (uninspectable or {}).get(medium_class, "block" if medium_class == "personal" else "audit")
+        return Decision(_override(rule, default, overrides, FILE_ACTIONS), rule,
+                        "the file could not be inspected")
+    if medium_class == "registered":
+        ceiling = level_ceiling if level_ceiling is not None else Level.PUBLIC
+        if file_level > ceiling:
+            rule = f"{host_class}.registered.above_ceiling"
+            return Decision(_override(rule, "block", overrides, FILE_ACTIONS), rule,
+                            f"file level {file_level.id} above the medium's ceiling {ceiling.id}")
+        rule = f"{host_class}.registered.within_ceiling"
+        return Decision(_override(rule, "audit", overrides, FILE_ACTIONS), rule,
+                        f"file level {file_level.id} within the medium's ceiling {ceiling.id}")
+    if medium_class != "personal":
+        raise ValueError(f"medium class must be registered or personal, got {medium_class!r}")
+    rule = f"{host_class}.personal.{file_level.id}"
+    default = _personal_file_default(host_class, file_level)
+    reason = {"block": f"{file_level.id} file to a personal medium",
+              "notify": "internal file to a personal medium",
+              "audit": "file copied to a personal medium",
+              "allow": "file copied to a personal medium"}[default]
+    return Decision(_override(rule, default, overrides, FILE_ACTIONS), rule, reason)
+
+
+def validate_overrides(overrides: Mapping[str, str]) -> str | None:
+    """Check `[policy] actions` at load time; returns a message naming a bad key or value."""
+    file_rules = {f"{h}.personal.{l.id}" for h in ("classified", "unclassified") for l in Level}
+    file_rules |= {f"{h}.registered.{c}" for h in ("classified", "unclassified")
+                   for c in ("above_ceiling", "within_ceiling")}
+    file_rules |= {"uninspectable.personal", "uninspectable.registered"}
+    device_rules = {k for k, v in DEVICE_DEFAULTS.items() if v}
+    for key, action in overrides.items():
+        if key in device_rules:
+            if action not in DEVICE_ACTIONS:
+                return f"{key}: device action must be one of {', '.join(DEVICE_ACTIONS)}, got {action!r}"
+        elif key in file_rules:
+            if action not in FILE_ACTIONS:
+                return f"{key}: file action must be one of {', '.join(FILE_ACTIONS)}, got {action!r}"
+        else:
+            return f"{key}: unknown policy rule (see docs/policy.md for the rule ids)"
+    return None

@@ -1,0 +1,60 @@
+"""The policy matrix, cell by cell (docs/policy.md)."""
+from __future__ import annotations
+
+import pytest
+
+from baomi.agent.levels import Level
+from baomi.agent.policy import device_action, file_action, validate_overrides
+
+DEVICE_TABLE = [
+    ("classified", "personal", None, "deny", "classified.personal"),
+    ("classified", "registered", Level.TOP_SECRET, "allow", "classified.registered"),
+    ("classified", "registered", Level.PUBLIC, "allow", "classified.registered"),
+    ("unclassified", "registered", Level.CONFIDENTIAL, "deny", "unclassified.registered.classified"),
+    ("unclassified", "registered", Level.SECRET, "deny", "unclassified.registered.classified"),
+    ("unclassified", "registered", Level.INTERNAL, "allow", "unclassified.registered.unclassified"),
+    ("unclassified", "personal", None, "allow", "unclassified.personal"),
+]
+
+
+@pytest.mark.parametrize("host,medium,ceiling,action,rule", DEVICE_TABLE)
+def test_device_table(host, medium, ceiling, action, rule) -> None:
+    d = device_action(host, medium, ceiling)
+    assert (d.action, d.rule) == (action, rule)
+
+
+def test_device_host_class_not_allowed_and_override() -> None:
+    d = device_action("classified", "registered", Level.SECRET, allowed_host_classes=["unclassified"])
+    assert d.action == "deny" and d.rule == "registered.host_class_not_allowed"
+    d = device_action("classified", "personal", overrides={"classified.personal": "read_only"})
+    assert d.action == "read_only"
+    with pytest.raises(ValueError, match="must be one of"):
+        device_action("classified", "personal", overrides={"classified.personal": "block"})
+
+
+@pytest.mark.parametrize("level,action", [
+    (Level.PUBLIC, "audit"), (Level.INTERNAL, "notify"), (Level.CONFIDENTIAL, "block"),
+    (Level.SECRET, "block"), (Level.TOP_SECRET, "block")])
+def test_file_to_personal_on_unclassified(level, action) -> None:
+    assert file_action("unclassified", "personal", level).action == action
+
+
+@pytest.mark.parametrize("host", ["classified", "unclassified"])
+@pytest.mark.parametrize("ceiling", list(Level))
+@pytest.mark.parametrize("level", list(Level))
+def test_file_to_registered_blocks_only_above_ceiling(host, ceiling, level) -> None:
+    d = file_action(host, "registered", level, ceiling)
+    assert d.action == ("block" if level > ceiling else "audit")
+
+
+def test_uninspectable_defaults_and_override() -> None:
+    assert file_action("unclassified", "personal", Level.PUBLIC, inspectable=False).action == "block"
+    assert file_action("unclassified", "registered", Level.PUBLIC, Level.SECRET, inspectable=False).action == "audit"
+    assert file_action("unclassified", "personal", Level.PUBLIC, inspectable=False,
+                       uninspectable={"personal": "notify"}).action == "notify"
+
+
+def test_override_validation_names_key() -> None:
+    assert validate_overrides({"unclassified.personal.internal": "block"}) is None
+    assert "unknown policy rule" in validate_overrides({"nope": "block"})
+    assert "device action" in validate_overrides({"classified.personal": "notify"})
