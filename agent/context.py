@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .bus import Bus
 from .config import AgentConfig
@@ -18,6 +18,9 @@ class AgentContext:
     spool: Spool
     bus: Bus = field(default_factory=Bus)
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Desktop notification channels, tried in order: fn(uid, summary, body, urgency) -> delivered?
+    # The screen-lock component adds its per-session helper channel here when it starts.
+    notifiers: list[Callable[[int, str, str, str], bool]] = field(default_factory=list)
 
     @property
     def host(self) -> dict[str, Any]:
