@@ -77,3 +77,22 @@ def test_event_validation_names_the_problem() -> None:
     assert "lacks field" in events.validate({"kind": "x.y"})
     with pytest.raises(ValueError, match="dotted"):
         events.make_event("nodot")
+
+
+def test_shipped_config_files_load() -> None:
+    from baomi.service import config as collector_config
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = config.load(repo / "packaging/etc/agent.toml")
+    assert cfg.host.class_ == "unclassified" and cfg.screenlock.idle_limit_s == 300
+    col = collector_config.load(repo / "packaging/etc/collector.toml")
+    assert col.port == 8443 and col.tls.cert is not None
+
+
+def test_collector_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
+    from baomi.service import config as collector_config
+
+    f = tmp_path / "collector.toml"
+    f.write_text('listen = "0.0.0.0:8080"\n')
+    with pytest.raises(ConfigError, match="plain HTTP is allowed only on loopback"):
+        collector_config.load(f)
