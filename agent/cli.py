@@ -13,6 +13,8 @@ from .tomlconf import ConfigError
 COMMANDS: list[str] = [
     "run",
     "events",
+    "media",
+    "quarantine",
 ]
 
 

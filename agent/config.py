@@ -110,6 +110,12 @@ class ScreenlockSection:
     absence_action: Literal["logout", "poweroff"] = "logout"
     manage_desktop_settings: bool = True
     helper_socket: Path = Path("/run/baomi/session.sock")
+    # where the desktop settings files are installed (dconf/, xdg/ under it)
+    settings_root: Path = Path("/etc")
+    # a graphical session without a connected helper after this long is reported
+    helper_grace_s: float = 60.0
+    # how often to try again when logind cannot be reached
+    logind_retry_s: float = 30.0
 
     def validate(self, file: str | Path, prefix: str) -> None:
         if not 1 <= self.idle_limit_s <= 300:
@@ -117,6 +123,14 @@ class ScreenlockSection:
                               f"must be between 1 and 300 seconds (rule: lock within 5 minutes), got {self.idle_limit_s}")
         if self.poll_s <= 0:
             raise ConfigError(file, f"{prefix}.poll_s", "must be > 0")
+        for key in ("verify_s", "helper_grace_s", "logind_retry_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(file, f"{prefix}.{key}", f"must be > 0, got {getattr(self, key)}")
+        if self.absence_min < 0:
+            raise ConfigError(file, f"{prefix}.absence_min", f"must be 0 (off) or a number of minutes, got {self.absence_min}")
+        if self.absence_min and self.absence_min * 60 <= self.idle_limit_s + 60:
+            raise ConfigError(file, f"{prefix}.absence_min",
+                              f"must leave more than a minute after the lock (idle_limit_s={self.idle_limit_s}), got {self.absence_min}")
 
 
 @dataclass

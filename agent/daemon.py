@@ -21,6 +21,9 @@ log = logging.getLogger("baomi.agent")
 
 COMPONENTS: list[str] = [
     # order matters: media publishes mounts that enforcement consumes
+    "baomi.agent.media.component:MediaComponent",
+    "baomi.agent.enforce.component:EnforceComponent",
+    "baomi.agent.screenlock.component:ScreenlockComponent",
 ]
 
 

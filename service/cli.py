@@ -12,6 +12,7 @@ from baomi.agent.tomlconf import ConfigError
 
 COMMANDS: list[str] = [
     "db",
+    "user",
 ]
 
 

@@ -1,0 +1,90 @@
+"""`baomi-agent quarantine list|restore|keygen`: the encrypted quarantine of blocked files."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..quarantine import Quarantine, QuarantineError, keygen, load_private_key
+from .common import add_config_arg, load_config, print_json_line
+
+
+def add_parser(subs: argparse._SubParsersAction) -> None:
+    p = subs.add_parser("quarantine", help="list and restore blocked files (security administrator)")
+    qs = p.add_subparsers(dest="qcmd", metavar="ACTION", required=True)
+
+    ls = qs.add_parser("list", help="show quarantine entries")
+    add_config_arg(ls)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(func=cmd_list)
+
+    rs = qs.add_parser("restore", help="decrypt an entry with the administrator's private key")
+    add_config_arg(rs)
+    rs.add_argument("id", help="the entry id (from `quarantine list` or the file.blocked event)")
+    rs.add_argument("--key", required=True, metavar="PRIVATE_KEY", help="the X25519 private key (PEM)")
+    rs.add_argument("--to", required=True, metavar="DIR", help="folder to write the original file into")
+    rs.set_defaults(func=cmd_restore)
+
+    kg = qs.add_parser("keygen", help="make the administrator's X25519 key pair")
+    kg.add_argument("--out", required=True, metavar="DIR",
+                    help="writes DIR/quarantine.key (keep it off the endpoints) and DIR/quarantine.pub")
+    kg.set_defaults(func=cmd_keygen)
+
+
+def _open(args: argparse.Namespace) -> Quarantine:
+    cfg = load_config(args)
+    return Quarantine(cfg.state_dir / "quarantine", None, cfg.quarantine.max_bytes)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    q = _open(args)
+    for entry in q.entries():
+        row = entry.to_json()
+        if args.json:
+            print_json_line(row)
+        else:
+            medium = row.get("medium") or {}
+            label = medium.get("fs_label") or medium.get("fs_uuid") or medium.get("devnode") or "-"
+            print(f"{row['id']}  {row['time']}  {row['level'] or '-':<12} {row['size']:>10}  "
+                  f"{label}  {row['original_path']}  {row['sha256']}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    q = _open(args)
+    try:
+        private = load_private_key(args.key)
+        entry = q.get(args.id)
+    except QuarantineError as exc:
+        print(f"baomi-agent: {exc}", file=sys.stderr)
+        return 1
+    out_dir = Path(args.to)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = os.path.basename(str(entry.header.get("original_path") or args.id)) or args.id
+    target = out_dir / name
+    if target.exists():
+        print(f"baomi-agent: {target} already exists; choose another --to folder", file=sys.stderr)
+        return 1
+    tmp = out_dir / f".{name}.restoring"
+    try:
+        with open(tmp, "wb") as f:
+            q.decrypt(args.id, private, f)
+        os.replace(tmp, target)
+    except QuarantineError as exc:
+        tmp.unlink(missing_ok=True)
+        print(f"baomi-agent: {exc}", file=sys.stderr)
+        return 1
+    print(target)
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    try:
+        priv, pub = keygen(args.out)
+    except QuarantineError as exc:
+        print(f"baomi-agent: {exc}", file=sys.stderr)
+        return 1
+    print(f"private key: {priv} (give it only to the security administrator)")
+    print(f"public key:  {pub} (set [quarantine] public_key in agent.toml to this file)")
+    return 0

@@ -1,0 +1,229 @@
+"""The `block` effect: quarantine, then remove from the medium, then record —
+each step journalled (journal.py) so a crash at any point is resumed, never
+repeated or lost."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from ..events import make_event
+from ..quarantine import Quarantine, QuarantineError, new_entry_id
+from .journal import Journal
+
+log = logging.getLogger(__name__)
+
+# Test hook: kill the agent (SIGKILL) right after the named step, to prove recovery.
+CRASH_ENV = "BAOMI_ENFORCE_CRASH_AT"
+CRASH_POINTS = ("intent", "storing", "stored", "removed", "recorded")
+
+
+def sha256_of(f: BinaryIO) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1024 * 1024), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
+def fsync_dir(path: str | Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some FUSE filesystems do not implement fsync on folders
+    finally:
+        os.close(fd)
+
+
+class _HookedReader:
+    """Reads through to `f`; fires the "storing" hook after the first chunk is consumed."""
+
+    def __init__(self, f: BinaryIO, hook: Callable[[str], None]):
+        self.f, self.hook, self.reads = f, hook, 0
+
+    def read(self, n: int = -1) -> bytes:
+        self.reads += 1
+        if self.reads == 3:
+            self.hook("storing")
+        return self.f.read(n)
+
+
+class Blocker:
+    def __init__(self, ctx: Any, quarantine: Quarantine, journal: Journal):
+        self.ctx = ctx
+        self.quarantine = quarantine
+        self.journal = journal
+        self.crash_at = os.environ.get(CRASH_ENV, "")
+        self._active: set[str] = set()   # records being worked on now; recovery leaves them alone
+        self._lock = threading.Lock()
+
+    def _hook(self, stage: str) -> None:
+        if stage == self.crash_at:
+            log.warning("test hook: killing the agent after %s", stage)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # -- the steps ----------------------------------------------------------
+    def _store(self, rec: dict[str, Any], src: BinaryIO) -> None:
+        """Quarantine the content, or note why it was not kept."""
+        kept, why, qid = False, None, rec["id"]
+        if self.quarantine.public_key is None:
+            why = "no quarantine public key configured"
+        elif not self.quarantine.has_room(rec["size"]):
+            why = "quarantine full"
+        else:
+            meta = {k: rec[k] for k in ("original_path", "mountpoint", "medium", "size", "sha256",
+                                        "level", "rule", "user")}
+            try:
+                self.quarantine.store(qid, _HookedReader(src, self._hook), meta)
+                kept = True
+            except (OSError, QuarantineError) as exc:
+                why = f"could not write the quarantine entry: {exc}"
+        rec.update(state="stored", content_kept=kept, not_kept_reason=why)
+        self.journal.put(rec)
+        self._hook("stored")
+
+    def _remove(self, rec: dict[str, Any], path: str) -> None:
+        try:
+            os.unlink(path)
+            fsync_dir(os.path.dirname(path))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            rec["remove_error"] = f"{type(exc).__name__}: {exc}"
+        rec["state"] = "removed"
+        self.journal.put(rec)
+        self._hook("removed")
+
+    def _already_recorded(self, rec: dict[str, Any]) -> bool:
+        return any(e["id"] == rec["event_id"]
+                   for e in self.ctx.spool.iter_events(rec.get("seq_mark", 0), "file.blocked"))
+
+    def _record(self, rec: dict[str, Any]) -> dict[str, Any]:
+        f = rec["fields"]
+        details = dict(f.get("details") or {})
+        details["content_kept"] = rec.get("content_kept", False)
+        if rec.get("content_kept"):
+            details["quarantine_id"] = rec["id"]
+        elif rec.get("not_kept_reason"):
+            details["not_kept_reason"] = rec["not_kept_reason"]
+        if rec.get("remove_error"):
+            details["removed"] = False
+            details["remove_error"] = rec["remove_error"]
+        else:
+            details["removed"] = True
+        if rec.get("recovered"):
+            details["recovered_after_restart"] = True
+        event = make_event("file.blocked", severity="critical" if rec.get("remove_error") else "high",
+                           host=self.ctx.host, user=f.get("user"), medium=f.get("medium"),
+                           file=f.get("file"), process=f.get("process"), action="block",
+                           rule=f.get("rule"), details=details)
+        event["id"] = rec["event_id"]
+        stored = self.ctx.spool.append(event)
+        self._hook("recorded")
+        return stored
+
+    # -- the whole effect ----------------------------------------------------
+    def block(self, *, src: BinaryIO, path: str, mountpoint: str, medium_key: str,
+              sha256: str, size: int, level: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Quarantine `src` (the file's content), remove `path`, record file.blocked."""
+        seq_mark = self._last_seq()
+        rec = {"id": new_entry_id(), "state": "intent", "event_id": str(uuid.uuid4()),
+               "seq_mark": seq_mark, "medium_key": medium_key,
+               "fs_uuid": (fields.get("medium") or {}).get("fs_uuid"),
+               "mountpoint": mountpoint, "relpath": os.path.relpath(path, mountpoint),
+               "original_path": path, "medium": fields.get("medium"), "size": size, "sha256": sha256,
+               "level": level, "rule": fields.get("rule"), "user": fields.get("user"), "fields": fields}
+        with self._lock:
+            self._active.add(rec["id"])
+        try:
+            self.journal.put(rec)
+            self._hook("intent")
+            src.seek(0)
+            self._store(rec, src)
+            self._remove(rec, path)
+            event = self._record(rec)
+            self.journal.done(rec["id"])
+        finally:
+            with self._lock:
+                self._active.discard(rec["id"])
+        return event
+
+    def _last_seq(self) -> int:
+        try:
+            with self.ctx.spool._lock:
+                row = self.ctx.spool._db.execute("SELECT MAX(seq) FROM events").fetchone()
+            return int(row[0] or 0)
+        except Exception:
+            return 0
+
+    # -- recovery ---------------------------------------------------------
+    def recover(self, find_mount: Callable[[dict[str, Any]], str | None]) -> list[dict[str, Any]]:
+        """Resume journalled blocks. `find_mount(rec)` gives the medium's current mount
+        point or None when it is not mounted (the record then waits for it)."""
+        done = []
+        with self._lock:
+            if not self._active:
+                self.quarantine.discard_partial()
+            active = set(self._active)
+        for rec in self.journal.pending():
+            if rec.get("id") in active:
+                continue
+            try:
+                ev = self._resume(rec, find_mount)
+            except Exception:
+                log.exception("resuming blocked file %s", rec.get("original_path"))
+                continue
+            if ev is not None:
+                done.append(ev)
+        return done
+
+    def _resume(self, rec: dict[str, Any], find_mount: Callable[[dict[str, Any]], str | None]) -> dict[str, Any] | None:
+        rec["recovered"] = True
+        mount = find_mount(rec) if rec["state"] in ("intent", "stored") else None
+        path = os.path.join(mount, rec["relpath"]) if mount else None
+        if rec["state"] == "intent":
+            try:
+                self.quarantine.get(rec["id"])  # the entry was completed before the crash
+                rec.update(state="stored", content_kept=True, not_kept_reason=None)
+                self.journal.put(rec)
+            except QuarantineError:
+                if mount is None:
+                    return None  # wait until the medium is back
+                try:
+                    with open(path, "rb") as f:
+                        same = sha256_of(f) == rec["sha256"]
+                        if not same:
+                            # changed since: it will be (or was) scanned as its own write
+                            self.journal.done(rec["id"])
+                            return None
+                        f.seek(0)
+                        self._store(rec, f)
+                except FileNotFoundError:
+                    self.journal.done(rec["id"])  # removed by its owner before anything was done
+                    return None
+        if rec["state"] == "stored":
+            if mount is None:
+                return None
+            if path and os.path.exists(path):
+                with open(path, "rb") as f:
+                    same = sha256_of(f) == rec["sha256"]
+                if same:
+                    self._remove(rec, path)
+                else:
+                    rec["state"] = "removed"
+            else:
+                rec["state"] = "removed"
+                self.journal.put(rec)
+        event = None
+        if not self._already_recorded(rec):
+            event = self._record(rec)
+        self.journal.done(rec["id"])
+        return event

@@ -1,0 +1,357 @@
+"""MediaComponent: detect, identify, register and gate every removable medium.
+
+Sources (uevents, the mount table, a periodic re-enumeration) only put items on
+one queue; a single worker thread owns all state, so events for one device are
+handled in order and a burst cannot race with itself.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..context import AgentContext
+from ..levels import Level
+from ..model import MountedMedium
+from ..tomlconf import ConfigError
+from . import gate, registry as registry_mod
+from .classify import Classified, classify
+from .history import LevelHistory
+from .identity import identify, medium_key
+from .mounts import Mount, MountWatcher, mounts_of, read_mounts
+from .sysfs import BlockDevice, block_device, list_block, list_usb, usb_device
+from .uevents import Uevent, UeventSource
+from .users import active_user
+
+log = logging.getLogger(__name__)
+
+DECISION_KIND = {"allow": "medium.allowed", "read_only": "medium.read_only", "deny": "medium.denied"}
+DECISION_SEVERITY = {"allow": "info", "read_only": "medium", "deny": "high"}
+
+
+@dataclass
+class Tracked:
+    dev: BlockDevice
+    key: str
+    c: Classified
+    mounts: dict[int, Mount] = field(default_factory=dict)
+    published: dict[int, MountedMedium] = field(default_factory=dict)
+    enforced: set[int] = field(default_factory=set)     # mounts the agent took down
+    ro_set: bool = False                                 # the agent set BLKROSET
+
+    @property
+    def action(self) -> str:
+        return self.c.decision.action
+
+
+class MediaComponent:
+    name = "media"
+
+    def __init__(self, ctx: AgentContext, root: str = "/"):
+        self.ctx = ctx
+        self.cfg = ctx.config.media
+        self.root = root
+        self.host_class = ctx.config.host.class_
+        self.overrides = dict(ctx.config.policy.actions)
+        self.history = LevelHistory(ctx.config.state_dir)
+        self.registry = registry_mod.Registry()
+        self._registry_stamp: tuple[int, int] | None = None
+        self.media: dict[str, Tracked] = {}
+        self.usb_seen: dict[str, str] = {}
+        self.q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.source: UeventSource | None = None
+        self._last_overflow = 0.0
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        self._load_registry(initial=True)
+        self.q.put(("rescan", "start"))
+        try:
+            self.source = UeventSource(lambda ev: self.q.put(("uevent", ev)),
+                                       lambda why: self.q.put(("overflow", why)), self._stop)
+            self.source.start()
+        except OSError as exc:  # no netlink (containers): rescans alone keep the view right
+            log.warning("no device events (%s); re-enumerating every second", exc)
+            self.cfg.rescan_s = min(self.cfg.rescan_s, 1.0)
+        MountWatcher(lambda mounts: self.q.put(("mounts", mounts)), self._stop).start()
+        for target, name in ((self._worker, "baomi-media"), (self._ticker, "baomi-media-rescan")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.q.put(("stop", None))
+        for t in self._threads:
+            t.join(timeout=5)
+        if self.source:
+            self.source.close()
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(self.cfg.rescan_s):
+            self.q.put(("rescan", "periodic"))
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            kind, arg = self.q.get()
+            try:
+                if kind == "uevent":
+                    self._on_uevent(arg)
+                elif kind == "mounts":
+                    self._sync_mounts(arg)
+                elif kind == "rescan":
+                    self._rescan()
+                elif kind == "overflow":
+                    self._on_overflow(arg)
+            except Exception as exc:  # one bad device must not stop the gate for the others
+                log.exception("media: handling %s failed", kind)
+                try:
+                    self.ctx.record("media.error", severity="medium",
+                                    details={"while": kind, "error": f"{type(exc).__name__}: {exc}"})
+                except Exception:
+                    log.exception("media: cannot record error")
+
+    # -- registry ------------------------------------------------------------
+    def _load_registry(self, initial: bool = False) -> None:
+        path = Path(self.cfg.registry)
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (0, 0)
+        if stamp == self._registry_stamp:
+            return
+        self._registry_stamp = stamp
+        try:
+            key = (registry_mod.load_public_key(self.cfg.registry_public_key)
+                   if self.cfg.registry_public_key else None)
+            new = registry_mod.load(path, key)
+        except ConfigError as exc:
+            log.error("media registry not loaded, previous one stays in force: %s", exc)
+            self.ctx.record("registry.error", severity="high",
+                            details={"file": exc.file, "line": exc.line, "key": exc.key, "error": str(exc),
+                                     "kept_previous": True, "records_in_force": len(self.registry.records)})
+            return
+        for rec in new.forged:
+            self.ctx.record("medium.forged", severity="high", rule="registered.bad_signature",
+                            medium={**rec.binding, "registry_id": rec.id, "class": "personal", "level": None},
+                            details={"registry_id": rec.id, "problem": rec.problem, "file": str(path),
+                                     "when": "registry_load"})
+        for rec in new.records:
+            seen = self.history.get(rec.id)
+            if seen is not None and seen > rec.level:
+                self.ctx.record("registry.level_lowering_refused", severity="high",
+                                medium={**rec.binding, "registry_id": rec.id, "level": seen.id},
+                                details={"registry_id": rec.id, "requested": rec.level.id,
+                                         "kept": seen.id, "file": str(path)})
+            else:
+                self.history.raise_to(rec.id, rec.level)
+        self.registry = new
+        if not initial:
+            self.ctx.record("registry.loaded", details={"file": str(path), "records": len(new.records),
+                                                         "forged": len(new.forged)})
+            # media attached now are judged again under the new registry
+            for t in list(self.media.values()):
+                c = classify(t.c.identity, new, self.history.all(), self.host_class, self.overrides)
+                if (c.decision, c.identity.get("registry_id"), c.ceiling) != \
+                        (t.c.decision, t.c.identity.get("registry_id"), t.c.ceiling):
+                    self._removed(t, "registry changed")
+                    self._sync_block(t.dev.name)
+
+    # -- devices ---------------------------------------------------------------
+    def _on_uevent(self, ev: Uevent) -> None:
+        if ev.subsystem == "block":
+            self._sync_block(ev.name, ev.props)
+        elif ev.subsystem == "usb" and ev.devtype == "usb_device":
+            self._sync_usb(Path(self.root, "sys", ev.devpath.lstrip("/")), ev.action)
+
+    def _on_overflow(self, why: str) -> None:
+        now = time.monotonic()
+        if now - self._last_overflow > 1.0:  # one event per burst, not one per lost datagram
+            self._last_overflow = now
+            self.ctx.record("media.uevent_overflow", severity="medium", details={"reason": why})
+        self._rescan()
+
+    def _rescan(self) -> None:
+        self._load_registry()
+        names = set(list_block(self.root)) | set(self.media)
+        for name in sorted(names):
+            self._sync_block(name)
+        present = {}
+        for dev in list_usb(self.root):
+            present[str(dev.syspath)] = dev
+            self._sync_usb(dev.syspath, "add", dev)
+        for path in list(self.usb_seen):
+            if path not in present:
+                self.usb_seen.pop(path, None)
+        try:
+            self._sync_mounts(read_mounts())
+        except OSError as exc:
+            log.warning("cannot read the mount table: %s", exc)
+
+    def _sync_usb(self, syspath: Path, action: str, dev: Any = None) -> None:
+        key = str(syspath)
+        if action == "remove":
+            self.usb_seen.pop(key, None)
+            return
+        if key in self.usb_seen:
+            return
+        dev = dev or usb_device(syspath)
+        if dev is None:
+            return
+        self.usb_seen[key] = dev.kind or ""
+        if dev.kind in ("phone", "wireless"):
+            self.ctx.record(f"device.{dev.kind}", severity="medium", user=active_user(),
+                            details={"vendor_id": dev.vendor_id, "product_id": dev.product_id,
+                                     "serial": dev.serial, "manufacturer": dev.manufacturer,
+                                     "product": dev.product, "reason": dev.reason,
+                                     "interface_classes": [f"{c:02x}" for c in dev.interface_classes],
+                                     "host_class": self.host_class})
+
+    def _sync_block(self, name: str, props: dict[str, str] | None = None) -> None:
+        dev = block_device(name, self.root, self.cfg.extra_removable)
+        present = dev is not None and dev.removable and dev.size > 0 and dev.leaf
+        known = self.media.get(name)
+        if not present:
+            if known:
+                self._removed(known, "gone")
+            return
+        assert dev is not None
+        ident = identify(dev, props)
+        key = f"{name}-{medium_key(ident)}"
+        if known and known.key == key:
+            return
+        if known:  # another filesystem or medium behind the same name (reformatted, loop re-bound)
+            self._removed(known, "replaced")
+        self._inserted(dev, ident, key)
+
+    def _inserted(self, dev: BlockDevice, ident: dict[str, Any], key: str) -> None:
+        c = classify(ident, self.registry, self.history.all(), self.host_class, self.overrides)
+        t = Tracked(dev=dev, key=key, c=c)
+        self.media[dev.name] = t
+        effects = self._gate(t)                      # before anything else: speed is the point
+        user = active_user()
+        details = {"removable": dev.reason, "disk": dev.disk}
+        if not c.identity.get("fs_type"):
+            details["filesystem"] = "unknown or none"
+        self.ctx.record("medium.inserted", user=user, medium=c.identity, details=details)
+        if c.forged is not None:
+            self.ctx.record("medium.forged", severity="high", user=user, medium=c.identity,
+                            rule="registered.bad_signature",
+                            details={"registry_id": c.forged.id, "problem": c.forged.problem,
+                                     "treated_as": "personal"})
+        d = c.decision
+        self.ctx.record(DECISION_KIND[d.action], severity=DECISION_SEVERITY[d.action], user=user,
+                        medium=c.identity, action=d.action, rule=d.rule,
+                        details={"reason": d.reason, "effects": effects, "host_class": self.host_class})
+        try:
+            self._sync_device_mounts(t, read_mounts())
+        except OSError:
+            pass
+
+    def _gate(self, t: Tracked) -> list[str]:
+        effects = []
+        if t.action in ("deny", "read_only"):
+            for node in dict.fromkeys([t.dev.devnode] + ([f"/dev/{t.dev.disk}"] if t.dev.partition else [])):
+                if gate.set_read_only(node):
+                    t.ro_set = True
+                    effects.append(f"blkroset:{node}")
+        if t.action == "deny":
+            for iface in t.dev.usb_interfaces:
+                if gate.deauthorize(iface):
+                    effects.append(f"deauthorized:{iface.name}")
+        elif t.action == "allow" and gate.is_read_only(t.dev.devnode) and not t.dev.read_only:
+            gate.set_read_only(t.dev.devnode, False)  # left over from a previous medium on this node
+        return effects
+
+    def _removed(self, t: Tracked, why: str) -> None:
+        for mid in list(t.mounts):
+            self._unmounted(t, t.mounts.pop(mid), "medium removed")
+        self.media.pop(t.dev.name, None)
+        if t.ro_set and os.path.exists(t.dev.devnode):
+            gate.set_read_only(t.dev.devnode, False)   # the node may carry the next medium
+        self.ctx.record("medium.removed", user=active_user(), medium=t.c.identity, details={"why": why})
+
+    # -- mounts ----------------------------------------------------------------
+    def _sync_mounts(self, mounts: list[Mount]) -> None:
+        for t in list(self.media.values()):
+            self._sync_device_mounts(t, mounts)
+
+    def _sync_device_mounts(self, t: Tracked, mounts: list[Mount]) -> None:
+        now = {m.mount_id: m for m in mounts_of(mounts, t.dev.devnum, t.dev.devnode)}
+        for mid in [m for m in t.mounts if m not in now]:
+            self._unmounted(t, t.mounts.pop(mid), "unmounted")
+        for mid, m in now.items():
+            if mid not in t.mounts:
+                t.mounts[mid] = m
+                self._mounted(t, m)
+
+    def _mounted(self, t: Tracked, m: Mount) -> None:
+        ident = t.c.identity
+        details = {"mountpoint": m.mountpoint, "read_only": m.read_only, "fstype": m.fstype}
+        self.ctx.record("medium.mounted", medium=ident, action=t.action, rule=t.c.decision.rule, details=details)
+        if t.action == "deny":
+            ok, msg = gate.unmount(m.mountpoint)
+            gate.set_read_only(t.dev.devnode)
+            t.enforced.add(m.mount_id)
+            self.ctx.record("medium.denied", severity="high", user=active_user(), medium=ident, action="deny",
+                            rule=t.c.decision.rule, details={**details, "effect": msg, "unmounted": ok})
+            return
+        if t.action == "read_only" and not m.read_only:
+            ok, msg = gate.remount_read_only(t.dev.devnode, m.mountpoint, ident.get("fs_type", ""))
+            t.enforced.add(m.mount_id)
+            self.ctx.record("medium.read_only", severity="medium", user=active_user(), medium=ident,
+                            action="read_only", rule=t.c.decision.rule,
+                            details={**details, "effect": msg, "remounted": ok})
+            return
+        mm = MountedMedium(key=t.key, devnode=t.dev.devnode, mountpoint=Path(m.mountpoint),
+                           read_only=m.read_only, medium_class=ident["class"],
+                           level_ceiling=t.c.ceiling, registry_id=ident.get("registry_id"),
+                           identity=dict(ident))
+        t.published[m.mount_id] = mm
+        self.ctx.bus.publish("medium.mounted", mm)
+
+    def _unmounted(self, t: Tracked, m: Mount, why: str) -> None:
+        mm = t.published.pop(m.mount_id, None)
+        if mm is not None:
+            self.ctx.bus.publish("medium.unmounted", mm)
+        by_agent = m.mount_id in t.enforced
+        t.enforced.discard(m.mount_id)
+        self.ctx.record("medium.unmounted", medium=t.c.identity, action=t.action if by_agent else None,
+                        rule=t.c.decision.rule if by_agent else None,
+                        details={"mountpoint": m.mountpoint, "why": "by the gate" if by_agent else why,
+                                 "mountpoint_exists": os.path.isdir(m.mountpoint)})
+
+    # -- for `media list` and tests ---------------------------------------------
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [{**t.c.identity, "action": t.action, "rule": t.c.decision.rule,
+                 "mounts": [m.mountpoint for m in t.mounts.values()]} for t in self.media.values()]
+
+
+def inventory(config: Any, root: str = "/") -> list[dict[str, Any]]:
+    """What `media list` shows without the daemon: attached removable media, class, level, decision, mounts."""
+    from .sysfs import removable_media
+    cfg = config.media
+    key = registry_mod.load_public_key(cfg.registry_public_key) if cfg.registry_public_key else None
+    reg = registry_mod.load(cfg.registry, key)
+    levels = LevelHistory(config.state_dir).all() if Path(config.state_dir).exists() else {}
+    try:
+        mounts = read_mounts()
+    except OSError:
+        mounts = []
+    out = []
+    for dev in removable_media(root, cfg.extra_removable):
+        c = classify(identify(dev), reg, levels, config.host.class_, config.policy.actions)
+        out.append({**c.identity, "action": c.decision.action, "rule": c.decision.rule,
+                    "forged": c.forged.id if c.forged else None,
+                    "usb_interfaces": [i.name for i in dev.usb_interfaces],
+                    "mounts": [{"mountpoint": m.mountpoint, "read_only": m.read_only}
+                               for m in mounts_of(mounts, dev.devnum, dev.devnode)]})
+    return out

@@ -1,0 +1,175 @@
+"""Desktop notifications to the user who wrote a file, in their language.
+
+Root cannot talk to a user's session bus, so delivery goes through, in order:
+
+1. the channels in ctx.notifiers (the per-session helper `baomi-session`
+   registers one: fn(uid, summary, body, urgency) -> delivered?);
+2. a child process that drops to the user's uid/gid and calls
+   org.freedesktop.Notifications.Notify on their session bus
+   (unix:path=/run/user/UID/bus) with jeepney.
+
+Messages are Chinese when the user's locale is zh_* (their LANG, else the
+system locale), English otherwise.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+log = logging.getLogger(__name__)
+
+MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
+    "zh": {
+        "block": ("文件已被拦截:{name}",
+                  "{name} 含{level_zh}级标志,不能拷贝到此移动存储介质({reason})。文件已移入隔离区,如需使用请联系保密管理员。"),
+        "block_uninspectable": ("文件已被拦截:{name}",
+                                "无法检查 {name} 的内容({why}),按规定不能拷贝到此移动存储介质。请联系保密管理员。"),
+        "notify": ("请注意:{name}",
+                   "{name} 为{level_zh}文件,已拷贝到移动存储介质。此次拷贝已记录。"),
+        "notify_uninspectable": ("请注意:{name}", "无法检查 {name} 的内容({why}),此次拷贝已记录。"),
+    },
+    "en": {
+        "block": ("File blocked: {name}",
+                  "{name} is marked {level_en} and may not be copied to this removable medium ({reason}). "
+                  "It was moved to quarantine; ask your security administrator if you need it."),
+        "block_uninspectable": ("File blocked: {name}",
+                                "The content of {name} could not be inspected ({why}), so it may not be copied "
+                                "to this removable medium. Ask your security administrator."),
+        "notify": ("Notice: {name}",
+                   "{name} is an {level_en} file and was copied to a removable medium. The copy was recorded."),
+        "notify_uninspectable": ("Notice: {name}",
+                                 "The content of {name} could not be inspected ({why}); the copy was recorded."),
+    },
+}
+
+
+def system_lang(default_locale: Path = Path("/etc/default/locale"),
+                locale_conf: Path = Path("/etc/locale.conf")) -> str | None:
+    for path in (default_locale, locale_conf):
+        try:
+            for line in path.read_text("utf-8", "replace").splitlines():
+                key, _, value = line.strip().partition("=")
+                if key in ("LC_ALL", "LC_MESSAGES", "LANG") and value:
+                    return value.strip().strip('"')
+        except OSError:
+            continue
+    return None
+
+
+def user_lang(uid: int, hint: str | None = None, proc: Path = Path("/proc")) -> str | None:
+    """The user's LANG: the writer's own (hint), else any of their processes', else the system's."""
+    if hint:
+        return hint
+    from .enforce.writer import lang_of
+    try:
+        pids = [p.name for p in proc.iterdir() if p.name.isdigit()]
+    except OSError:
+        pids = []
+    for pid in pids:
+        try:
+            if (proc / pid).stat().st_uid != uid:
+                continue
+        except OSError:
+            continue
+        lang = lang_of(int(pid))
+        if lang:
+            return lang
+    return system_lang()
+
+
+def language(lang: str | None) -> str:
+    return "zh" if (lang or "").lower().startswith("zh") else "en"
+
+
+def render(key: str, lang: str | None, **params: Any) -> tuple[str, str]:
+    summary, body = MESSAGES[language(lang)][key]
+    return summary.format(**params), body.format(**params)
+
+
+def session_bus_address(uid: int) -> str | None:
+    path = Path(f"/run/user/{uid}/bus")
+    return f"unix:path={path}" if path.exists() else None
+
+
+def send_as_user(uid: int, summary: str, body: str, urgency: str = "normal",
+                 address: str | None = None, timeout: float = 5.0) -> bool:
+    """Run a child as `uid` that calls Notify on the user's session bus; True if it was shown."""
+    address = address or session_bus_address(uid)
+    if address is None or uid == 0 and address is None:
+        return False
+    try:
+        pw = pwd.getpwuid(uid)
+        gid, home = pw.pw_gid, pw.pw_dir
+    except KeyError:
+        gid, home = uid, "/"
+    env = {"DBUS_SESSION_BUS_ADDRESS": address, "HOME": home, "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    msg = json.dumps({"summary": summary, "body": body, "urgency": urgency})
+    try:
+        proc = subprocess.run([sys.executable, "-m", "baomi.agent.notify"], input=msg, text=True,
+                              env=env, user=uid, group=gid, extra_groups=[], capture_output=True,
+                              timeout=timeout, cwd="/")
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.info("notification to uid %s not delivered: %s", uid, exc)
+        return False
+    if proc.returncode != 0:
+        log.info("notification to uid %s not delivered: %s", uid, proc.stderr.strip()[-300:])
+    return proc.returncode == 0
+
+
+def deliver(uid: int, summary: str, body: str, urgency: str = "normal",
+            notifiers: Iterable[Callable[[int, str, str, str], bool]] = (),
+            address: str | None = None) -> str | None:
+    """Try each channel; returns the one that delivered ("helper" / "session-bus") or None."""
+    for fn in list(notifiers):
+        try:
+            if fn(uid, summary, body, urgency):
+                return "helper"
+        except Exception:
+            log.exception("notifier %r failed", fn)
+    if send_as_user(uid, summary, body, urgency, address=address):
+        return "session-bus"
+    return None
+
+
+def deliver_async(uid: int, summary: str, body: str, urgency: str,
+                  notifiers: Iterable[Callable[[int, str, str, str], bool]] = (),
+                  on_done: Callable[[str | None], None] | None = None) -> threading.Thread:
+    """Deliver without holding up enforcement (a session bus may be slow to answer)."""
+    def run() -> None:
+        channel = deliver(uid, summary, body, urgency, notifiers)
+        if on_done:
+            on_done(channel)
+    t = threading.Thread(target=run, name="baomi-notify", daemon=True)
+    t.start()
+    return t
+
+
+def _child() -> int:
+    """Runs as the user: one Notify call on DBUS_SESSION_BUS_ADDRESS."""
+    from jeepney import DBusAddress, new_method_call
+    from jeepney.io.blocking import open_dbus_connection
+    msg = json.loads(sys.stdin.read())
+    urgency = {"low": 0, "normal": 1, "critical": 2}.get(msg.get("urgency"), 1)
+    addr = DBusAddress("/org/freedesktop/Notifications", bus_name="org.freedesktop.Notifications",
+                       interface="org.freedesktop.Notifications")
+    call = new_method_call(addr, "Notify", "susssasa{sv}i",
+                           ("baomi", 0, "dialog-warning", msg["summary"], msg["body"], [],
+                            {"urgency": ("y", urgency)}, -1))
+    with open_dbus_connection(bus=os.environ["DBUS_SESSION_BUS_ADDRESS"]) as conn:
+        reply = conn.send_and_get_reply(call, timeout=4)
+    if reply.header.message_type.name == "error":
+        print(f"Notify failed: {reply.body}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child())

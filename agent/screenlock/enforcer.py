@@ -1,0 +1,282 @@
+"""The screen-lock loop: read sessions from logind (plus helper reports), decide, act, record.
+
+Every poll_s (sooner when logind signals a session change, and every 0.2 s
+while a lock awaits verification) the enforcer lists all sessions, records
+sessions that came and went, merges each session's idle/lock state from
+logind and its helper, runs decide.step and carries out the actions: lock via
+logind LockSession then the helper's desktop lock; verify; report.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from ..context import AgentContext
+from .decide import Action, Policy, SessionMemory, SessionView, logind_idle_s, merge_idle, session_changes, step
+from .desktop_settings import settings_drift
+from .logind import Logind, LogindSession, LogindUnavailable, SignalWatcher
+from .server import HelperConn, HelperServer
+
+log = logging.getLogger("baomi.agent.screenlock")
+
+VERIFY_POLL_S = 0.2
+
+
+def policy_from(ctx: AgentContext) -> Policy:
+    c = ctx.config.screenlock
+    return Policy(idle_limit_s=float(c.idle_limit_s), verify_s=c.verify_s, on_failure=c.on_failure,
+                  absence_min=c.absence_min, absence_action=c.absence_action, helper_grace_s=c.helper_grace_s)
+
+
+class Enforcer:
+    def __init__(self, ctx: AgentContext, server: HelperServer | None = None,
+                 logind_factory: Callable[[], Logind] = Logind) -> None:
+        self.ctx = ctx
+        self.server = server
+        self.policy = policy_from(ctx)
+        self.poll_s = ctx.config.screenlock.poll_s
+        self.retry_s = ctx.config.screenlock.logind_retry_s
+        self.logind_factory = logind_factory
+        self.logind: Logind | None = None
+        self.sessions: dict[str, LogindSession] = {}
+        self.memory: dict[str, SessionMemory] = {}
+        self.drift_seen: dict[str, frozenset] = {}
+        self.available = threading.Event()     # logind reachable
+        self.unavailable_reason: str | None = None
+        self._wake = threading.Event()
+        self._ticked = threading.Condition()
+        self._ticks = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watcher: SignalWatcher | None = None
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="screenlock", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._watcher:
+            self._watcher.stop()
+        if self._thread:
+            self._thread.join(timeout=10)
+        if self.logind:
+            self.logind.close()
+
+    def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    # -- hooks for the helper server
+
+    def check_session(self, session_id: str, uid: int) -> str | None:
+        """Refusal reason for a helper claiming (session, uid), or None when plausible."""
+        if not self.available.is_set():
+            return None  # no logind to ask: the SO_PEERCRED uid check alone applies
+        s = self.sessions.get(session_id)
+        if s is None:  # maybe newer than our last listing: resync once and look again
+            self._wait_tick(timeout=self.poll_s + 2)
+            s = self.sessions.get(session_id)
+        if s is None:
+            return f"session {session_id} is not known to logind"
+        if s.uid != uid:
+            return f"session {session_id} belongs to uid {s.uid}, not {uid}"
+        return None
+
+    def helper_gone(self, conn: HelperConn) -> None:
+        s = self.sessions.get(conn.session)
+        if s is None:
+            return  # the session ended with its helper: nothing missing
+        self.ctx.record("helper.missing", severity="high", user=_user(s), session=_session(s, None),
+                        details={"reason": "disconnected", "helper_pid": conn.peer.pid,
+                                 "connected_s": round(time.monotonic() - conn.connected_at, 1)})
+        mem = self.memory.get(conn.session)
+        if mem is not None:  # count the grace period again from now
+            from dataclasses import replace
+            self.memory[conn.session] = replace(mem, first_seen=time.monotonic(), helper_missing_reported=True)
+        self.wake()
+
+    def helper_state(self, conn: HelperConn) -> None:
+        settings = conn.state.get("settings")
+        if not settings:
+            return
+        drift = settings_drift(settings, int(self.policy.idle_limit_s))
+        key = frozenset((k, str(v["value"])) for k, v in drift.items())
+        if drift and self.drift_seen.get(conn.session) != key:
+            s = self.sessions.get(conn.session)
+            self.ctx.record("screenlock.settings_drift", severity="medium",
+                            user=_user(s) if s else {"uid": conn.uid, "name": None, "session": conn.session},
+                            session=_session(s, None) if s else {"id": conn.session},
+                            details={"source": "session", "desktop": conn.desktop, "keys": drift})
+        self.drift_seen[conn.session] = key
+
+    # -- the loop
+
+    def _wait_tick(self, timeout: float) -> None:
+        with self._ticked:
+            target = self._ticks + 1
+            self._wake.set()
+            self._ticked.wait_for(lambda: self._ticks >= target or self._stop.is_set(), timeout=timeout)
+
+    def _connect(self) -> bool:
+        try:
+            lg = self.logind_factory().connect()
+        except LogindUnavailable as exc:
+            reason = str(exc)
+            if self.unavailable_reason is None:
+                log.warning("screen lock cannot be enforced: %s; retrying every %ss", reason, self.retry_s)
+                self.ctx.record("screenlock.unavailable", severity="high",
+                                details={"error": reason, "retry_s": self.retry_s})
+            self.unavailable_reason = reason
+            return False
+        self.logind = lg
+        if self.unavailable_reason is not None:
+            log.warning("logind reachable again; screen lock enforced")
+            self.ctx.record("screenlock.available", details={"after_error": self.unavailable_reason})
+        self.unavailable_reason = None
+        self.available.set()
+        if self._watcher is None:
+            self._watcher = SignalWatcher(lg.address, self.wake)
+            self._watcher.start()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and not self.ctx.stopping.is_set():
+            if self.logind is None and not self._connect():
+                self._stop.wait(self.retry_s)
+                continue
+            try:
+                self.tick()
+            except Exception as exc:
+                log.warning("logind query failed, reconnecting: %s", exc)
+                self.available.clear()
+                if self.logind:
+                    self.logind.close()
+                self.logind = None
+                continue
+            pending = any(m.lock_sent_at is not None for m in self.memory.values())
+            self._wake.wait(VERIFY_POLL_S if pending else self.poll_s)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        assert self.logind is not None
+        listed = self.logind.list_sessions()
+        now, wall = time.monotonic(), time.time()
+        current = {s.id: s for s in listed if s.class_ in ("user", "")}
+        started, ended = session_changes(set(self.sessions), set(current))
+        for sid in ended:
+            s = self.sessions[sid]
+            self.memory.pop(sid, None)
+            self.drift_seen.pop(sid, None)
+            self.ctx.record("session.ended", user=_user(s), session=_session(s, None))
+        for sid in started:
+            s = current[sid]
+            self.memory[sid] = SessionMemory(first_seen=now)
+            self.ctx.record("session.started", user=_user(s), session=_session(s, None),
+                            details={"class": s.class_, "remote": s.remote, "active": s.active,
+                                     "existing": self._ticks == 0})
+        self.sessions = current
+        for sid, s in current.items():
+            view = self._view(s, now, wall)
+            mem, actions = step(self.policy, view, self.memory.get(sid, SessionMemory(first_seen=now)), now)
+            self.memory[sid] = mem
+            for action in actions:
+                self._act(action, s, view)
+        with self._ticked:
+            self._ticks += 1
+            self._ticked.notify_all()
+
+    def _view(self, s: LogindSession, now: float, wall: float) -> SessionView:
+        helper = self.server.state(s.id) if self.server else None
+        helper_idle = helper["idle_ms"] / 1000.0 if helper and helper.get("idle_ms") is not None else None
+        idle = merge_idle(logind_idle_s(s.idle_hint, s.idle_since_mono_us, s.idle_since_us, now, wall), helper_idle)
+        locked = s.locked_hint or bool(helper and helper.get("locked") is True)
+        connected = self.server.helper_for(s.id) is not None if self.server else False
+        return SessionView(id=s.id, uid=s.uid, name=s.name, seat=s.seat, type=s.type, class_=s.class_,
+                           idle_s=idle, locked=locked, helper=connected)
+
+    # -- effects
+
+    def _act(self, a: Action, s: LogindSession, view: SessionView) -> None:
+        user, session = _user(s), _session(s, view.idle_s)
+        if a.kind == "lock":
+            error = None
+            try:
+                self.logind.lock_session(s.id)  # type: ignore[union-attr]
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("LockSession(%s) failed: %s", s.id, error)
+            if self.server and self.server.helper_for(s.id):
+                threading.Thread(target=self._helper_lock, args=(s.id,), daemon=True).start()
+            log.info("locking idle session %s of %s (idle %.1fs, attempt %s)", s.id, s.name,
+                     view.idle_s or 0, a.details["attempt"])
+            if error:
+                a.details["logind_error"] = error
+        elif a.kind == "enforced":
+            self.ctx.record("screenlock.enforced", user=user, session=session,
+                            rule="screenlock.idle_limit",
+                            details={**a.details, "idle_limit_s": self.policy.idle_limit_s,
+                                     "helper": view.helper})
+        elif a.kind == "failed":
+            log.warning("session %s of %s did not lock within %ss", s.id, s.name, self.policy.verify_s)
+            self.ctx.record("screenlock.failed", severity="high", user=user, session=session,
+                            rule="screenlock.idle_limit",
+                            details={**a.details, "idle_limit_s": self.policy.idle_limit_s,
+                                     "helper": view.helper, "locked_hint": s.locked_hint})
+        elif a.kind == "terminate":
+            self._terminate(s, user, session, "screenlock.failed")
+        elif a.kind == "helper_missing":
+            self.ctx.record("helper.missing", severity="high", user=user, session=session, details=a.details)
+        elif a.kind == "absence_warn":
+            minutes = self.policy.absence_min
+            what = "logged out" if a.details["action"] == "logout" else "powered off"
+            self._notify(s.uid, "Idle session", f"No activity for almost {minutes} minutes: this session "
+                         f"will be {what} in about a minute.", "critical")
+            self.ctx.record("screenlock.absence_warning", user=user, session=session, details=a.details)
+        elif a.kind == "absence":
+            self.ctx.record("screenlock.absence", severity="medium", user=user, session=session,
+                            rule="screenlock.absence", details=a.details)
+            if a.details["action"] == "poweroff":
+                try:
+                    self.logind.power_off()  # type: ignore[union-attr]
+                except Exception as exc:
+                    log.warning("PowerOff failed: %s", exc)
+            else:
+                self._terminate(s, user, session, "screenlock.absence")
+
+    def _terminate(self, s: LogindSession, user: dict, session: dict, reason: str) -> None:
+        error = None
+        try:
+            self.logind.terminate_session(s.id)  # type: ignore[union-attr]
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self.ctx.record("session.terminated", severity="high" if error else "medium", user=user,
+                        session=session, rule=reason, details={"error": error})
+
+    def _helper_lock(self, session_id: str) -> None:
+        ok = self.server.lock(session_id) if self.server else None
+        if ok is False:
+            log.warning("helper of session %s could not lock the desktop", session_id)
+        self.wake()
+
+    def _notify(self, uid: int, summary: str, body: str, urgency: str) -> bool:
+        for fn in list(self.ctx.notifiers):
+            try:
+                if fn(uid, summary, body, urgency):
+                    return True
+            except Exception:
+                log.exception("notifier failed")
+        return False
+
+
+def _user(s: LogindSession) -> dict[str, Any]:
+    return {"uid": s.uid, "name": s.name, "session": s.id}
+
+
+def _session(s: LogindSession, idle_s: float | None) -> dict[str, Any]:
+    return {"id": s.id, "seat": s.seat, "type": s.type,
+            "idle_s": round(idle_s, 3) if idle_s is not None else None}

@@ -1,0 +1,220 @@
+"""Console accounts and sessions: argon2 password hashes, server-side sessions
+that expire, CSRF tokens, and lock-out after repeated failed logins.
+
+The session cookie holds a random token; the store keeps only its sha256, so a
+copy of the database does not let anyone take over a session. Every login,
+failed login, lock-out and logout is an event in the events table.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from .. import db
+from ..config import ConsoleSection
+from ..store import insert_collector_event
+from .roles import ROLES
+
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+sessions = sa.Table(
+    "console_sessions", sa.MetaData(),
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+MIN_PASSWORD = 12
+_COMMON = {"password", "passw0rd", "123456", "12345678", "qwerty", "admin", "baomi", "letmein",
+           "welcome", "changeme", "iloveyou", "abc123", "111111", "000000", "secret"}
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    if t is None:
+        return None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------- accounts
+
+def check_name(name: str) -> str | None:
+    if not name or len(name) > 64 or not set(name) <= _NAME_CHARS or name == "collector":
+        return "account names are 1-64 characters of letters, digits, '.', '_' and '-' (not 'collector')"
+    return None
+
+
+def password_problem(name: str, password: str) -> str | None:
+    """Why a password is too weak, or None. No default or trivial passwords (004 第三十一条)."""
+    if not password:
+        return "the password is empty"
+    if len(password) < MIN_PASSWORD:
+        return f"the password is shorter than {MIN_PASSWORD} characters"
+    low = password.lower()
+    if name and name.lower() in low:
+        return "the password contains the account name"
+    if low in _COMMON or any(low.startswith(c) and len(set(low[len(c):])) <= 2 for c in _COMMON):
+        return "the password is a common password"
+    if len(set(password)) < 6:
+        return "the password repeats too few different characters"
+    classes = sum(any(test(c) for c in password) for test in
+                  (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum()))
+    if classes < 3 and len(password) < 16:
+        return "use at least three of lower case, upper case, digits and symbols (or 16+ characters)"
+    return None
+
+
+def add_user(conn: sa.Connection, name: str, role: str, password: str, by: str = "cli") -> None:
+    problem = check_name(name) or (None if role in ROLES else f"role must be one of {', '.join(ROLES)}") \
+        or password_problem(name, password)
+    if problem:
+        raise ValueError(problem)
+    if conn.execute(sa.select(db.users.c.name).where(db.users.c.name == name)).first():
+        raise ValueError(f"account {name!r} already exists (one account holds exactly one role)")
+    conn.execute(db.users.insert().values(name=name, role=role, password_hash=_hasher.hash(password),
+                                          created_at=now(), failed_logins=0, disabled=False))
+    insert_collector_event(conn, "console.user_added", user_name=by,
+                           details={"account": name, "role": role})
+
+
+def set_disabled(conn: sa.Connection, name: str, disabled: bool, by: str = "cli") -> None:
+    res = conn.execute(db.users.update().where(db.users.c.name == name)
+                       .values(disabled=disabled, failed_logins=0, locked_until=None))
+    if res.rowcount == 0:
+        raise ValueError(f"no account named {name!r}")
+    if disabled:
+        conn.execute(sessions.delete().where(sessions.c.user_name == name))
+    insert_collector_event(conn, "console.user_disabled" if disabled else "console.user_enabled",
+                           user_name=by, details={"account": name})
+
+
+def set_password(conn: sa.Connection, name: str, password: str, by: str = "cli") -> None:
+    problem = password_problem(name, password)
+    if problem:
+        raise ValueError(problem)
+    res = conn.execute(db.users.update().where(db.users.c.name == name)
+                       .values(password_hash=_hasher.hash(password), failed_logins=0, locked_until=None))
+    if res.rowcount == 0:
+        raise ValueError(f"no account named {name!r}")
+    conn.execute(sessions.delete().where(sessions.c.user_name == name))
+    insert_collector_event(conn, "console.password_changed", user_name=by, details={"account": name})
+
+
+# ----------------------------------------------------------------- sessions
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    role: str
+    csrf: str
+    token_hash: str
+
+    def csrf_ok(self, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf, str(token))
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str | None        # the cookie value on success
+    reason: str              # ok | bad_credentials | locked
+
+
+def login(engine: sa.Engine, cfg: ConsoleSection, name: str, password: str, remote: str) -> LoginResult:
+    name = (name or "")[:128]
+    password = (password or "")[:1024]
+    U = db.users
+    t = now()
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(U).where(U.c.name == name)).first()
+        locked_until = _aware(row.locked_until) if row else None
+        if row is None or row.disabled:
+            _verify(_DUMMY_HASH, password)
+            insert_collector_event(conn, "console.login_failed", severity="low", user_name=name or None,
+                                   details={"reason": "unknown_or_disabled", "remote": remote})
+            return LoginResult(None, "bad_credentials")
+        if locked_until and locked_until > t:
+            _verify(_DUMMY_HASH, password)
+            insert_collector_event(conn, "console.login_failed", severity="medium", user_name=name,
+                                   details={"reason": "locked", "remote": remote,
+                                            "locked_until": locked_until.isoformat()})
+            return LoginResult(None, "locked")
+        if not _verify(row.password_hash, password):
+            failed = row.failed_logins + 1
+            if failed >= cfg.max_failed_logins:
+                until = t + dt.timedelta(seconds=cfg.lockout_s)
+                conn.execute(U.update().where(U.c.name == name).values(failed_logins=0, locked_until=until))
+                insert_collector_event(conn, "console.lockout", severity="high", user_name=name,
+                                       details={"failures": failed, "remote": remote,
+                                                "locked_until": until.isoformat()})
+            else:
+                conn.execute(U.update().where(U.c.name == name).values(failed_logins=failed))
+            insert_collector_event(conn, "console.login_failed", severity="low", user_name=name,
+                                   details={"reason": "bad_password", "remote": remote, "failures": failed})
+            return LoginResult(None, "locked" if failed >= cfg.max_failed_logins else "bad_credentials")
+        values: dict = {"failed_logins": 0, "locked_until": None}
+        if _hasher.check_needs_rehash(row.password_hash):
+            values["password_hash"] = _hasher.hash(password)
+        conn.execute(U.update().where(U.c.name == name).values(**values))
+        token = secrets.token_urlsafe(32)
+        conn.execute(sessions.delete().where(sessions.c.expires_at < t))  # housekeeping
+        conn.execute(sessions.insert().values(token_hash=_sha(token), user_name=name, role=row.role,
+                                              csrf=secrets.token_urlsafe(32), created_at=t,
+                                              expires_at=t + dt.timedelta(seconds=cfg.session_ttl_s)))
+        insert_collector_event(conn, "console.login", user_name=name, details={"role": row.role, "remote": remote})
+    return LoginResult(token, "ok")
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def lookup(engine: sa.Engine, cfg: ConsoleSection, token: str | None) -> Session | None:
+    """The live session for a cookie value; idle sessions expire after session_ttl_s."""
+    if not token or len(token) > 128:
+        return None
+    h = _sha(token)
+    t = now()
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(sessions).where(sessions.c.token_hash == h)).first()
+        if row is None or _aware(row.expires_at) <= t:
+            return None
+        # slide the expiry, but write at most once a minute per session
+        if _aware(row.expires_at) - t < dt.timedelta(seconds=cfg.session_ttl_s - 60):
+            conn.execute(sessions.update().where(sessions.c.token_hash == h)
+                         .values(expires_at=t + dt.timedelta(seconds=cfg.session_ttl_s)))
+            conn.commit()
+    return Session(row.user_name, row.role, row.csrf, h)
+
+
+def logout(engine: sa.Engine, session: Session, remote: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sessions.delete().where(sessions.c.token_hash == session.token_hash))
+        insert_collector_event(conn, "console.logout", user_name=session.user, details={"remote": remote})
+
+
+def login_csrf() -> str:
+    """A fresh value for the login form's double-submit cookie."""
+    return secrets.token_urlsafe(24)

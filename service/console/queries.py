@@ -1,0 +1,317 @@
+"""What the console reads from the store: event filters, keyset pages, the
+dashboard's aggregates, the hosts and the console's own audit trail.
+
+Pure SQLAlchemy Core over the tables in baomi.service.db; works on SQLite and
+PostgreSQL. Pages are keyset pages over (time, pk) so page 20,000 costs the
+same as page 1; nothing here counts all rows of a big table.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterator, Mapping
+
+import sqlalchemy as sa
+
+from baomi.agent.events import ACTIONS, SEVERITIES
+from baomi.agent.levels import LEVEL_IDS
+
+from .. import db
+from ..store import COLLECTOR_AGENT_ID
+
+E = db.events
+PAGE_SIZE = 50
+MAX_TEXT = 256          # longest accepted free-text filter value
+TRIAGE_STATUSES = ("new", "investigating", "closed")
+SORTS = ("time_desc", "time_asc")
+_KIND_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_*]+)*\.?$")
+_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+# Dashboard counters: what each tile counts.
+BLOCKED_KINDS = ("file.blocked",)
+DENIED_KINDS = ("medium.denied",)
+SCREENLOCK_VIOLATION_KINDS = ("screenlock.failed", "screenlock.enforced", "screenlock.settings_drift")
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be used; `field` names the parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Stored times come back naive from SQLite and aware from PostgreSQL: make them aware UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def parse_time(field: str, text: str) -> dt.datetime:
+    """Accept `2026-11-22`, `2026-11-22T08:30`, `2026-11-22 08:30:00` or with Z/offset; naive means UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise FilterError(field, f"{text[:40]!r} is not a date or time (expected e.g. 2026-11-22 or "
+                                 "2026-11-22T08:30)") from None
+    return utc(value)  # type: ignore[return-value]
+
+
+@dataclass
+class EventFilter:
+    host: str = ""
+    user: str = ""
+    kind: str = ""
+    level: str = ""
+    action: str = ""
+    severity: str = ""
+    status: str = ""
+    q: str = ""
+    since: str = ""
+    until: str = ""
+
+    def params(self) -> dict[str, str]:
+        """The non-empty values, for links that keep the filter (pages, export)."""
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+def parse_filter(params: Mapping[str, str]) -> EventFilter:
+    """Validate the query parameters of /events; raise FilterError naming the first bad one."""
+    f = EventFilter()
+    for fd in fields(EventFilter):
+        value = params.get(fd.name, "") or ""
+        value = value.strip()
+        if len(value) > MAX_TEXT:
+            raise FilterError(fd.name, f"too long ({len(value)} characters, at most {MAX_TEXT})")
+        if "\x00" in value:
+            raise FilterError(fd.name, "contains a NUL character")
+        setattr(f, fd.name, value)
+    checks = (("level", LEVEL_IDS), ("action", ACTIONS), ("severity", SEVERITIES), ("status", TRIAGE_STATUSES))
+    for name, allowed in checks:
+        value = getattr(f, name)
+        if value and value not in allowed:
+            raise FilterError(name, f"{value[:40]!r} is not one of {', '.join(allowed)}")
+    if f.kind and not _KIND_RE.match(f.kind):
+        raise FilterError("kind", f"{f.kind[:40]!r} is not an event kind (e.g. file.blocked, or file. for all file.*)")
+    for name in ("since", "until"):
+        if getattr(f, name):
+            parse_time(name, getattr(f, name))
+    return f
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def event_conditions(f: EventFilter) -> list[sa.ColumnElement[bool]]:
+    """WHERE clauses for a validated filter. The console's own audit events are not shown among
+    the events (they are in /audit, for the auditor only)."""
+    conds: list[sa.ColumnElement[bool]] = [
+        sa.not_(sa.and_(E.c.agent_id == COLLECTOR_AGENT_ID, E.c.kind.like("console.%"))),
+    ]
+    for name in ("host", "user"):
+        value = getattr(f, name)
+        if value:
+            conds.append((E.c.host_name if name == "host" else E.c.user_name) == value)
+    if f.kind:
+        if f.kind.endswith(".") or f.kind.endswith(".*"):
+            conds.append(E.c.kind.like(_like_escape(f.kind.rstrip("*")) + "%", escape="\\"))
+        else:
+            conds.append(E.c.kind == f.kind)
+    for name in ("level", "action", "severity", "status"):
+        value = getattr(f, name)
+        if value:
+            conds.append(getattr(E.c, name) == value)
+    if f.since:
+        conds.append(E.c.time >= parse_time("since", f.since))
+    if f.until:
+        until = parse_time("until", f.until)
+        if len(f.until.strip()) == 10:  # a bare date means the whole day
+            until += dt.timedelta(days=1)
+            conds.append(E.c.time < until)
+        else:
+            conds.append(E.c.time <= until)
+    if f.q:
+        if _SHA256_RE.match(f.q):
+            conds.append(E.c.file_sha256 == f.q.lower())
+        else:
+            conds.append(E.c.file_name.like("%" + _like_escape(f.q) + "%", escape="\\"))
+    return conds
+
+
+# ----------------------------------------------------------------- keyset pages
+
+def encode_cursor(time: dt.datetime, pk: int) -> str:
+    raw = f"{utc(time).isoformat()}|{pk}"  # type: ignore[union-attr]
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[dt.datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        stamp, pk = raw.split("|")
+        return utc(dt.datetime.fromisoformat(stamp)), int(pk)  # type: ignore[return-value]
+    except (ValueError, UnicodeDecodeError):
+        raise FilterError("cursor", "is not a page position from this console") from None
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+LIST_COLUMNS = (E.c.pk, E.c.event_id, E.c.agent_id, E.c.seq, E.c.time, E.c.kind, E.c.severity,
+                E.c.host_name, E.c.user_name, E.c.level, E.c.action, E.c.file_name, E.c.file_sha256,
+                E.c.status)
+
+
+def _keyset(conds: list[Any], cursor: str | None, sort: str, limit: int,
+            columns: tuple[Any, ...] = LIST_COLUMNS) -> sa.Select:
+    key = sa.tuple_(E.c.time, E.c.pk)
+    if cursor:
+        t, pk = decode_cursor(cursor)
+        pos = sa.tuple_(sa.literal(t, E.c.time.type), sa.literal(pk, E.c.pk.type))
+        conds = [*conds, key > pos if sort == "time_asc" else key < pos]
+    order = (E.c.time.asc(), E.c.pk.asc()) if sort == "time_asc" else (E.c.time.desc(), E.c.pk.desc())
+    return sa.select(*columns).where(*conds).order_by(*order).limit(limit)
+
+
+def _page(conn: sa.Connection, stmt: sa.Select, limit: int) -> Page:
+    rows = [dict(r._mapping) for r in conn.execute(stmt)]
+    for r in rows:
+        r["time"] = utc(r["time"])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1]["time"], rows[-1]["pk"]) if more and rows else None)
+
+
+def list_events(conn: sa.Connection, f: EventFilter, cursor: str | None = None, sort: str = "time_desc",
+                limit: int = PAGE_SIZE) -> Page:
+    if sort not in SORTS:
+        raise FilterError("sort", f"{sort[:40]!r} is not one of {', '.join(SORTS)}")
+    return _page(conn, _keyset(event_conditions(f), cursor, sort, limit + 1), limit)
+
+
+def iter_events(conn: sa.Connection, f: EventFilter, sort: str = "time_desc",
+                chunk: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every matching event with its body, in keyset chunks (exports of any size in bounded memory)."""
+    cursor = None
+    while True:
+        stmt = _keyset(event_conditions(f), cursor, sort, chunk + 1, (*LIST_COLUMNS, E.c.body))
+        page = _page(conn, stmt, chunk)
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def get_event(conn: sa.Connection, pk: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(E).where(E.c.pk == pk)).first()
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    out["time"], out["received_at"] = utc(out["time"]), utc(out["received_at"])
+    return out
+
+
+def triage_history(conn: sa.Connection, pk: int) -> list[dict[str, Any]]:
+    T = db.triage
+    rows = conn.execute(sa.select(T).where(T.c.event_pk == pk).order_by(T.c.time.desc(), T.c.id.desc()))
+    return [{**r._mapping, "time": utc(r.time)} for r in rows]
+
+
+def audit_trail(conn: sa.Connection, user: str = "", cursor: str | None = None,
+                limit: int = PAGE_SIZE) -> Page:
+    """The console's own actions (agent_id "collector", kind console.*)."""
+    conds: list[Any] = [E.c.agent_id == COLLECTOR_AGENT_ID, E.c.kind.like("console.%")]
+    if user:
+        conds.append(E.c.user_name == user)
+    return _page(conn, _keyset(conds, cursor, "time_desc", limit + 1, (*LIST_COLUMNS, E.c.body)), limit)
+
+
+# ----------------------------------------------------------------- dashboard
+
+PERIODS: dict[str, tuple[dt.timedelta, str]] = {   # name -> (length, bucket)
+    "24h": (dt.timedelta(hours=24), "hour"),
+    "7d": (dt.timedelta(days=7), "day"),
+    "30d": (dt.timedelta(days=30), "day"),
+}
+
+
+def _bucket_expr(conn: sa.Connection, bucket: str) -> sa.ColumnElement[str]:
+    if conn.dialect.name == "postgresql":
+        fmt = "YYYY-MM-DD HH24" if bucket == "hour" else "YYYY-MM-DD"
+        return sa.func.to_char(sa.func.timezone("UTC", E.c.time), fmt)
+    # SQLite keeps DateTime as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
+    return sa.func.substr(E.c.time, 1, 13 if bucket == "hour" else 10)
+
+
+def bucket_labels(start: dt.datetime, end: dt.datetime, bucket: str) -> list[str]:
+    step = dt.timedelta(hours=1) if bucket == "hour" else dt.timedelta(days=1)
+    t = start.replace(minute=0, second=0, microsecond=0)
+    if bucket == "day":
+        t = t.replace(hour=0)
+    out = []
+    while t <= end:
+        out.append(t.strftime("%Y-%m-%d %H") if bucket == "hour" else t.strftime("%Y-%m-%d"))
+        t += step
+    return out
+
+
+def dashboard(conn: sa.Connection, period: str, offline_after_s: int,
+              now: dt.datetime | None = None) -> dict[str, Any]:
+    if period not in PERIODS:
+        raise FilterError("period", f"{period[:20]!r} is not one of {', '.join(PERIODS)}")
+    length, bucket = PERIODS[period]
+    end = now or dt.datetime.now(dt.timezone.utc)
+    start = end - length
+    in_period = [E.c.time >= start, E.c.time <= end, E.c.agent_id != COLLECTOR_AGENT_ID]
+
+    b = _bucket_expr(conn, bucket).label("b")
+    series: dict[str, dict[str, int]] = {s: {} for s in SEVERITIES}
+    for label, sev, n in conn.execute(sa.select(b, E.c.severity, sa.func.count()).where(*in_period)
+                                      .group_by(b, E.c.severity)):
+        if sev in series:
+            series[sev][label] = n
+
+    wanted = BLOCKED_KINDS + DENIED_KINDS + SCREENLOCK_VIOLATION_KINDS
+    by_kind = dict(conn.execute(sa.select(E.c.kind, sa.func.count()).where(*in_period, E.c.kind.in_(wanted))
+                                .group_by(E.c.kind)).all())
+
+    def top(col: Any) -> list[tuple[str, int]]:
+        n = sa.func.count().label("n")
+        stmt = (sa.select(col, n).where(*in_period, col.is_not(None)).group_by(col)
+                .order_by(n.desc(), col).limit(10))
+        return [(name, count) for name, count in conn.execute(stmt)]
+
+    return {
+        "period": period, "start": start, "end": end, "bucket": bucket,
+        "labels": bucket_labels(start, end, bucket), "series": series,
+        "blocked": sum(by_kind.get(k, 0) for k in BLOCKED_KINDS),
+        "denied": sum(by_kind.get(k, 0) for k in DENIED_KINDS),
+        "screenlock": sum(by_kind.get(k, 0) for k in SCREENLOCK_VIOLATION_KINDS),
+        "top_hosts": top(E.c.host_name), "top_users": top(E.c.user_name),
+        "offline_hosts": [h for h in hosts(conn, offline_after_s, end) if not h["online"]],
+    }
+
+
+def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Enrolled agents; a host is online when the collector marks it so and it was seen recently."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    A = db.agents
+    out = []
+    for r in conn.execute(sa.select(A).order_by(A.c.host_name, A.c.agent_id)):
+        row = dict(r._mapping)
+        row["last_seen"] = utc(row["last_seen"])
+        row["enrolled_at"] = utc(row["enrolled_at"])
+        fresh = row["last_seen"] is not None and (now - row["last_seen"]).total_seconds() <= offline_after_s
+        row["online"] = bool(row["online"]) and fresh
+        out.append(row)
+    return out

@@ -1,0 +1,47 @@
+"""The three roles (三员分立) and what each may do; enforced on the server for every
+page and action (see docs/console.md). One account holds exactly one role.
+
+sysadmin  系统管理员  hosts, enrollment tokens, collector settings
+secadmin  安全保密管理员  dashboard, events and evidence, triage, media seen, policy
+auditor   安全审计员  reads everything, changes nothing; the only one who sees
+                      the console's own audit trail (nobody audits themselves)
+"""
+from __future__ import annotations
+
+ROLES: tuple[str, ...] = ("sysadmin", "secadmin", "auditor")
+
+# permission -> roles holding it
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "dashboard.view": frozenset({"secadmin", "auditor"}),
+    "events.view": frozenset({"secadmin", "auditor"}),
+    "events.export": frozenset({"secadmin", "auditor"}),
+    "events.triage": frozenset({"secadmin"}),
+    "media.view": frozenset({"secadmin", "auditor"}),
+    "policy.view": frozenset({"secadmin", "auditor"}),
+    "hosts.view": frozenset({"sysadmin", "auditor"}),
+    "tokens.view": frozenset({"sysadmin", "auditor"}),
+    "tokens.create": frozenset({"sysadmin"}),
+    "settings.view": frozenset({"sysadmin", "auditor"}),
+    "audit.view": frozenset({"auditor"}),
+}
+
+# The navigation bar: (permission, path, label key)
+NAV: tuple[tuple[str, str, str], ...] = (
+    ("dashboard.view", "/dashboard", "nav.dashboard"),
+    ("events.view", "/events", "nav.events"),
+    ("media.view", "/media", "nav.media"),
+    ("policy.view", "/policy", "nav.policy"),
+    ("hosts.view", "/hosts", "nav.hosts"),
+    ("tokens.view", "/tokens", "nav.tokens"),
+    ("settings.view", "/settings", "nav.settings"),
+    ("audit.view", "/audit", "nav.audit"),
+)
+
+
+def allowed(role: str, permission: str) -> bool:
+    return role in PERMISSIONS[permission]
+
+
+def home(role: str) -> str:
+    """The first page a role lands on after login."""
+    return "/hosts" if role == "sysadmin" else "/dashboard"

@@ -1,0 +1,159 @@
+"""The console in headless Debian Chromium (Playwright) against a real collector:
+each role logs in and sees its pages; filters work through the form; hostile file
+names are shown escaped; the audit trail shows the test's own actions.
+Screenshots of the main pages go to test-artifacts/console/."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from tests.console.conftest import PASSWORDS
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def page_for(browser, console):
+    contexts = []
+
+    def open_as(name: str, locale: str = "zh-CN"):
+        ctx = browser.new_context(locale=locale, viewport={"width": 1366, "height": 900})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(console.url + "/")
+        assert "/login" in page.url
+        page.fill("input[name=username]", name)
+        page.fill("input[name=password]", PASSWORDS[name][1])
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        return page
+    yield open_as
+    for ctx in contexts:
+        ctx.close()
+
+
+def nav_links(page) -> list[str]:
+    return [a.get_attribute("href") for a in page.query_selector_all("header nav a")]
+
+
+def test_login_page_screenshot(browser, console, shots):
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 700})
+    page = ctx.new_page()
+    page.goto(console.url + "/login")
+    assert page.locator("h1").inner_text() == "登录"
+    page.screenshot(path=str(shots / "login.png"))
+    page.fill("input[name=username]", "sec1")
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+    assert "用户名或密码错误" in page.locator("p.error").inner_text()
+    ctx.close()
+
+
+def test_secadmin_dashboard_events_detail(page_for, console, shots):
+    page = page_for("sec1")
+    assert page.url.endswith("/dashboard")
+    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy"]
+    assert page.locator("svg.chart rect").count() > 10        # the chart has bars
+    tiles = page.locator(".tile .n").all_inner_texts()
+    day_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=24)
+    # seeded times are at least 5 minutes old, so the page's own "now" sees the same set
+    blocked = sum(1 for r in console.rows if r["kind"] == "file.blocked" and r["time"] >= day_ago)
+    denied = sum(1 for r in console.rows if r["kind"] == "medium.denied" and r["time"] >= day_ago)
+    assert blocked > 0 and int(tiles[0]) == blocked and int(tiles[1]) == denied
+    assert int(tiles[3]) == 1                                   # 研发中心-LT07 is offline
+    assert "研发中心-LT07" in page.locator("section.panel").last.inner_text()
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+
+    page.click("header nav a[href='/events']")
+    page.fill("input[name=host]", "保密室-WS01")
+    page.select_option("select[name=severity]", "high")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state()
+    shown = page.locator("table.events tbody tr").count()
+    want = [r for r in console.rows if r["host_name"] == "保密室-WS01" and r["severity"] == "high"]
+    assert shown == min(len(want), 50) and shown > 0
+    hosts = set(page.locator("table.events tbody tr td:nth-child(4)").all_inner_texts())
+    assert hosts == {"保密室-WS01"}
+    page.screenshot(path=str(shots / "events.png"), full_page=True)
+
+    # pagination: the next page continues where the first stopped, in time order
+    page.goto(console.url + "/events")
+    first = page.locator("table.events tbody tr td:first-child").all_inner_texts()
+    page.click("a[rel=next]")
+    second = page.locator("table.events tbody tr td:first-child").all_inner_texts()
+    assert len(first) == 50 and len(second) == 50 and first[-1] >= second[0]
+
+    # search on the file name finds the hostile one, shown as text, not run
+    page.goto(console.url + "/events")
+    page.fill("input[name=q]", "<script>")
+    page.click("form.filters button[type=submit]")
+    cell = page.locator("table.events tbody tr td.file")
+    assert cell.count() == 1
+    assert cell.inner_text() == "<script>alert('x')<script>\"报表\".docx"
+    page.click("table.events tbody tr td:first-child a")
+    page.wait_for_load_state()
+    assert re.search(r"/events/\d+$", page.url)
+    body = page.locator("main").inner_text()
+    assert "marking.national" in body and "ab" * 32 in body and "60A44C413A8F" in body
+    assert page.evaluate("document.querySelectorAll('main script').length") == 0
+    page.select_option("select[name=status]", "investigating")
+    page.fill("input[name=comment]", "浏览器中标记为调查中")
+    page.click("form.triage button[type=submit]")
+    page.wait_for_load_state()
+    assert "浏览器中标记为调查中" in page.locator("table.history").inner_text()
+    page.screenshot(path=str(shots / "event-detail.png"), full_page=True)
+
+    page.goto(console.url + "/audit")   # by direct URL: refused
+    assert "无权" in page.locator("main").inner_text()
+
+
+def test_sysadmin_hosts_and_tokens(page_for, console, shots):
+    page = page_for("sys1")
+    assert page.url.endswith("/hosts")
+    assert nav_links(page) == ["/hosts", "/tokens", "/settings"]
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 6
+    text = page.locator("table").inner_text()
+    assert "研发中心-LT07" in text and "离线" in text and "在线" in text and "涉密计算机" in text
+    page.screenshot(path=str(shots / "hosts.png"), full_page=True)
+    page.click("header nav a[href='/tokens']")
+    page.click("form.filters button[type=submit]")
+    assert len(page.locator("#new-token").inner_text()) > 30
+    for path in ("/events", "/dashboard", "/audit"):
+        resp = page.goto(console.url + path)
+        assert resp.status == 403
+
+
+def test_auditor_sees_everything_and_the_audit_trail(page_for, console, shots):
+    page = page_for("aud1", locale="en-US")
+    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/hosts", "/tokens", "/settings",
+                               "/audit"]
+    page.goto(console.url + "/events?kind=file.blocked&level=top_secret")
+    pk_link = page.locator("table.events tbody tr td:first-child a").first
+    pk_link.click()
+    page.wait_for_load_state()
+    assert page.locator("form.triage").count() == 0     # the auditor changes nothing
+    page.goto(console.url + "/audit")
+    text = page.locator("main").inner_text()
+    for kind in ("console.login", "console.evidence_viewed", "console.login_failed"):
+        assert kind in text, kind
+    first = page.locator("table tbody tr").first.inner_text()
+    assert "aud1" in first and "console.evidence_viewed" in first   # the view just made, on top
+    page.goto(console.url + "/audit?user=sec1")
+    users = set(page.locator("table tbody tr td:nth-child(2)").all_inner_texts())
+    assert users == {"sec1"}
+    assert "console.login" in page.locator("main").inner_text()
+    page.screenshot(path=str(shots / "audit.png"), full_page=True)
+    # switch to Chinese with the header link
+    page.click("header .lang a")
+    assert page.locator("h1").inner_text() == "审计记录"
+
+
+def test_english_dashboard_screenshot(page_for, console, shots):
+    page = page_for("aud1", locale="en-US")
+    page.goto(console.url + "/dashboard?period=7d")
+    assert page.locator("h1").inner_text() == "Dashboard"
+    page.screenshot(path=str(shots / "dashboard-en-7d.png"), full_page=True)
