@@ -4,7 +4,7 @@ Root cannot talk to a user's session bus, so delivery goes through, in order:
 
 1. the channels in ctx.notifiers (the per-session helper `baomi-session`
    registers one: fn(uid, summary, body, urgency) -> delivered?);
-2. a child process that drops to the user's uid/gid and calls
+2. a forked child that drops to the user's uid/gid and calls
    org.freedesktop.Notifications.Notify on their session bus
    (unix:path=/run/user/UID/bus) with jeepney.
 
@@ -13,12 +13,10 @@ system locale), English otherwise.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pwd
-import subprocess
-import sys
+import time
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -98,30 +96,60 @@ def session_bus_address(uid: int) -> str | None:
     return f"unix:path={path}" if path.exists() else None
 
 
+def _notify_call(summary: str, body: str, urgency: str) -> Any:
+    from jeepney import DBusAddress, new_method_call
+    level = {"low": 0, "normal": 1, "critical": 2}.get(urgency, 1)
+    addr = DBusAddress("/org/freedesktop/Notifications", bus_name="org.freedesktop.Notifications",
+                       interface="org.freedesktop.Notifications")
+    return new_method_call(addr, "Notify", "susssasa{sv}i",
+                           ("baomi", 0, "dialog-warning", summary, body, [], {"urgency": ("y", level)}, -1))
+
+
 def send_as_user(uid: int, summary: str, body: str, urgency: str = "normal",
                  address: str | None = None, timeout: float = 5.0) -> bool:
-    """Run a child as `uid` that calls Notify on the user's session bus; True if it was shown."""
+    """Fork a child that drops to `uid` (and its groups) and calls Notify on the
+    user's session bus; True if the server accepted it.
+
+    A fork rather than a new interpreter: the child needs nothing but an open
+    socket and jeepney (imported here, before forking), and the agent's own
+    installation need not be readable by the user."""
     address = address or session_bus_address(uid)
-    if address is None or uid == 0 and address is None:
+    if address is None:
         return False
     try:
-        pw = pwd.getpwuid(uid)
-        gid, home = pw.pw_gid, pw.pw_dir
+        gid = pwd.getpwuid(uid).pw_gid
     except KeyError:
-        gid, home = uid, "/"
-    env = {"DBUS_SESSION_BUS_ADDRESS": address, "HOME": home, "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    msg = json.dumps({"summary": summary, "body": body, "urgency": urgency})
-    try:
-        proc = subprocess.run([sys.executable, "-m", "baomi.agent.notify"], input=msg, text=True,
-                              env=env, user=uid, group=gid, extra_groups=[], capture_output=True,
-                              timeout=timeout, cwd="/")
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.info("notification to uid %s not delivered: %s", uid, exc)
-        return False
-    if proc.returncode != 0:
-        log.info("notification to uid %s not delivered: %s", uid, proc.stderr.strip()[-300:])
-    return proc.returncode == 0
+        gid = uid
+    from jeepney.io.blocking import open_dbus_connection
+    call = _notify_call(summary, body, urgency)
+    pid = os.fork()
+    if pid == 0:  # child: no threads, no logging, only the D-Bus call
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            with open_dbus_connection(bus=address, auth_timeout=timeout) as conn:
+                reply = conn.send_and_get_reply(call, timeout=timeout)
+            code = 0 if reply.header.message_type.name != "error" else 3
+        except BaseException:
+            code = 2
+        finally:
+            os._exit(code)
+    end = time.monotonic() + timeout + 1
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            ok = os.waitstatus_to_exitcode(status) == 0
+            if not ok:
+                log.info("notification to uid %s not delivered (child status %s)", uid, status)
+            return ok
+        if time.monotonic() > end:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            log.info("notification to uid %s timed out", uid)
+            return False
+        time.sleep(0.02)
 
 
 def deliver(uid: int, summary: str, body: str, urgency: str = "normal",
@@ -150,26 +178,3 @@ def deliver_async(uid: int, summary: str, body: str, urgency: str,
     t = threading.Thread(target=run, name="baomi-notify", daemon=True)
     t.start()
     return t
-
-
-def _child() -> int:
-    """Runs as the user: one Notify call on DBUS_SESSION_BUS_ADDRESS."""
-    from jeepney import DBusAddress, new_method_call
-    from jeepney.io.blocking import open_dbus_connection
-    msg = json.loads(sys.stdin.read())
-    urgency = {"low": 0, "normal": 1, "critical": 2}.get(msg.get("urgency"), 1)
-    addr = DBusAddress("/org/freedesktop/Notifications", bus_name="org.freedesktop.Notifications",
-                       interface="org.freedesktop.Notifications")
-    call = new_method_call(addr, "Notify", "susssasa{sv}i",
-                           ("baomi", 0, "dialog-warning", msg["summary"], msg["body"], [],
-                            {"urgency": ("y", urgency)}, -1))
-    with open_dbus_connection(bus=os.environ["DBUS_SESSION_BUS_ADDRESS"]) as conn:
-        reply = conn.send_and_get_reply(call, timeout=4)
-    if reply.header.message_type.name == "error":
-        print(f"Notify failed: {reply.body}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child())

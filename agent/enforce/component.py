@@ -69,7 +69,8 @@ class EnforceComponent:
         self.blocker = Blocker(self.ctx, self.quarantine, self.journal)
         self.pipeline = Pipeline(self.ctx, self._scanner, self.blocker,
                                  workers=max(2, min(4, cfg.scan.jobs * 2)),
-                                 notify=self._notify, raise_level=self._raise_level)
+                                 notify=self._notify, raise_level=self._raise_level,
+                                 nice=int(os.environ.get("BAOMI_ENFORCE_NICE", "5")))
         self.watcher = make_watcher(self.pipeline.submit, self.ctx.stopping)
         self.pipeline.start()
         self.watcher.start()
@@ -112,14 +113,16 @@ class EnforceComponent:
                                 medium=dict(medium.identity, mountpoint=mp),
                                 details={"error": str(exc), "mechanism": self.watcher.mechanism})
                 return
-        self.blocker.recover(self._find_mount)
+        # off the publisher's thread: finishing interrupted blocks and the inventory take a while
+        threading.Thread(target=self._after_mount, args=(medium,), name="baomi-inventory", daemon=True).start()
+
+    def _after_mount(self, medium: MountedMedium) -> None:
+        self.blocker.recover(self._find_mount)  # blocks a crash interrupted, on this medium
         if self.inventory_enabled:
             run = InventoryRun(self.ctx, medium)
             self.inventories[medium.key] = run
-            threading.Thread(target=run.walk, name="baomi-inventory", daemon=True,
-                             args=(lambda p: self.pipeline.submit(
-                                 Item(medium_key=medium.key, priority=INVENTORY, path=p, run=run)),
-                                   self.ctx.stopping)).start()
+            run.walk(lambda p: self.pipeline.submit(
+                Item(medium_key=medium.key, priority=INVENTORY, path=p, run=run)), self.ctx.stopping)
 
     def on_unmounted(self, medium: MountedMedium) -> None:
         with self._lock:

@@ -142,12 +142,13 @@ def severity_for(kind: str, action: str, level: Level) -> str:
 class Pipeline:
     def __init__(self, ctx: Any, scanner: ScannerLike, blocker: Any, workers: int = 2,
                  notify: Callable[..., None] | None = None,
-                 raise_level: Callable[[str, Level], None] | None = None):
+                 raise_level: Callable[[str, Level], None] | None = None, nice: int = 0):
         self.ctx = ctx
         self.scanner = scanner
         self.blocker = blocker
         self.notify = notify
         self.raise_level = raise_level
+        self.nice = nice
         self.cache = VerdictCache()
         self.watched: dict[str, Watched] = {}
         self._q: queue.PriorityQueue = queue.PriorityQueue()
@@ -189,6 +190,11 @@ class Pipeline:
         return True
 
     def _work(self) -> None:
+        try:
+            # the user's copy comes first; enforcement uses what CPU is left (Linux: per thread)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        except (OSError, AttributeError):
+            pass
         while True:
             _, _, item = self._q.get()
             if item is None:
@@ -215,15 +221,22 @@ class Pipeline:
         cached = self.cache.get(sha)
         if cached is not None:
             return cached
-        # scan through our own descriptor when the name is no longer certain
-        target = path if path else f"/proc/{os.getpid()}/fd/{fd}"
-        try:
-            v = self.scanner.scan_file(target)
-        except Exception as exc:
-            log.warning("scanner failed on %s: %s", target, exc)
-            v = Verdict(path=target, inspectable=False, reason="unreadable", detail=str(exc), size=size, sha256=sha)
+        # by name first (the scanner may use it); through our own descriptor when the
+        # name is gone (renamed, deleted, medium detached): the content is still there
+        by_fd = f"/proc/{os.getpid()}/fd/{fd}"
+        v = self._scan(path or by_fd, size, sha)
+        if path and not v.inspectable and v.reason in ("vanished", "unreadable"):
+            v = self._scan(by_fd, size, sha)
         self.cache.put(sha, v)
         return v
+
+    def _scan(self, target: str, size: int, sha: str) -> Verdict:
+        try:
+            return self.scanner.scan_file(target)
+        except Exception as exc:
+            log.warning("scanner failed on %s: %s", target, exc)
+            return Verdict(path=target, inspectable=False, reason="unreadable", detail=str(exc),
+                           size=size, sha256=sha)
 
     @staticmethod
     def file_json(path: str, mountpoint: str, size: int, sha: str, v: Verdict) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ..context import AgentContext
-from ..levels import Level
 from ..model import MountedMedium
 from ..tomlconf import ConfigError
 from . import gate, registry as registry_mod

@@ -70,13 +70,17 @@ class ScreenlockComponent:
 
     def _keep_settings(self) -> None:
         first = True
+        last_error = None
         while not self._stop.is_set():
             try:
                 repaired = self.settings.apply()
+                last_error = None
             except Exception as exc:
-                log.warning("desktop screen-lock settings not installed: %s", exc)
-                self.ctx.record("screenlock.settings_failed", severity="medium",
-                                details={"root": str(self.cfg.settings_root), "error": str(exc)})
+                if str(exc) != last_error:  # once per distinct problem, not every minute
+                    log.warning("desktop screen-lock settings not installed: %s", exc)
+                    self.ctx.record("screenlock.settings_failed", severity="medium",
+                                    details={"root": str(self.cfg.settings_root), "error": str(exc)})
+                last_error = str(exc)
                 repaired = []
             if repaired and not first:  # someone changed our files after we installed them
                 self.ctx.record("screenlock.settings_drift", severity="medium",

@@ -155,6 +155,8 @@ CHECKED_KEYS: tuple[tuple[str, str], ...] = (
     ("org.gnome.desktop.screensaver", "lock-enabled"),
     ("org.gnome.desktop.screensaver", "idle-activation-enabled"),
     ("org.gnome.desktop.screensaver", "lock-delay"),
+    ("org.ukui.screensaver", "idle-delay"),
+    ("org.ukui.screensaver", "lock-enabled"),
 )
 
 
@@ -174,6 +176,11 @@ def settings_drift(reported: dict[str, Any], idle_limit_s: int) -> dict[str, dic
     for key in ("org.gnome.desktop.screensaver.lock-enabled", "org.gnome.desktop.screensaver.idle-activation-enabled"):
         if reported.get(key) is False:
             bad(key, "true")
+    minutes = reported.get("org.ukui.screensaver.idle-delay")  # UKUI counts minutes; -1 means never
+    if isinstance(minutes, int) and not isinstance(minutes, bool) and not 0 < minutes <= _minutes(idle_limit_s):
+        bad("org.ukui.screensaver.idle-delay", f"1..{_minutes(idle_limit_s)} (minutes)")
+    if reported.get("org.ukui.screensaver.lock-enabled") is False:
+        bad("org.ukui.screensaver.lock-enabled", "true")
     delay = reported.get("org.gnome.desktop.screensaver.lock-delay")
     if isinstance(delay, (int, float)) and not isinstance(delay, bool) and delay > 0:
         bad("org.gnome.desktop.screensaver.lock-delay", "0")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from ..context import AgentContext
@@ -96,7 +97,6 @@ class Enforcer:
                                  "connected_s": round(time.monotonic() - conn.connected_at, 1)})
         mem = self.memory.get(conn.session)
         if mem is not None:  # count the grace period again from now
-            from dataclasses import replace
             self.memory[conn.session] = replace(mem, first_seen=time.monotonic(), helper_missing_reported=True)
         self.wake()
 
@@ -157,6 +157,7 @@ class Enforcer:
                 if self.logind:
                     self.logind.close()
                 self.logind = None
+                self._stop.wait(1.0)  # a failing bus must not turn this loop into a busy one
                 continue
             pending = any(m.lock_sent_at is not None for m in self.memory.values())
             self._wake.wait(VERIFY_POLL_S if pending else self.poll_s)

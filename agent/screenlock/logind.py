@@ -150,10 +150,12 @@ class SignalWatcher:
         self.on_change = on_change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.subscribed = threading.Event()
 
-    def start(self) -> None:
+    def start(self, wait_s: float = 2.0) -> None:
         self._thread = threading.Thread(target=self._run, name="screenlock-signals", daemon=True)
         self._thread.start()
+        self.subscribed.wait(wait_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -169,9 +171,11 @@ class SignalWatcher:
                 self._stop.wait(2.0)
 
     def _watch(self) -> None:
-        rule = MatchRule(type="signal", sender=BUS_NAME, interface=MANAGER, path=MANAGER_PATH)
+        # no sender in the rule: signals carry logind's unique name, which the local filter cannot resolve
+        rule = MatchRule(type="signal", interface=MANAGER, path=MANAGER_PATH)
         with open_dbus_connection(self.address) as conn:
             conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=5)
+            self.subscribed.set()
             with conn.filter(rule, bufsize=64) as queue:
                 while not self._stop.is_set():
                     try:

@@ -6,6 +6,7 @@ helper → daemon
     {"type": "result", "id": 7, "ok": true, "error": null}                    (answer to a request)
 daemon → helper
     {"type": "welcome", "report_s": 2.0}  or  {"type": "rejected", "reason": "..."} (then closed)
+    {"type": "replaced"}   (a newer helper of the same session took over; the old one exits)
     {"type": "lock", "id": 7}
     {"type": "notify", "id": 8, "summary": "...", "body": "...", "urgency": "normal"}
 

@@ -107,8 +107,10 @@ class HelperServer:
     # -- lifecycle
 
     def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o755)
+        if not self.path.parent.exists():
+            # helpers of every user must reach the socket; an existing folder is left as the admin made it
+            self.path.parent.mkdir(parents=True)
+            os.chmod(self.path.parent, 0o755)
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -246,7 +248,11 @@ class HelperServer:
         with self._lock:
             old = self.helpers.get(conn.session)
             self.helpers[conn.session] = conn
-        if old is not None:
+        if old is not None:  # a second helper in the same session (autostart and user unit): newest wins
+            try:
+                old.send({"type": "replaced"})
+            except OSError:
+                pass
             _close(old.sock)
         log.info("helper connected: uid %s session %s (%s)", conn.uid, conn.session, conn.desktop or "?")
         try:

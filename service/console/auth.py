@@ -37,8 +37,9 @@ sessions = sa.Table(
 )
 
 MIN_PASSWORD = 12
-_COMMON = {"password", "passw0rd", "123456", "12345678", "qwerty", "admin", "baomi", "letmein",
-           "welcome", "changeme", "iloveyou", "abc123", "111111", "000000", "secret"}
+_COMMON = {"password", "passw0rd", "p@ssw0rd", "123456", "12345678", "1234567890", "qwerty", "qwertyuiop",
+           "admin", "administrator", "root", "baomi", "letmein", "welcome", "changeme", "iloveyou", "abc123",
+           "111111", "000000", "secret", "default", "123", "1234", "12345"}
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -71,9 +72,12 @@ def password_problem(name: str, password: str) -> str | None:
     if len(password) < MIN_PASSWORD:
         return f"the password is shorter than {MIN_PASSWORD} characters"
     low = password.lower()
-    if name and name.lower() in low:
+    if len(name) >= 3 and name.lower() in low:
         return "the password contains the account name"
-    if low in _COMMON or any(low.startswith(c) and len(set(low[len(c):])) <= 2 for c in _COMMON):
+    rest = low
+    for word in sorted(_COMMON, key=len, reverse=True):
+        rest = rest.replace(word, "")
+    if len(rest) < 6:  # little left besides well-known words: "passwordpassword", "Admin123456!"
         return "the password is a common password"
     if len(set(password)) < 6:
         return "the password repeats too few different characters"

@@ -109,7 +109,26 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def event_conditions(f: EventFilter) -> list[sa.ColumnElement[bool]]:
+_FTS_TRIGGERS = ("events_file_name_ai", "events_file_name_ad", "events_file_name_au")
+_fts_ready: dict[str, bool] = {}
+
+
+def fts_ready(conn: sa.Connection) -> bool:
+    """SQLite: is the trigram index on file names there, with all its triggers? (Checked once per database.)"""
+    if conn.dialect.name != "sqlite":
+        return False
+    key = str(conn.engine.url)
+    if key not in _fts_ready:
+        names = set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE name = 'events_file_name' OR type = 'trigger'").scalars())
+        _fts_ready[key] = {"events_file_name", *_FTS_TRIGGERS} <= names
+    return _fts_ready[key]
+
+
+_fts = sa.table("events_file_name", sa.column("rowid", sa.Integer), sa.column("events_file_name", sa.String))
+
+
+def event_conditions(f: EventFilter, fts: bool = False) -> list[sa.ColumnElement[bool]]:
     """WHERE clauses for a validated filter. The console's own audit events are not shown among
     the events (they are in /audit, for the auditor only)."""
     conds: list[sa.ColumnElement[bool]] = [
@@ -141,7 +160,11 @@ def event_conditions(f: EventFilter) -> list[sa.ColumnElement[bool]]:
         if _SHA256_RE.match(f.q):
             conds.append(E.c.file_sha256 == f.q.lower())
         else:
-            conds.append(E.c.file_name.like("%" + _like_escape(f.q) + "%", escape="\\"))
+            conds.append(E.c.file_name.ilike("%" + _like_escape(f.q) + "%", escape="\\"))
+            if fts and len(f.q) >= 3:  # the trigram index finds the candidates; LIKE above stays exact
+                phrase = '"' + f.q.replace('"', '""') + '"'
+                conds.append(E.c.pk.in_(sa.select(_fts.c.rowid).where(
+                    _fts.c.events_file_name.op("MATCH")(phrase))))
     return conds
 
 
@@ -196,7 +219,7 @@ def list_events(conn: sa.Connection, f: EventFilter, cursor: str | None = None, 
                 limit: int = PAGE_SIZE) -> Page:
     if sort not in SORTS:
         raise FilterError("sort", f"{sort[:40]!r} is not one of {', '.join(SORTS)}")
-    return _page(conn, _keyset(event_conditions(f), cursor, sort, limit + 1), limit)
+    return _page(conn, _keyset(event_conditions(f, fts_ready(conn)), cursor, sort, limit + 1), limit)
 
 
 def iter_events(conn: sa.Connection, f: EventFilter, sort: str = "time_desc",
@@ -204,7 +227,7 @@ def iter_events(conn: sa.Connection, f: EventFilter, sort: str = "time_desc",
     """Every matching event with its body, in keyset chunks (exports of any size in bounded memory)."""
     cursor = None
     while True:
-        stmt = _keyset(event_conditions(f), cursor, sort, chunk + 1, (*LIST_COLUMNS, E.c.body))
+        stmt = _keyset(event_conditions(f, fts_ready(conn)), cursor, sort, chunk + 1, (*LIST_COLUMNS, E.c.body))
         page = _page(conn, stmt, chunk)
         yield from page.rows
         if page.next_cursor is None:
@@ -245,20 +268,17 @@ PERIODS: dict[str, tuple[dt.timedelta, str]] = {   # name -> (length, bucket)
 }
 
 
-def _bucket_expr(conn: sa.Connection, bucket: str) -> sa.ColumnElement[str]:
-    if conn.dialect.name == "postgresql":
-        fmt = "YYYY-MM-DD HH24" if bucket == "hour" else "YYYY-MM-DD"
-        return sa.func.to_char(sa.func.timezone("UTC", E.c.time), fmt)
-    # SQLite keeps DateTime as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
-    return sa.func.substr(E.c.time, 1, 13 if bucket == "hour" else 10)
+def period_start(end: dt.datetime, period: str) -> dt.datetime:
+    """Periods are whole buckets ending with the current one: 24 hours, or 7/30 days (UTC)."""
+    length, bucket = PERIODS[period]
+    if bucket == "hour":
+        return end.replace(minute=0, second=0, microsecond=0) - (length - dt.timedelta(hours=1))
+    return end.replace(hour=0, minute=0, second=0, microsecond=0) - (length - dt.timedelta(days=1))
 
 
 def bucket_labels(start: dt.datetime, end: dt.datetime, bucket: str) -> list[str]:
     step = dt.timedelta(hours=1) if bucket == "hour" else dt.timedelta(days=1)
-    t = start.replace(minute=0, second=0, microsecond=0)
-    if bucket == "day":
-        t = t.replace(hour=0)
-    out = []
+    t, out = start, []
     while t <= end:
         out.append(t.strftime("%Y-%m-%d %H") if bucket == "hour" else t.strftime("%Y-%m-%d"))
         t += step
@@ -267,29 +287,54 @@ def bucket_labels(start: dt.datetime, end: dt.datetime, bucket: str) -> list[str
 
 def dashboard(conn: sa.Connection, period: str, offline_after_s: int,
               now: dt.datetime | None = None) -> dict[str, Any]:
+    """Counts for the chosen period: whole past hours come from the rollup (rollup.py), the
+    current hour and anything not yet rolled up are counted live."""
+    from . import rollup
     if period not in PERIODS:
         raise FilterError("period", f"{period[:20]!r} is not one of {', '.join(PERIODS)}")
-    length, bucket = PERIODS[period]
+    _length, bucket = PERIODS[period]
     end = now or dt.datetime.now(dt.timezone.utc)
-    start = end - length
-    in_period = [E.c.time >= start, E.c.time <= end, E.c.agent_id != COLLECTOR_AGENT_ID]
+    start = period_start(end, period)
+    hour0 = end.replace(minute=0, second=0, microsecond=0)
+    last = rollup.last_pk(conn)
+    counts: dict[str, dict[tuple[str, str], int]] = {dim: {} for dim in rollup.DIMS}
 
-    b = _bucket_expr(conn, bucket).label("b")
+    def add(dim: str, hour: str, value: Any, n: int) -> None:
+        if value is None:
+            return
+        key = (hour if bucket == "hour" else hour[:10], str(value))
+        counts[dim][key] = counts[dim].get(key, 0) + n
+
+    first, current = start.strftime("%Y-%m-%d %H"), hour0.strftime("%Y-%m-%d %H")
+    for dim in rollup.DIMS:
+        for hour, value, n in rollup.sums(conn, dim, first, current):
+            add(dim, hour, value, n)
+    h = rollup.hour_expr(conn.dialect.name).label("h")
+    cols = (E.c.severity, E.c.kind, E.c.host_name, E.c.user_name)
+    not_ours = E.c.agent_id != COLLECTOR_AGENT_ID
+    live = (
+        [E.c.time >= hour0, E.c.time <= end, not_ours],                     # the current hour
+        [E.c.pk > last, E.c.time >= start, E.c.time < hour0, not_ours],      # not yet rolled up
+    )
+    for conds in live:
+        for hour, sev, kind, host, user, n in conn.execute(
+                sa.select(h, *cols, sa.func.count()).where(*conds).group_by(h, *cols)):
+            for dim, value in zip(rollup.DIMS, (sev, kind, host, user)):
+                add(dim, hour, value, n)
+
     series: dict[str, dict[str, int]] = {s: {} for s in SEVERITIES}
-    for label, sev, n in conn.execute(sa.select(b, E.c.severity, sa.func.count()).where(*in_period)
-                                      .group_by(b, E.c.severity)):
+    for (label, sev), n in counts["severity"].items():
         if sev in series:
             series[sev][label] = n
+    by_kind: dict[str, int] = {}
+    for (_label, kind), n in counts["kind"].items():
+        by_kind[kind] = by_kind.get(kind, 0) + n
 
-    wanted = BLOCKED_KINDS + DENIED_KINDS + SCREENLOCK_VIOLATION_KINDS
-    by_kind = dict(conn.execute(sa.select(E.c.kind, sa.func.count()).where(*in_period, E.c.kind.in_(wanted))
-                                .group_by(E.c.kind)).all())
-
-    def top(col: Any) -> list[tuple[str, int]]:
-        n = sa.func.count().label("n")
-        stmt = (sa.select(col, n).where(*in_period, col.is_not(None)).group_by(col)
-                .order_by(n.desc(), col).limit(10))
-        return [(name, count) for name, count in conn.execute(stmt)]
+    def top(dim: str) -> list[tuple[str, int]]:
+        total: dict[str, int] = {}
+        for (_label, value), n in counts[dim].items():
+            total[value] = total.get(value, 0) + n
+        return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
 
     return {
         "period": period, "start": start, "end": end, "bucket": bucket,
@@ -297,7 +342,7 @@ def dashboard(conn: sa.Connection, period: str, offline_after_s: int,
         "blocked": sum(by_kind.get(k, 0) for k in BLOCKED_KINDS),
         "denied": sum(by_kind.get(k, 0) for k in DENIED_KINDS),
         "screenlock": sum(by_kind.get(k, 0) for k in SCREENLOCK_VIOLATION_KINDS),
-        "top_hosts": top(E.c.host_name), "top_users": top(E.c.user_name),
+        "top_hosts": top("host"), "top_users": top("user"),
         "offline_hosts": [h for h in hosts(conn, offline_after_s, end) if not h["online"]],
     }
 

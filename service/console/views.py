@@ -26,7 +26,7 @@ from baomi.agent.levels import LEVEL_IDS, Level
 from .. import db
 from ..config import CollectorConfig
 from ..store import insert_collector_event
-from . import auth, charts, i18n, queries, roles
+from . import auth, charts, i18n, queries, roles, rollup
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "baomi_session"
@@ -201,6 +201,9 @@ def install(app: FastAPI, cfg: CollectorConfig, engine: sa.Engine) -> None:
 
     @app.get("/dashboard", include_in_schema=False)
     def dashboard(request: Request, period: str = "24h", s: auth.Session = need("dashboard.view")) -> Response:
+        if period not in queries.PERIODS:
+            raise queries.FilterError("period", f"{period[:20]!r} is not one of {', '.join(queries.PERIODS)}")
+        rollup.refresh(engine)
         with engine.connect() as conn:
             data = queries.dashboard(conn, period, cfg.offline_after_s)
         t = i18n.translator(locale_of(request))
@@ -272,6 +275,8 @@ def install(app: FastAPI, cfg: CollectorConfig, engine: sa.Engine) -> None:
 
     @app.get("/events/{pk}", include_in_schema=False)
     def event_detail(request: Request, pk: int, s: auth.Session = need("events.view")) -> Response:
+        if not 0 < pk < 2**63:
+            return render(request, "error.html", 404, message_key="error.not_found")
         with engine.begin() as conn:
             row = queries.get_event(conn, pk)
             if row is None or (row["agent_id"] == "collector" and row["kind"].startswith("console.")):
@@ -293,6 +298,8 @@ def install(app: FastAPI, cfg: CollectorConfig, engine: sa.Engine) -> None:
         if status not in queries.TRIAGE_STATUSES:
             raise queries.FilterError("status", f"{status[:40]!r} is not one of "
                                                 f"{', '.join(queries.TRIAGE_STATUSES)}")
+        if not 0 < pk < 2**63:
+            return render(request, "error.html", 404, message_key="error.not_found")
         if len(comment) > 4000:
             raise queries.FilterError("comment", "too long (at most 4000 characters)")
         with engine.begin() as conn:

@@ -150,6 +150,15 @@ def test_auditor_sees_everything_and_the_audit_trail(page_for, console, shots):
     # switch to Chinese with the header link
     page.click("header .lang a")
     assert page.locator("h1").inner_text() == "审计记录"
+    # the read-only pages render for the auditor, without any form that changes something
+    for path, heading in (("/media", "介质"), ("/policy", "策略"), ("/settings", "采集器设置"),
+                          ("/tokens", "注册令牌"), ("/hosts", "主机")):
+        resp = page.goto(console.url + path)
+        assert resp.status == 200 and page.locator("h1").inner_text() == heading
+        assert page.locator("main form[method=post]").count() == 0
+        page.screenshot(path=str(shots / f"{path.strip('/')}-auditor.png"), full_page=True)
+    page.goto(console.url + "/media")
+    assert "Kingston" in page.locator("main").inner_text() and "个人介质" in page.locator("main").inner_text()
 
 
 def test_english_dashboard_screenshot(page_for, console, shots):

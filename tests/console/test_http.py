@@ -215,6 +215,15 @@ def test_hostile_filter_values_are_harmless(console, params):
         assert c.get(export, params=params).status_code in (200, 400, 414, 431)
 
 
+def test_odd_event_numbers_are_not_found(console):
+    c = console.login("sec1")
+    for path in ("/events/0", "/events/-5", "/events/99999999999999999999999", "/events/999999"):
+        assert c.get(path).status_code == 404, path
+    assert c.get("/events/abc").status_code == 422
+    r = c.post("/events/99999999999999999999999/triage", data={"status": "closed", "csrf_token": _session_csrf(c)})
+    assert r.status_code == 404
+
+
 def test_event_detail_shows_evidence_but_never_text_and_is_audited(console):
     c = console.login("sec1")
     r = c.get(f"/events/{console.hostile_pk}")

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from baomi.service import db
-from baomi.service.console import queries
+from baomi.service.console import queries, rollup
 from baomi.service.store import insert_collector_event
 from tests.console import seed
 
@@ -55,6 +55,10 @@ CASES = [
     ({"severity": "high"}, lambda r: r["severity"] == "high"),
     ({"q": "财务报表"}, lambda r: "财务报表" in (r["file_name"] or "")),
     ({"q": "100%_"}, lambda r: False),                   # LIKE wildcards are literal
+    ({"q": "REPORT-f"}, lambda r: "report-f" in (r["file_name"] or "")),   # case does not matter
+    ({"q": "表"}, lambda r: "表" in (r["file_name"] or "")),               # shorter than a trigram
+    ({"q": '秘密★6'}, lambda r: "秘密★6" in (r["file_name"] or "")),
+    ({"q": "不存在的文件名"}, lambda r: False),
     ({"since": "2026-11-18", "until": "2026-11-18"},
      lambda r: dt.datetime(2026, 11, 18, tzinfo=dt.timezone.utc) <= r["time"] < dt.datetime(2026, 11, 19, tzinfo=dt.timezone.utc)),
     ({"since": "2026-11-19T06:00:00Z", "host": "保密室-WS01"},
@@ -70,6 +74,19 @@ def test_filters_return_the_right_rows(store, params, pred):
         got = all_pages(conn, f)
     want = sorted((r for r in rows if pred(r)), key=lambda r: r["time"], reverse=True)
     assert ids(got) == [r["event_id"] for r in want]
+
+
+def test_file_name_search_is_indexed(store):
+    engine, rows = store
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            assert queries.fts_ready(conn)
+            n = conn.exec_driver_sql("SELECT count(*) FROM events_file_name WHERE events_file_name "
+                                     "MATCH '\"财务报表\"'").scalar()
+            assert n == sum("财务报表" in (r["file_name"] or "") for r in rows)
+        else:
+            names = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'events'").scalars()
+            assert "ix_events_file_name_trgm" in set(names)
 
 
 def test_search_by_hash(store):
@@ -130,23 +147,66 @@ def test_sql_looking_values_match_nothing_and_change_nothing(store):
     assert n == len(rows) + 1
 
 
-def test_dashboard_counts(store):
+def expected_dashboard(rows, start):
+    day = [r for r in rows if start <= r["time"] <= NOW]
+    hosts: dict[str, int] = {}
+    for r in day:
+        hosts[r["host_name"]] = hosts.get(r["host_name"], 0) + 1
+    return {"blocked": sum(r["kind"] == "file.blocked" for r in day),
+            "denied": sum(r["kind"] == "medium.denied" for r in day),
+            "screenlock": sum(r["kind"] in queries.SCREENLOCK_VIOLATION_KINDS for r in day),
+            "total": len(day), "top_host": max(hosts.values())}
+
+
+def observed(d):
+    return {"blocked": d["blocked"], "denied": d["denied"], "screenlock": d["screenlock"],
+            "total": sum(sum(v.values()) for v in d["series"].values()), "top_host": d["top_hosts"][0][1]}
+
+
+@pytest.mark.parametrize("period", ["24h", "7d"])
+def test_dashboard_counts_live_and_rolled_up(store, period):
     engine, rows = store
     with engine.connect() as conn:
-        d = queries.dashboard(conn, "24h", offline_after_s=300, now=NOW)
-        week = queries.dashboard(conn, "7d", offline_after_s=300, now=NOW)
-    day = [r for r in rows if r["time"] >= NOW - dt.timedelta(hours=24)]
-    assert d["blocked"] == sum(r["kind"] == "file.blocked" for r in day)
-    assert d["denied"] == sum(r["kind"] == "medium.denied" for r in day)
-    assert d["screenlock"] == sum(r["kind"] in queries.SCREENLOCK_VIOLATION_KINDS for r in day)
-    assert sum(sum(v.values()) for v in d["series"].values()) == len(day)
-    assert len(d["labels"]) in (24, 25) and set().union(*d["series"].values()) <= set(d["labels"])
-    assert sum(sum(v.values()) for v in week["series"].values()) == len(rows)
-    counts: dict[str, int] = {}
-    for r in day:
-        counts[r["host_name"]] = counts.get(r["host_name"], 0) + 1
-    assert d["top_hosts"][0][1] == max(counts.values())
-    assert [h["host_name"] for h in d["offline_hosts"]] == ["研发中心-LT07"]
+        live = queries.dashboard(conn, period, offline_after_s=300, now=NOW)
+    want = expected_dashboard(rows, live["start"])
+    assert want["blocked"] > 0 and observed(live) == want
+    assert live["start"] == queries.period_start(NOW, period)
+    assert len(live["labels"]) == (24 if period == "24h" else 7)
+    assert set().union(*live["series"].values()) <= set(live["labels"])
+    assert [h["host_name"] for h in live["offline_hosts"]] == ["研发中心-LT07"]
+
+    assert rollup.refresh(engine) > 0           # now the past hours come from the rollup
+    with engine.connect() as conn:
+        rolled = queries.dashboard(conn, period, offline_after_s=300, now=NOW)
+    assert observed(rolled) == want and rolled["series"] == live["series"]
+    assert rolled["top_hosts"] == live["top_hosts"] and rolled["top_users"] == live["top_users"]
+
+    # a host that was offline delivers an old event late: counted live, then rolled into its own hour
+    late = seed.row_for(kind="file.blocked", severity="high", host="研发中心-LT07", host_class="unclassified",
+                        user="liuyang", time=NOW - dt.timedelta(hours=3), seq=70_000, level="secret",
+                        action="block")
+    seed.insert_rows(engine, iter([late]))
+    want2 = expected_dashboard(rows + [late], live["start"])
+    with engine.connect() as conn:
+        assert observed(queries.dashboard(conn, period, offline_after_s=300, now=NOW)) == want2
+    rollup.refresh(engine)
+    rollup.refresh(engine)                       # a second refresh adds nothing twice
+    with engine.connect() as conn:
+        assert observed(queries.dashboard(conn, period, offline_after_s=300, now=NOW)) == want2
+
+
+def test_rollup_waits_for_recent_inserts(store):
+    engine, _rows = store
+    first = rollup.refresh(engine)
+    recent = seed.row_for(kind="file.copied", severity="info", host="办公室-PC11", host_class="unclassified",
+                          user="sunli", time=NOW, seq=80_000)
+    recent["received_at"] = dt.datetime.now(dt.timezone.utc)   # just received: within the grace time
+    seed.insert_rows(engine, iter([recent]))
+    assert rollup.refresh(engine) == first
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=rollup.GRACE_S + 1)
+    with engine.connect() as conn:
+        top = conn.execute(sa.select(sa.func.max(db.events.c.pk))).scalar()
+    assert rollup.refresh(engine, now=later) == top > first
 
 
 def test_audit_trail_holds_only_console_events(store):

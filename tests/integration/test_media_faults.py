@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_media_gate import (Medium, agent_factory, free_loop_number, media,  # noqa: F401
+from tests.integration.test_media_gate import (agent_factory, free_loop_number, media,  # noqa: F401
                                                try_mount, wait_for, write_fails)
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
@@ -52,6 +52,7 @@ def test_medium_detached_while_being_mounted(agent_factory, media):
     agent = agent_factory("classified").start()
     m = media("exfat")
     dev = m.attach()
+    wait_for(lambda: agent.events_for("medium.inserted", dev), what="medium.inserted")
     proc = subprocess.Popen(["mount.exfat-fuse", dev, str(m.workdir)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     subprocess.run(["losetup", "-d", dev], capture_output=True)
@@ -61,6 +62,8 @@ def test_medium_detached_while_being_mounted(agent_factory, media):
     m.devnode = None
     wait_for(lambda: agent.events_for("medium.removed", dev), what="medium.removed")
     assert agent.alive()
+    # nothing left mounted from the vanished device, and the agent's view is empty again
+    assert str(m.workdir) not in Path("/proc/self/mountinfo").read_text()
 
 
 def test_mount_point_that_disappears(agent_factory, media, tmp_path):
@@ -169,3 +172,34 @@ def test_uevent_flood(agent_factory, media):
     wait_for(lambda: write_fails(m.mountpoint), what="gate after the flood")
     assert agent.events_for("medium.denied", dev)
     assert dev0
+
+
+def test_kernel_uevent_source_hears_block_devices(media):
+    """The fallback source (no udev daemon) receives the kernel's events for a real loop device."""
+    import queue
+    import threading
+
+    from baomi.agent.media.uevents import UeventSource
+    got: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    src = UeventSource(got.put, lambda why: got.put(why), stop, use_udev=False)
+    src.start()
+    try:
+        m = media("ext4")
+        dev = m.attach()
+        name = os.path.basename(dev)
+        end = time.monotonic() + 10
+        seen = []
+        while time.monotonic() < end:
+            try:
+                ev = got.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if not isinstance(ev, str) and ev.name == name:
+                seen.append(ev)
+                break
+        assert seen and seen[0].subsystem == "block" and seen[0].action in ("add", "change")
+    finally:
+        stop.set()
+        src.thread.join(timeout=5)
+        src.close()

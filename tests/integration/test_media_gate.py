@@ -156,7 +156,7 @@ class Agent:
 
 
 @pytest.fixture
-def agent_factory(tmp_path):
+def agent_factory(tmp_path, request, artifacts):
     agents = []
 
     def make(host_class: str, **kw) -> Agent:
@@ -166,6 +166,16 @@ def agent_factory(tmp_path):
     yield make
     for a in agents:
         a.stop()
+        # keep the agent's log and events for people reading a failed run
+        keep = artifacts / "media" / request.node.name.replace("/", "_")
+        keep.mkdir(parents=True, exist_ok=True)
+        if (a.dir / "agent.log").exists():
+            (keep / "agent.log").write_bytes((a.dir / "agent.log").read_bytes())
+        try:
+            (keep / "events.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n"
+                                                       for e in a.events()))
+        except subprocess.CalledProcessError:
+            pass
 
 
 @pytest.fixture
@@ -321,3 +331,19 @@ def test_mounts_are_published_on_the_bus(tmp_path, media):
     finally:
         comp.stop()
         ctx.spool.close()
+
+
+def test_registering_an_attached_medium_lifts_the_gate(agent_factory, media):
+    """The administrator registers a stick that was denied; the running agent re-reads the
+    registry by itself, and the same stick becomes usable without re-plugging."""
+    agent = agent_factory("classified", rescan_s=0.5).start()
+    m = media("ext4")
+    dev = m.attach()
+    wait_for(lambda: agent.events_for("medium.denied", dev), what="medium.denied")
+    agent.register(dev, "confidential", hosts="classified")
+    allowed = wait_for(lambda: agent.events_for("medium.allowed", dev), what="medium.allowed")[0]
+    assert allowed["medium"]["registry_id"] == "M-TEST-1" and allowed["rule"] == "classified.registered"
+    assert agent.events("registry.loaded")
+    mp = m.mount()
+    (mp / "ok.txt").write_text("writable now")
+    assert not write_fails(mp)

@@ -1,7 +1,9 @@
 """Fixtures for the screen-lock tests: a private system bus with python-dbusmock's logind."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,7 +85,7 @@ def system_bus() -> Iterator[str]:
     """A private dbus-daemon playing the system bus; DBUS_SYSTEM_BUS_ADDRESS points at it."""
     need_tools("dbus-daemon")
     old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-    pid, address = _start_bus()
+    pid, address = start_private_bus()
     os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = address
     yield address
     if old is None:
@@ -114,6 +116,7 @@ def mock_python() -> tuple[str, dict]:
     if not os.path.exists(system_py) or subprocess.run([system_py, "-c", probe], capture_output=True).returncode:
         pytest.skip("dbusmock servers need GLib's gi: install python3-gi python3-dbus (scripts/setup)")
     shim = Path(tempfile.mkdtemp(prefix="baomi-dbusmock-"))
+    atexit.register(shutil.rmtree, shim, True)
     (shim / "dbusmock").symlink_to(Path(dbusmock.__file__).parent)
     _MOCK_PY = (system_py, {"PYTHONPATH": str(shim)})
     return _MOCK_PY
@@ -125,7 +128,7 @@ def spawn_mock(args: list[str], env: dict) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _start_bus() -> tuple[int, str]:
+def start_private_bus() -> tuple[int, str]:
     out = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
                          capture_output=True, text=True, timeout=10, check=True).stdout.split()
     return int(out[1]), out[0]

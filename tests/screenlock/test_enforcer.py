@@ -102,7 +102,7 @@ def test_failed_lock_can_terminate_the_session(logind: MockLogind, run_enforcer)
 
 
 def test_several_sessions_at_once(logind: MockLogind, run_enforcer) -> None:
-    users = [("m1", 1000, "alice", 3.0), ("m2", 1001, "bob", 4.0), ("m3", 1002, "carol", 0.0)]
+    users = [("m1", 1000, "alice", 0.5), ("m2", 1001, "bob", 1.0), ("m3", 1002, "carol", 0.0)]
     for sid, uid, name, idle in users:
         logind.add_session(sid, uid, name, seat="seat0" if sid == "m1" else "", idle_s=idle or None)
     enf, ctx = run_enforcer()
@@ -163,3 +163,59 @@ def test_report_latencies(capsys) -> None:
     with capsys.disabled():
         print(f"\nscreen-lock latency over {len(LATENCIES)} locks: "
               f"min {min(LATENCIES):.3f}s max {max(LATENCIES):.3f}s values {LATENCIES}")
+
+
+def test_component_with_a_helper_reporting_drifted_settings(tmp_path: Path, logind: MockLogind) -> None:
+    """ScreenlockComponent as the daemon builds it: socket + enforcer; an honest helper reports bad settings."""
+    import json
+    import os
+    import socket
+
+    from baomi.agent.screenlock.component import ScreenlockComponent
+    from baomi.agent.screenlock.protocol import encode
+
+    logind.add_session("d1", os.getuid(), "root")
+    ctx = open_context(load(write_config(tmp_path)))
+    comp = ScreenlockComponent(ctx)
+    comp.start()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        assert comp.server.notify in ctx.notifiers
+        assert wait_for(lambda: comp.enforcer.sessions.get("d1"), 10)
+        s.settimeout(5)
+        s.connect(str(tmp_path / "session.sock"))
+        s.sendall(encode({"type": "hello", "uid": os.getuid(), "session": "d1", "desktop": "gnome"}))
+        assert json.loads(s.recv(4096).splitlines()[0])["type"] == "welcome"
+        s.sendall(encode({"type": "state", "idle_ms": 100, "locked": False, "settings": {
+            "org.gnome.desktop.session.idle-delay": 0, "org.gnome.desktop.screensaver.lock-enabled": True}}))
+        drift = wait_for(lambda: events(ctx, "screenlock.settings_drift"), 5)
+        assert drift and drift[0]["session"]["id"] == "d1" and drift[0]["details"]["source"] == "session"
+        assert list(drift[0]["details"]["keys"]) == ["org.gnome.desktop.session.idle-delay"]
+        # the same report again is not a new event
+        s.sendall(encode({"type": "state", "idle_ms": 200, "locked": False, "settings": {
+            "org.gnome.desktop.session.idle-delay": 0}}))
+        assert wait_for(lambda: len(events(ctx, "screenlock.settings_drift")) > 1, 1.0) is False
+    finally:
+        s.close()
+        comp.stop()
+        ctx.spool.close()
+    assert not (tmp_path / "session.sock").exists()
+
+
+def test_logind_going_away_and_coming_back(logind: MockLogind, run_enforcer) -> None:
+    from .conftest import LOGIND, spawn_mock
+
+    enf, ctx = run_enforcer(logind_retry_s=0.5)
+    logind.proc.terminate()
+    logind.proc.wait(timeout=5)
+    gone = wait_for(lambda: events(ctx, "screenlock.unavailable"), 10)
+    assert gone and "not running" in gone[0]["details"]["error"]
+    back = spawn_mock(["--template", "logind"], {"DBUS_SYSTEM_BUS_ADDRESS": logind.address})
+    try:
+        assert wait_for(lambda: events(ctx, "screenlock.available"), 15)
+        assert enf.available.is_set()
+        assert len(events(ctx, "screenlock.unavailable")) == 1
+    finally:
+        back.terminate()
+        back.wait(timeout=5)
+        wait_for(lambda: not logind.bus.name_has_owner(LOGIND), 5)

@@ -65,3 +65,11 @@ def test_flood_of_uevents_parses_each_once():
             msgs.append(os.urandom(32).replace(b"@", b"#"))
     parsed = [e for e in map(parse_kernel_uevent, msgs) if e is not None]
     assert [int(e.props["SEQNUM"]) for e in parsed] == list(range(800))
+
+
+def test_active_user_prefers_the_active_graphical_logind_session(tmp_path):
+    from baomi.agent.media.users import active_user
+    (tmp_path / "3").write_text("UID=1001\nUSER=lisi\nACTIVE=0\nTYPE=tty\nCLASS=user\n")
+    (tmp_path / "7").write_text("UID=1000\nUSER=zhangsan\nACTIVE=1\nTYPE=wayland\nCLASS=user\n")
+    (tmp_path / "c1").write_text("UID=120\nUSER=gdm\nACTIVE=1\nTYPE=wayland\nCLASS=greeter\n")
+    assert active_user(tmp_path) == {"uid": 1000, "name": "zhangsan", "session": "7"}

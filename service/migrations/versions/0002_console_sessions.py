@@ -26,6 +26,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('console_sessions', schema=None) as batch_op:
         batch_op.create_index('ix_console_sessions_user', ['user_name'], unique=False)
+    # Hourly counts for the dashboard, kept up to date incrementally by pk (service/console/rollup.py)
+    op.create_table(
+        'console_rollup',
+        sa.Column('bucket', sa.String(length=13), nullable=False),   # 'YYYY-MM-DD HH', UTC, of the event time
+        sa.Column('dim', sa.String(length=8), nullable=False),       # severity | kind | host | user
+        sa.Column('value', sa.String(length=255), nullable=False),
+        sa.Column('n', sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint('bucket', 'dim', 'value'),
+    )
+    op.create_table(
+        'console_rollup_state',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('last_pk', sa.BigInteger(), nullable=False),       # events up to this pk are counted
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.execute("INSERT INTO console_rollup_state (id, last_pk) VALUES (1, 0)")
     # The event list filters by these and sorts by (time, pk); the audit trail by agent_id.
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_user_time', ['user_name', 'time'], unique=False)
@@ -40,6 +56,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_events_action_time')
         batch_op.drop_index('ix_events_level_time')
         batch_op.drop_index('ix_events_user_time')
+    op.drop_table('console_rollup_state')
+    op.drop_table('console_rollup')
     with op.batch_alter_table('console_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_console_sessions_user')
     op.drop_table('console_sessions')

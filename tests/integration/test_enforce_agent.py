@@ -1,0 +1,98 @@
+"""End to end through `baomi-agent run`: the media component finds a personal
+exFAT medium on a loop device, enforcement blocks a marked file copied to it."""
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from baomi.agent import quarantine as q
+from tests.support import enforce_files as docs
+from tests.support.enforce_harness import wait_for, write
+from tests.support.media import LoopMedium
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
+REPO = Path(__file__).resolve().parents[2]
+AGENT = [sys.executable, "-m", "baomi.agent.cli"]
+
+
+def _media_component_available() -> bool:
+    try:
+        import baomi.agent.media.component  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _events(conf: Path) -> list[dict]:
+    out = subprocess.run([*AGENT, "events", "--config", str(conf), "--json"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return [json.loads(l) for l in out.splitlines()]
+
+
+def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path) -> None:
+    if not _media_component_available():
+        pytest.skip("media component not available")
+    tmp = Path(tempfile.mkdtemp(prefix="baomi-e2e-"))
+    priv, pub = q.keygen(tmp / "keys")
+    state = tmp / "state"
+    conf = tmp / "agent.toml"
+    conf.write_text(f"""
+[host]
+class_ = "unclassified"
+name = "e2e-pc"
+[paths]
+state_dir = "{state}"
+[media]
+extra_removable = ["loop*"]
+registry = "{tmp / 'media.toml'}"
+rescan_s = 1.0
+[scan]
+rule_dirs = []
+[quarantine]
+public_key = "{pub}"
+""")
+    log = open(artifacts / "enforce-e2e-agent.log", "w")
+    agent = subprocess.Popen([*AGENT, "run", "--config", str(conf)], cwd=REPO, stdout=log, stderr=log)
+    try:
+        with LoopMedium("exfat", size_mb=64, workdir=tmp) as loop:
+            mp = loop.mount()
+            wait_for(lambda: any(e["kind"] == "medium.inventory" for e in _events(conf)), 60,
+                     "the agent to pick up the medium")
+            marked = docs.docx(docs.MARK)
+            write(mp / "机密方案.docx", marked)
+            write(mp / "plain.txt", b"hello")
+            wait_for(lambda: not (mp / "机密方案.docx").exists(), 30, "the marked file to be blocked")
+            def copies() -> dict[str, dict] | None:
+                found = {e["file"]["name"]: e for e in _events(conf)
+                         if e["kind"] in ("file.blocked", "file.copied")}
+                return found if len(found) >= 2 else None
+            kinds = wait_for(copies, 30, "two copy events")
+            assert (mp / "plain.txt").read_bytes() == b"hello"
+            loop.unmount()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        log.close()
+    blocked = kinds["机密方案.docx"]
+    assert blocked["kind"] == "file.blocked" and blocked["host"]["name"] == "e2e-pc"
+    assert blocked["medium"]["class"] == "personal" and blocked["medium"]["fs_uuid"]
+    assert kinds["plain.txt"]["kind"] == "file.copied"
+    out = subprocess.run([*AGENT, "quarantine", "list", "--config", str(conf), "--json"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    (row,) = [json.loads(l) for l in out.splitlines()]
+    assert row["id"] == blocked["details"]["quarantine_id"]
+    restored = tmp / "restored"
+    subprocess.run([*AGENT, "quarantine", "restore", row["id"], "--config", str(conf), "--key", str(priv),
+                    "--to", str(restored)], cwd=REPO, check=True, capture_output=True)
+    assert (restored / "机密方案.docx").read_bytes() == marked
