@@ -126,6 +126,21 @@ def fts_ready(conn: sa.Connection) -> bool:
 
 
 _fts = sa.table("events_file_name", sa.column("rowid", sa.Integer), sa.column("events_file_name", sa.String))
+FTS_SELECTIVE = 2000
+
+
+def _phrase(q: str) -> str:
+    return '"' + q.replace('"', '""') + '"'
+
+
+def use_fts(conn: sa.Connection, f: EventFilter) -> bool:
+    """Use the trigram index when it narrows the search: for a name found in thousands of rows,
+    walking the time index until a page is full is quicker than collecting every match."""
+    if not f.q or len(f.q) < 3 or _SHA256_RE.match(f.q) or not fts_ready(conn):
+        return False
+    probe = sa.select(_fts.c.rowid).where(_fts.c.events_file_name.op("MATCH")(_phrase(f.q))) \
+        .limit(FTS_SELECTIVE).subquery()
+    return conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() < FTS_SELECTIVE
 
 
 def event_conditions(f: EventFilter, fts: bool = False) -> list[sa.ColumnElement[bool]]:
@@ -162,9 +177,8 @@ def event_conditions(f: EventFilter, fts: bool = False) -> list[sa.ColumnElement
         else:
             conds.append(E.c.file_name.ilike("%" + _like_escape(f.q) + "%", escape="\\"))
             if fts and len(f.q) >= 3:  # the trigram index finds the candidates; LIKE above stays exact
-                phrase = '"' + f.q.replace('"', '""') + '"'
                 conds.append(E.c.pk.in_(sa.select(_fts.c.rowid).where(
-                    _fts.c.events_file_name.op("MATCH")(phrase))))
+                    _fts.c.events_file_name.op("MATCH")(_phrase(f.q)))))
     return conds
 
 
@@ -219,7 +233,7 @@ def list_events(conn: sa.Connection, f: EventFilter, cursor: str | None = None, 
                 limit: int = PAGE_SIZE) -> Page:
     if sort not in SORTS:
         raise FilterError("sort", f"{sort[:40]!r} is not one of {', '.join(SORTS)}")
-    return _page(conn, _keyset(event_conditions(f, fts_ready(conn)), cursor, sort, limit + 1), limit)
+    return _page(conn, _keyset(event_conditions(f, use_fts(conn, f)), cursor, sort, limit + 1), limit)
 
 
 def iter_events(conn: sa.Connection, f: EventFilter, sort: str = "time_desc",
@@ -227,7 +241,7 @@ def iter_events(conn: sa.Connection, f: EventFilter, sort: str = "time_desc",
     """Every matching event with its body, in keyset chunks (exports of any size in bounded memory)."""
     cursor = None
     while True:
-        stmt = _keyset(event_conditions(f, fts_ready(conn)), cursor, sort, chunk + 1, (*LIST_COLUMNS, E.c.body))
+        stmt = _keyset(event_conditions(f, use_fts(conn, f)), cursor, sort, chunk + 1, (*LIST_COLUMNS, E.c.body))
         page = _page(conn, stmt, chunk)
         yield from page.rows
         if page.next_cursor is None:

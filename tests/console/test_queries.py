@@ -84,6 +84,8 @@ def test_file_name_search_is_indexed(store):
             n = conn.exec_driver_sql("SELECT count(*) FROM events_file_name WHERE events_file_name "
                                      "MATCH '\"财务报表\"'").scalar()
             assert n == sum("财务报表" in (r["file_name"] or "") for r in rows)
+            assert queries.use_fts(conn, queries.parse_filter({"q": "财务报表"}))
+            assert not queries.use_fts(conn, queries.parse_filter({"q": "表"}))
         else:
             names = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'events'").scalars()
             assert "ix_events_file_name_trgm" in set(names)
