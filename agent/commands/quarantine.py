@@ -75,8 +75,30 @@ def cmd_restore(args: argparse.Namespace) -> int:
         tmp.unlink(missing_ok=True)
         print(f"baomi-agent: {exc}", file=sys.stderr)
         return 1
+    _record_restore(args, entry.to_json(), target)
     print(target)
     return 0
+
+
+def _record_restore(args: argparse.Namespace, row: dict, target: Path) -> None:
+    """A restore takes classified content back out: the audit trail must show who did it."""
+    import pwd
+
+    from ..context import open_context
+    try:
+        ctx = open_context(load_config(args))
+        uid = os.getuid()
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        ctx.record("quarantine.restored", severity="high", user={"uid": uid, "name": name, "session": None},
+                   file={"path": row.get("original_path"), "size": row.get("size"), "sha256": row.get("sha256"),
+                         "level": row.get("level")},
+                   action="allow", details={"entry": row.get("id"), "restored_to": str(target)})
+        ctx.spool.close()
+    except Exception as exc:  # the file is restored; say loudly that the record is missing
+        print(f"baomi-agent: warning: restore not recorded in the event spool: {exc}", file=sys.stderr)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

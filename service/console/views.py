@@ -442,16 +442,7 @@ def _local_path(target: str) -> str:
 
 
 def _create_token(engine: sa.Engine, cfg: CollectorConfig, by: str) -> tuple[str, dt.datetime]:
-    """A one-time enrollment token; only its sha256 is stored (the ingest side checks that)."""
-    try:
-        from .. import enroll  # the ingest side's own function, when present
-        create = getattr(enroll, "create_token", None)
-    except ImportError:
-        create = None
-    if create is not None:
-        result = create(engine, cfg, created_by=by)
-        token = result[0] if isinstance(result, tuple) else result
-        return token, auth.now() + dt.timedelta(seconds=cfg.token_ttl_s)
+    """A one-time enrollment token; only its sha256 is stored (enroll_tokens, checked by the ingest API)."""
     token = secrets.token_urlsafe(32)
     now = auth.now()
     expires = now + dt.timedelta(seconds=cfg.token_ttl_s)

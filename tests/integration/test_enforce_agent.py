@@ -46,7 +46,7 @@ def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path) -
     conf = tmp / "agent.toml"
     conf.write_text(f"""
 [host]
-class_ = "unclassified"
+class = "unclassified"
 name = "e2e-pc"
 [paths]
 state_dir = "{state}"

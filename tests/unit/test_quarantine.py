@@ -117,6 +117,11 @@ def test_cli_keygen_list_restore(tmp_path: Path, capsys) -> None:
     assert main(["quarantine", "restore", "20260101T000000-abc", "--config", str(conf),
                  "--key", str(priv), "--to", str(out)]) == 0
     assert (out / "机密.docx").read_bytes() == data
+    capsys.readouterr()
+    assert main(["events", "--config", str(conf), "--json"]) == 0
+    restored = [e for e in map(json.loads, capsys.readouterr().out.splitlines()) if e["kind"] == "quarantine.restored"]
+    assert len(restored) == 1 and restored[0]["details"]["entry"] == "20260101T000000-abc"
+    assert restored[0]["file"]["sha256"] == rows[0]["sha256"] and restored[0]["user"]["uid"] == os.getuid()
     # a second restore does not overwrite, a missing id is named
     assert main(["quarantine", "restore", "20260101T000000-abc", "--config", str(conf),
                  "--key", str(priv), "--to", str(out)]) == 1
