@@ -15,6 +15,8 @@ COMMANDS: list[str] = [
     "events",
     "media",
     "quarantine",
+    "scan",
+    "fingerprint",
 ]
 
 

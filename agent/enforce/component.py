@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def make_scanner(config: Any) -> Any:
     from ..scan.engine import Scanner
     from ..scan.rules import RuleSet
-    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, config.scan.fingerprint_db))
+    from ..scan.fingerprint import default_db
+    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)))
 
 
 def _raise_fd_limit() -> None:

@@ -1,0 +1,74 @@
+"""The true type of a file from its bytes (python-magic), refined by looking
+inside zip and OLE containers; the extension never decides."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import magic
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+OFD = "application/ofd"
+ZIP = "application/zip"
+OLE = "application/x-ole-storage"
+ENCRYPTED_OOXML = "application/x-encrypted-ooxml"
+DOC, XLS, PPT = "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint"
+WPS, ET, DPS = "application/wps-office.wps", "application/wps-office.et", "application/wps-office.dps"
+
+_OLE_MIMES = {"application/x-ole-storage", "application/CDF", "application/x-cdf", DOC, XLS, PPT,
+              "application/vnd.ms-office", "application/vnd.ms-outlook", "application/x-msi"}
+_ZIP_MIMES = {"application/zip", "application/x-zip-compressed", "application/java-archive", DOCX, XLSX, PPTX,
+              "application/vnd.ms-excel.sheet.macroEnabled.12", "application/octet-stream"}
+
+
+def magic_type(head: bytes) -> str:
+    if not head:
+        return "application/x-empty"
+    return magic.from_buffer(head, mime=True)
+
+
+def refine_zip(zf: zipfile.ZipFile) -> str:
+    names = set(zf.namelist())
+    if "word/document.xml" in names:
+        return DOCX
+    if "xl/workbook.xml" in names:
+        return XLSX
+    if "ppt/presentation.xml" in names:
+        return PPTX
+    if "OFD.xml" in names or "ofd.xml" in names:
+        return OFD
+    return ZIP
+
+
+def refine_ole(streams: set[str]) -> str:
+    """streams: lower-cased top-level stream and storage names."""
+    wps = any("wps" in s or s.startswith("kso") for s in streams)
+    if "encryptioninfo" in streams or "encryptedpackage" in streams:
+        return ENCRYPTED_OOXML
+    if "worddocument" in streams:
+        return WPS if wps else DOC
+    if "workbook" in streams or "book" in streams:
+        return ET if wps else XLS
+    if "powerpoint document" in streams:
+        return DPS if wps else PPT
+    return OLE
+
+
+def detect(data: bytes) -> str:
+    """MIME type of a file's bytes."""
+    mime = magic_type(data[:262144])
+    if data[:4] == b"PK\x03\x04" or mime in _ZIP_MIMES and data[:2] == b"PK":
+        try:
+            return refine_zip(zipfile.ZipFile(io.BytesIO(data)))
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return mime
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or mime in _OLE_MIMES:
+        import olefile
+        try:
+            with olefile.OleFileIO(io.BytesIO(data)) as ole:
+                return refine_ole({e[0].lower() for e in ole.listdir(streams=True, storages=True)})
+        except Exception:  # olefile raises many kinds on damaged files
+            return mime
+    return mime

@@ -1,0 +1,213 @@
+"""The scanner: a pool of persistent worker processes (agent/scan/worker.py),
+each under a memory cap, with a time budget per file. A worker that overruns
+is killed and replaced; its file gets inspectable=false (timeout or
+limit_exceeded). scan_file is thread-safe: the daemon calls it from several
+threads; scan_paths walks folders and keeps all workers busy."""
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .limits import Limits
+from .model import Verdict
+from multiprocessing.connection import Connection
+
+
+class _Worker:
+    """A fresh interpreter (`python -m baomi.agent.scan.worker FD`), not a fork of
+    the multi-threaded daemon, talking pickles over a socket pair."""
+
+    def __init__(self, limits: Limits, ruleset: Any, memory_mb: int):
+        parent, child = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "baomi.agent.scan.worker", str(child.fileno())],
+                                         pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                         close_fds=True, start_new_session=True)
+        finally:
+            child.close()
+        self.conn = Connection(parent.detach())
+        self.conn.send((limits, ruleset, memory_mb))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+            self.proc.wait(2)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait(2)
+        self.conn.close()
+
+
+class Scanner:
+    def __init__(self, scan_cfg: Any, ruleset: Any = None, jobs: int | None = None):
+        if ruleset is None:
+            from .rules import RuleSet
+            ruleset = RuleSet.load(scan_cfg.rule_dirs, scan_cfg.fingerprint_db)
+        self.ruleset = ruleset
+        self.limits = Limits.from_config(scan_cfg)
+        self.timeout_s = float(scan_cfg.timeout_s)
+        self.memory_mb = int(scan_cfg.memory_mb)
+        self.jobs = max(1, int(jobs or scan_cfg.jobs))
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(self.jobs):
+            self._idle.put(None)  # a slot; the worker process starts on first use
+
+    def __enter__(self) -> "Scanner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _new_worker(self) -> _Worker:
+        w = _Worker(self.limits, self.ruleset, self.memory_mb)
+        with self._lock:
+            self._all.add(w)
+        return w
+
+    def _drop(self, w: _Worker) -> None:
+        with self._lock:
+            self._all.discard(w)
+        w.kill()
+
+    def scan_file(self, path: str | os.PathLike[str]) -> Verdict:
+        """The verdict on one file; never raises for a bad file."""
+        if self._closed:
+            raise RuntimeError("scanner is closed")
+        path = os.fspath(path)
+        w = self._idle.get()
+        try:
+            if w is None or not w.alive():
+                if w is not None:
+                    self._drop(w)
+                w = self._new_worker()
+            try:
+                w.conn.send(path)
+                if w.conn.poll(self.timeout_s):
+                    return w.conn.recv()
+                self._drop(w)
+                w = None
+                return _failed(path, "timeout", f"not finished within timeout_s={self.timeout_s:g}")
+            except (EOFError, OSError, BrokenPipeError):
+                code = w.proc.poll() if w is not None else None
+                if w is not None:
+                    self._drop(w)
+                w = None
+                return _failed(path, "limit_exceeded",
+                               f"the scanning process died (exit {code}); memory_mb={self.memory_mb} or a parser crash")
+        finally:
+            self._idle.put(w)
+
+    def scan_paths(self, paths: Iterable[str | os.PathLike[str]],
+                   progress: Callable[[Verdict], None] | None = None) -> Iterator[Verdict]:
+        """Verdicts for every file under paths (folders recursively, symbolic
+        links reported but not followed), scanned by all workers in parallel,
+        in the order they finish."""
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="baomi-scan") as pool:
+            pending: set[Future[Verdict]] = set()
+            for f in walk(paths):
+                if isinstance(f, Verdict):
+                    done_now = f
+                    if progress:
+                        progress(done_now)
+                    yield done_now
+                    continue
+                pending.add(pool.submit(self.scan_file, f))
+                if len(pending) >= self.jobs * 4:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        v = fut.result()
+                        if progress:
+                            progress(v)
+                        yield v
+            for fut in list(pending):
+                v = fut.result()
+                if progress:
+                    progress(v)
+                yield v
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            workers = list(self._all)
+            self._all.clear()
+        for w in workers:
+            w.stop()
+
+
+def _failed(path: str, reason: str, detail: str) -> Verdict:
+    try:
+        size = os.lstat(path).st_size
+    except OSError:
+        size = 0
+    return Verdict(path=path, inspectable=False, reason=reason, detail=detail, size=size)
+
+
+def walk(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str | Verdict]:
+    """Files under paths; symbolic links met inside folders are reported (a
+    Verdict), never followed, so a link loop cannot trap the walk. A path given
+    directly that is a link to a file is followed (the user named it)."""
+    for top in paths:
+        top = os.fspath(top)
+        try:
+            st = os.stat(top)
+        except OSError as exc:
+            yield _failed(top, "vanished" if isinstance(exc, FileNotFoundError) else "unreadable",
+                          exc.strerror or str(exc))
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            yield os.path.realpath(top) if os.path.islink(top) else top
+            continue
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                yield _failed(folder, "unreadable", f"cannot list folder: {exc.strerror}")
+                continue
+            subdirs = []
+            for e in entries:
+                if e.is_symlink():
+                    yield Verdict(path=e.path, inspectable=False, reason="unsupported",
+                                  detail="a symbolic link (not followed)", type="inode/symlink")
+                elif e.is_dir(follow_symlinks=False):
+                    subdirs.append(e.path)
+                else:
+                    yield e.path
+            stack.extend(reversed(subdirs))
+
+
+def file_count(paths: Iterable[str | os.PathLike[str]]) -> tuple[int, int]:
+    """(files, bytes) under paths, for a progress bar."""
+    n = size = 0
+    for p in walk(paths):
+        if isinstance(p, str):
+            n += 1
+            try:
+                size += os.lstat(p).st_size
+            except OSError:
+                pass
+    return n, size

@@ -1,0 +1,146 @@
+"""Archives: zip (GBK member names from Chinese Windows), tar, gzip, bzip2, xz
+and 7z, nested, each member extracted as a file of its own type. Bombs are
+refused by ratio, total size, depth and member count; an encrypted member is
+noted and the rest still read."""
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import tarfile
+import zipfile
+import zlib
+
+from ..extract import Ctx, Incomplete, member
+from .xmlutil import read_member
+
+CHUNK = 1024 * 1024
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """Names without the UTF-8 flag are in the OEM code page of the machine that
+    made the zip: GBK on Chinese Windows. zipfile decoded them as cp437."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    raw = info.filename.encode("cp437", errors="replace")
+    for enc in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return info.filename
+
+
+def zip_(data: bytes, ctx: Ctx) -> None:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged zip: {exc}") from None
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        name = member_name(info)
+        try:
+            body = read_member(zf, info, ctx)
+        except Incomplete as exc:
+            if exc.reason == "limit_exceeded" and "max_archive_bytes" in exc.detail:
+                raise
+            ctx.problem(exc.reason, exc.detail)
+            continue
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as exc:
+            ctx.problem("corrupt", f"{ctx.where()}:{name}: {exc}")
+            continue
+        except NotImplementedError as exc:  # an unknown compression method
+            ctx.problem("unsupported", f"{ctx.where()}:{name}: {exc}")
+            continue
+        member(body, name, ctx)
+
+
+def tar(data: bytes, ctx: Ctx) -> None:
+    try:
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged tar: {exc}") from None
+    try:
+        for info in tf:
+            if not info.isfile():
+                continue
+            ctx.budget.take(info.size, f"{ctx.where()}:{info.name}")
+            f = tf.extractfile(info)
+            if f is None:
+                continue
+            member(f.read(info.size), info.name, ctx)
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        ctx.problem("corrupt", f"{ctx.where()}: tar stream damaged: {exc}")
+
+
+def _decompressor(data: bytes):
+    if data[:2] == b"\x1f\x8b":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS), "gzip"
+    if data[:3] == b"BZh":
+        return bz2.BZ2Decompressor(), "bzip2"
+    return lzma.LZMADecompressor(), "xz"
+
+
+def compressed(data: bytes, ctx: Ctx) -> None:
+    """A single compressed stream: inflate under the limits, then extract what is inside."""
+    dec, kind = _decompressor(data)
+    lim = ctx.limits
+    room = lim.max_archive_bytes - ctx.budget.unpacked
+    out = bytearray()
+    try:
+        if kind == "gzip":
+            buf = dec.decompress(data, CHUNK)
+            out += buf
+            while dec.unconsumed_tail and len(out) <= room:
+                out += dec.decompress(dec.unconsumed_tail, CHUNK)
+                if len(out) > max(CHUNK, lim.max_ratio * len(data)):
+                    break
+        else:
+            out += dec.decompress(data, max_length=CHUNK)
+            while not dec.eof and len(out) <= room and not (len(out) > max(CHUNK, lim.max_ratio * len(data))):
+                more = dec.decompress(b"", max_length=CHUNK)
+                if not more:
+                    break
+                out += more
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        ctx.problem("corrupt", f"{ctx.where()}: {kind} stream damaged: {exc}")
+    if len(out) > max(CHUNK, lim.max_ratio * len(data)):
+        raise Incomplete("limit_exceeded", f"{ctx.where()}: {kind} expands more than max_ratio {lim.max_ratio:g}")
+    if len(out) > room:
+        raise Incomplete("limit_exceeded", f"{ctx.where()}: {kind} content passes max_archive_bytes")
+    ctx.budget.take(len(out), ctx.where())
+    inner = bytes(out)
+    if len(inner) > 262 and inner[257:262] == b"ustar":
+        tar(inner, ctx)  # .tar.gz and friends
+    else:
+        member(inner, f"({kind})", ctx)
+
+
+def sevenzip(data: bytes, ctx: Ctx) -> None:
+    import py7zr
+    try:
+        archive = py7zr.SevenZipFile(io.BytesIO(data))
+    except py7zr.exceptions.PasswordRequired:
+        raise Incomplete("encrypted", f"{ctx.where()}: 7z archive is encrypted") from None
+    except Exception as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged 7z: {exc}") from None
+    with archive:
+        if archive.needs_password():
+            raise Incomplete("encrypted", f"{ctx.where()}: 7z archive is encrypted")
+        infos = [i for i in archive.list() if not i.is_directory]
+        total = sum(i.uncompressed or 0 for i in infos)
+        packed = max(1, len(data))
+        if total > CHUNK and total > ctx.limits.max_ratio * packed:
+            raise Incomplete("limit_exceeded", f"{ctx.where()}: 7z expands {total // packed}x")
+        room = ctx.limits.max_archive_bytes - ctx.budget.unpacked
+        ctx.budget.take(total, ctx.where())
+        from py7zr.io import BytesIOFactory
+        factory = BytesIOFactory(room)  # also caps what a lying header could unpack
+        try:
+            archive.extract(factory=factory)
+        except Exception as exc:
+            raise Incomplete("corrupt", f"{ctx.where()}: 7z content damaged: {exc}") from None
+        for name, bio in factory.products.items():
+            bio.seek(0)
+            member(bio.read(), name, ctx)

@@ -1,0 +1,279 @@
+"""Legacy OLE2 formats (olefile): Word .doc and WPS .wps through the piece
+table, Excel .xls and WPS .et through the BIFF8 string table and cell records,
+PowerPoint .ppt and WPS .dps through the text atoms. SummaryInformation is
+metadata. An OLE file holding EncryptionInfo is an encrypted Office document."""
+from __future__ import annotations
+
+import io
+import struct
+
+import olefile
+
+from ..extract import Ctx, Incomplete, TopLines
+from .ooxml import cells_to_chunks
+
+
+def _open(data: bytes, ctx: Ctx) -> olefile.OleFileIO:
+    try:
+        return olefile.OleFileIO(io.BytesIO(data))
+    except Exception as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged OLE container: {exc}") from None
+
+
+def _stream(ole: olefile.OleFileIO, name: str, ctx: Ctx) -> bytes:
+    size = ole.get_size(name)
+    ctx.budget.take(size, f"{ctx.where()}:{name}")
+    return ole.openstream(name).read()
+
+
+def _summary(ole: olefile.OleFileIO, ctx: Ctx) -> None:
+    try:
+        meta = ole.get_metadata()
+    except Exception:
+        return
+    for attr in ("title", "subject", "author", "keywords", "comments", "category", "company", "manager"):
+        value = getattr(meta, attr, None)
+        if isinstance(value, bytes):
+            value = value.decode("gbk", errors="replace")
+        if isinstance(value, str) and value.strip():
+            ctx.add("metadata", value, key=attr)
+
+
+def encrypted(data: bytes, ctx: Ctx) -> None:
+    raise Incomplete("encrypted", f"{ctx.where()}: password-protected Office document")
+
+
+def other(data: bytes, ctx: Ctx) -> None:
+    ole = _open(data, ctx)
+    _summary(ole, ctx)
+    ctx.problem("unsupported", f"{ctx.where()}: OLE container of an unknown application")
+
+
+# -- Word / WPS text ----------------------------------------------------------
+
+def _doc_text(word: bytes, table: bytes) -> tuple[str, int, int, int]:
+    """The document's characters in CP order, and ccpText, ccpFtn, ccpHdd."""
+    fc_clx, lcb_clx = struct.unpack_from("<II", word, 0x1A2)
+    ccp_text, ccp_ftn, ccp_hdd = struct.unpack_from("<iii", word, 0x4C)
+    clx = table[fc_clx:fc_clx + lcb_clx]
+    pos = 0
+    while pos < len(clx) and clx[pos] == 0x01:  # Prc entries (formatting) before the piece table
+        (cb,) = struct.unpack_from("<H", clx, pos + 1)
+        pos += 3 + cb
+    if pos >= len(clx) or clx[pos] != 0x02:
+        raise ValueError("no piece table")
+    (lcb,) = struct.unpack_from("<I", clx, pos + 1)
+    plc = clx[pos + 5:pos + 5 + lcb]
+    n = (len(plc) - 4) // 12
+    cps = struct.unpack_from(f"<{n + 1}I", plc, 0)
+    out = []
+    for i in range(n):
+        pcd = plc[4 * (n + 1) + 8 * i: 4 * (n + 1) + 8 * i + 8]
+        (fc,) = struct.unpack_from("<I", pcd, 2)
+        count = cps[i + 1] - cps[i]
+        if count <= 0 or count > 50_000_000:
+            continue
+        if fc & 0x40000000:  # compressed: 8-bit characters at fc/2
+            start = (fc & 0x3FFFFFFF) // 2
+            out.append(word[start:start + count].decode("cp1252", errors="replace"))
+        else:
+            out.append(word[fc:fc + 2 * count].decode("utf-16-le", errors="replace"))
+    return "".join(out), ccp_text, ccp_ftn, ccp_hdd
+
+
+def doc(data: bytes, ctx: Ctx) -> None:
+    ole = _open(data, ctx)
+    _summary(ole, ctx)
+    word = _stream(ole, "WordDocument", ctx)
+    if len(word) < 0x1AA:
+        raise Incomplete("corrupt", f"{ctx.where()}: WordDocument stream too short")
+    (flags,) = struct.unpack_from("<H", word, 0x0A)
+    if flags & 0x0100:
+        raise Incomplete("encrypted", f"{ctx.where()}: password-protected Word document")
+    table_name = "1Table" if flags & 0x0200 else "0Table"
+    if not ole.exists(table_name):
+        raise Incomplete("corrupt", f"{ctx.where()}: {table_name} stream missing")
+    try:
+        text, ccp_text, ccp_ftn, ccp_hdd = _doc_text(word, _stream(ole, table_name, ctx))
+    except (struct.error, ValueError) as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: piece table unreadable: {exc}") from None
+    top = TopLines()
+    stories = ((0, ccp_text, None), (ccp_text, ccp_text + ccp_ftn, "body"),
+               (ccp_text + ccp_ftn, ccp_text + ccp_ftn + ccp_hdd, "header"), (ccp_text + ccp_ftn + ccp_hdd, len(text), "body"))
+    n = 0
+    for start, end, zone in stories:
+        part = text[max(0, start):max(0, end)]
+        for para in part.replace("\x07", "\r").replace("\x0b", "\r").replace("\x0c", "\r").split("\r"):
+            para = "".join(ch for ch in para if ch >= " " or ch == "\t")
+            if para.strip():
+                n += 1
+                ctx.add(zone or top.zone(para), para, paragraph=n)
+
+
+# -- Excel / WPS spreadsheets -------------------------------------------------
+
+class _Records:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def __iter__(self):
+        d = self.data
+        while self.pos + 4 <= len(d):
+            typ, size = struct.unpack_from("<HH", d, self.pos)
+            body = d[self.pos + 4:self.pos + 4 + size]
+            self.pos += 4 + size
+            yield typ, body
+
+
+def _sst(first: bytes, continues: list[bytes]) -> list[str]:
+    """The BIFF8 shared string table; strings may be split across CONTINUE records,
+    where each continuation restarts with a flags byte."""
+    blocks = [first] + continues
+    bi, pos = 0, 8
+    out: list[str] = []
+    (_total, unique) = struct.unpack_from("<II", first, 0)
+
+    def need(n: int) -> None:
+        nonlocal bi, pos
+        if pos + n > len(blocks[bi]):
+            bi += 1
+            pos = 0
+            if bi >= len(blocks):
+                raise IndexError
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        need(n)
+        b = blocks[bi][pos:pos + n]
+        pos += n
+        return b
+
+    try:
+        for _ in range(unique):
+            cch = struct.unpack("<H", read(2))[0]
+            flags = read(1)[0]
+            runs = struct.unpack("<H", read(2))[0] if flags & 0x08 else 0
+            ext = struct.unpack("<I", read(4))[0] if flags & 0x04 else 0
+            chars: list[str] = []
+            left, wide = cch, bool(flags & 0x01)
+            while left > 0:
+                if pos >= len(blocks[bi]):
+                    bi += 1
+                    pos = 0
+                    if bi >= len(blocks):
+                        raise IndexError
+                    wide = bool(blocks[bi][0] & 0x01)
+                    pos = 1
+                avail = (len(blocks[bi]) - pos) // (2 if wide else 1)
+                take = min(left, avail)
+                raw = blocks[bi][pos:pos + take * (2 if wide else 1)]
+                pos += len(raw)
+                chars.append(raw.decode("utf-16-le" if wide else "latin-1", errors="replace"))
+                left -= take
+                if take == 0:
+                    raise IndexError
+            skip = 4 * runs + ext
+            while skip > 0:
+                avail = len(blocks[bi]) - pos
+                if avail <= 0:
+                    bi += 1
+                    pos = 0
+                    if bi >= len(blocks):
+                        raise IndexError
+                    continue
+                step = min(avail, skip)
+                pos += step
+                skip -= step
+            out.append("".join(chars))
+    except (IndexError, struct.error):
+        pass  # a short table keeps what was read
+    return out
+
+
+def _col(c: int) -> str:
+    s = ""
+    c += 1
+    while c:
+        c, r = divmod(c - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def xls(data: bytes, ctx: Ctx) -> None:
+    ole = _open(data, ctx)
+    _summary(ole, ctx)
+    name = "Workbook" if ole.exists("Workbook") else "Book"
+    wb = _stream(ole, name, ctx)
+    sst: list[str] = []
+    sheets: list[str] = []
+    sheet_cells: list[list[tuple[int, str, str]]] = []
+    sst_first: bytes | None = None
+    sst_cont: list[bytes] = []
+    last = None
+    for typ, body in _Records(wb):
+        if typ == 0x002F:  # FILEPASS
+            raise Incomplete("encrypted", f"{ctx.where()}: password-protected workbook")
+        if typ == 0x00FC:
+            sst_first, sst_cont = body, []
+        elif typ == 0x003C and last == 0x00FC:
+            sst_cont.append(body)
+            continue
+        elif typ == 0x0085 and len(body) > 8:  # BOUNDSHEET
+            cch, wide = body[6], body[7] & 1
+            raw = body[8:8 + cch * (2 if wide else 1)]
+            sheets.append(raw.decode("utf-16-le" if wide else "latin-1", errors="replace"))
+        elif typ == 0x0809:  # BOF: a new substream (the first is the globals)
+            if sst_first is not None and not sst:
+                sst = _sst(sst_first, sst_cont)
+            sheet_cells.append([])
+        elif typ == 0x00FD and len(body) >= 10 and sheet_cells:  # LABELSST
+            row, col, _xf, isst = struct.unpack_from("<HHHI", body)
+            if isst < len(sst):
+                sheet_cells[-1].append((row + 1, f"{_col(col)}{row + 1}", sst[isst]))
+        elif typ == 0x0204 and len(body) >= 9 and sheet_cells:  # LABEL
+            row, col, _xf, cch = struct.unpack_from("<HHHH", body)
+            wide = body[8] & 1
+            raw = body[9:9 + cch * (2 if wide else 1)]
+            sheet_cells[-1].append((row + 1, f"{_col(col)}{row + 1}",
+                                    raw.decode("utf-16-le" if wide else "latin-1", errors="replace")))
+        last = typ
+    if sst_first is not None and not sst:
+        sst = _sst(sst_first, sst_cont)
+    for i, cells in enumerate(sheet_cells[1:]):
+        cells_to_chunks(ctx, sheets[i] if i < len(sheets) else f"Sheet{i + 1}", i == 0, cells)
+    if not sheet_cells:
+        for s in sst:  # no cell records found: the strings alone, as body
+            ctx.add("body", s)
+
+
+# -- PowerPoint / WPS presentations ---------------------------------------------
+
+def ppt(data: bytes, ctx: Ctx) -> None:
+    ole = _open(data, ctx)
+    _summary(ole, ctx)
+    if ole.exists("EncryptedSummary"):
+        raise Incomplete("encrypted", f"{ctx.where()}: password-protected presentation")
+    stream = _stream(ole, "PowerPoint Document", ctx)
+    texts: list[str] = []
+
+    def walk(start: int, end: int, depth: int) -> None:
+        pos = start
+        while pos + 8 <= end:
+            ver_inst, typ, size = struct.unpack_from("<HHI", stream, pos)
+            body_end = min(pos + 8 + size, end)
+            if (ver_inst & 0x000F) == 0x000F and depth < 32:
+                walk(pos + 8, body_end, depth + 1)
+            elif typ == 0x0FA0:  # TextCharsAtom
+                texts.append(stream[pos + 8:body_end].decode("utf-16-le", errors="replace"))
+            elif typ == 0x0FA8:  # TextBytesAtom
+                texts.append(stream[pos + 8:body_end].decode("latin-1", errors="replace"))
+            if size == 0 and body_end == pos + 8 and typ == 0:
+                pos += 8
+            else:
+                pos = body_end
+    walk(0, len(stream), 0)
+    top = TopLines()
+    for n, t in enumerate(texts, 1):
+        for para in t.replace("\x0b", "\r").split("\r"):
+            if para.strip():
+                ctx.add(top.zone(para), para, text=n)

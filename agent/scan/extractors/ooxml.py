@@ -1,0 +1,259 @@
+"""Office Open XML: docx (body, tables, text boxes, headers, footers, notes,
+comments), xlsx (shared and inline strings, sheets in workbook order, header and
+footer), pptx (slides and notes) and the properties in docProps/ and
+docMetadata/LabelInfo.xml. A paragraph's text is joined across its runs."""
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import zipfile
+from typing import Iterator
+from xml.etree.ElementTree import Element
+
+from ..extract import Ctx, Incomplete, TopLines
+from .xmlutil import local, parse, read_member
+
+
+def _open(data: bytes, ctx: Ctx) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged zip container: {exc}") from None
+
+
+def _xml(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        return None
+    try:
+        return parse(read_member(zf, info, ctx), name)
+    except zipfile.BadZipFile as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}:{name}: {exc}") from None
+    except (EOFError, OSError, ValueError) as exc:  # truncated deflate stream, bad CRC
+        raise Incomplete("corrupt", f"{ctx.where()}:{name}: truncated or damaged ({exc})") from None
+
+
+def _optional(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
+    """A part whose damage loses only that part: note it and go on."""
+    try:
+        return _xml(zf, name, ctx)
+    except Incomplete as exc:
+        ctx.problem(exc.reason, exc.detail)
+        return None
+
+
+def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
+    """docProps/core.xml, app.xml, custom.xml and docMetadata/LabelInfo.xml → metadata chunks."""
+    for part in ("docProps/core.xml", "docProps/app.xml"):
+        root = _optional(zf, part, ctx)
+        if root is not None:
+            for el in root:
+                if el.text and el.text.strip() and len(el) == 0:
+                    ctx.add("metadata", el.text, key=local(el.tag), part=part)
+    root = _optional(zf, "docProps/custom.xml", ctx)
+    if root is not None:
+        for prop in root:
+            name = prop.get("name")
+            value = "".join(prop.itertext())
+            if name and value.strip():
+                ctx.add("metadata", value, key=name, part="docProps/custom.xml")
+    root = _optional(zf, "docMetadata/LabelInfo.xml", ctx)
+    if root is not None:
+        for lab in root.iter():
+            if local(lab.tag) == "label" and lab.get("id") and lab.get("enabled", "1") in ("1", "true"):
+                ctx.add("metadata", lab.get("id", "").strip("{}"), key="LabelInfo", part="docMetadata/LabelInfo.xml")
+
+
+# -- docx -------------------------------------------------------------------
+
+def _para_text(p: Element) -> str:
+    """Text of one w:p, joined across runs, leaving out nested paragraphs (text boxes)."""
+    out: list[str] = []
+
+    def walk(el: Element) -> None:
+        for child in el:
+            tag = local(child.tag)
+            if tag == "p" or tag == "txbxContent":
+                continue
+            if tag == "t":
+                out.append(child.text or "")
+            elif tag == "tab":
+                out.append("\t")
+            elif tag in ("br", "cr"):
+                out.append("\n")
+            else:
+                walk(child)
+    walk(p)
+    return "".join(out)
+
+
+def _paragraphs(el: Element, in_table: bool = False) -> Iterator[tuple[Element, bool]]:
+    """Every w:p in document order, with whether it sits in a table; text-box
+    paragraphs come right after the paragraph that anchors them."""
+    for child in el:
+        tag = local(child.tag)
+        if tag == "p":
+            yield child, in_table
+            for nested in child.iter():
+                if local(nested.tag) == "txbxContent":
+                    yield from _paragraphs(nested, in_table)
+        elif tag == "tbl":
+            yield from _paragraphs(child, True)
+        elif tag == "txbxContent":
+            continue
+        else:
+            yield from _paragraphs(child, in_table)
+
+
+def _story(root: Element, ctx: Ctx, zone: str | None, part: str) -> None:
+    top = TopLines() if zone is None else None
+    n = 0
+    seen: set[int] = set()
+    for p, in_table in _paragraphs(root):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        for line in _para_text(p).split("\n"):
+            if not line.strip():
+                continue
+            n += 1
+            if top is not None:
+                z = "body" if in_table else top.zone(line)
+            else:
+                z = zone
+            loc = {"paragraph": n} if zone is None else {"part": part, "paragraph": n}
+            if in_table:
+                loc["table"] = True
+            ctx.add(z, line, **loc)  # type: ignore[arg-type]
+
+
+def docx(data: bytes, ctx: Ctx) -> None:
+    zf = _open(data, ctx)
+    properties(zf, ctx)
+    body = _xml(zf, "word/document.xml", ctx)
+    if body is None:
+        raise Incomplete("corrupt", f"{ctx.where()}: word/document.xml missing")
+    _story(body, ctx, None, "word/document.xml")
+    for name in sorted(zf.namelist()):
+        m = re.fullmatch(r"word/(header|footer|footnotes|endnotes|comments)\d*\.xml", name)
+        if m:
+            root = _optional(zf, name, ctx)
+            if root is not None:
+                kind = m.group(1)
+                _story(root, ctx, kind if kind in ("header", "footer") else "body", name)
+
+
+# -- xlsx -------------------------------------------------------------------
+
+def _rels(zf: zipfile.ZipFile, part: str, ctx: Ctx) -> dict[str, str]:
+    folder, name = posixpath.split(part)
+    root = _optional(zf, f"{folder}/_rels/{name}.rels", ctx)
+    out = {}
+    if root is not None:
+        for rel in root:
+            target = rel.get("Target", "")
+            out[rel.get("Id", "")] = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+                posixpath.join(folder, target))
+    return out
+
+
+_HF_CODES = re.compile(r"&(?:[LCRPNDTZFAGSUXYEB]|\d+|\"[^\"]*\")")
+
+
+def cells_to_chunks(ctx: Ctx, sheet: str, first: bool, cells: list[tuple[int, str, str]]) -> None:
+    """cells: (row, ref, text) in order. On the first sheet, a row among the first
+    three holding one or two texts (a banner, a marking) is first_page_top; a
+    register's header row and data rows are body."""
+    by_row: dict[int, int] = {}
+    for row, _ref, _text in cells:
+        by_row[row] = by_row.get(row, 0) + 1
+    top_rows = sorted(by_row)[:3] if first else []
+    for row, ref, text in cells:
+        zone = "first_page_top" if row in top_rows and by_row[row] <= 2 else "body"
+        ctx.add(zone, text, sheet=sheet, cell=ref)
+
+
+def xlsx(data: bytes, ctx: Ctx) -> None:
+    zf = _open(data, ctx)
+    properties(zf, ctx)
+    shared: list[str] = []
+    sst = _xml(zf, "xl/sharedStrings.xml", ctx)
+    if sst is not None:
+        for si in sst:
+            shared.append("".join(t.text or "" for t in si.iter() if local(t.tag) == "t"))
+    wb = _xml(zf, "xl/workbook.xml", ctx)
+    if wb is None:
+        raise Incomplete("corrupt", f"{ctx.where()}: xl/workbook.xml missing")
+    rels = _rels(zf, "xl/workbook.xml", ctx)
+    sheets = [(s.get("name", "?"), rels.get(next((v for k, v in s.attrib.items() if local(k) == "id"), ""), ""))
+              for s in wb.iter() if local(s.tag) == "sheet"]
+    for i, (name, part) in enumerate(sheets):
+        root = _optional(zf, part, ctx) if part else None
+        if root is None:
+            continue
+        cells: list[tuple[int, str, str]] = []
+        for c in root.iter():
+            if local(c.tag) != "c":
+                continue
+            ref, typ = c.get("r", ""), c.get("t")
+            text = ""
+            if typ == "s":
+                v = next((x.text for x in c if local(x.tag) == "v"), None)
+                try:
+                    text = shared[int(v or "")]
+                except (ValueError, IndexError):
+                    continue
+            elif typ == "inlineStr":
+                text = "".join(t.text or "" for t in c.iter() if local(t.tag) == "t")
+            elif typ == "str":
+                text = next((x.text or "" for x in c if local(x.tag) == "v"), "")
+            if text.strip():
+                m = re.match(r"[A-Z]+(\d+)", ref)
+                cells.append((int(m.group(1)) if m else len(cells) + 1, ref, text))
+        cells_to_chunks(ctx, name, i == 0, cells)
+        for hf in root.iter():
+            tag = local(hf.tag)
+            if tag in ("oddHeader", "evenHeader", "firstHeader", "oddFooter", "evenFooter", "firstFooter") and hf.text:
+                for piece in re.split(r"&[LCR]", hf.text):
+                    ctx.add("header" if "Header" in tag else "footer", _HF_CODES.sub("", piece), sheet=name, part=tag)
+
+
+# -- pptx -------------------------------------------------------------------
+
+def _slide_no(name: str) -> int:
+    m = re.search(r"(\d+)\.xml$", name)
+    return int(m.group(1)) if m else 0
+
+
+def pptx(data: bytes, ctx: Ctx) -> None:
+    zf = _open(data, ctx)
+    properties(zf, ctx)
+    pres = _xml(zf, "ppt/presentation.xml", ctx)
+    if pres is None:
+        raise Incomplete("corrupt", f"{ctx.where()}: ppt/presentation.xml missing")
+    rels = _rels(zf, "ppt/presentation.xml", ctx)
+    order = [rels.get(next((v for k, v in s.attrib.items() if local(k) == "id"), ""))
+             for s in pres.iter() if local(s.tag) == "sldId"]
+    slides = [s for s in order if s] or sorted((n for n in zf.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
+                                               key=_slide_no)
+    for i, part in enumerate(slides, 1):
+        root = _optional(zf, part, ctx)
+        if root is None:
+            continue
+        top = TopLines() if i == 1 else None
+        for p in root.iter():
+            if local(p.tag) == "p":
+                text = "".join(t.text or "" for t in p.iter() if local(t.tag) == "t")
+                if text.strip():
+                    ctx.add(top.zone(text) if top else "body", text, slide=i)
+        notes = _rels(zf, part, ctx)
+        for target in notes.values():
+            if "notesSlide" in target:
+                nroot = _optional(zf, target, ctx)
+                if nroot is not None:
+                    for p in nroot.iter():
+                        if local(p.tag) == "p":
+                            ctx.add("body", "".join(t.text or "" for t in p.iter() if local(t.tag) == "t"),
+                                    slide=i, part="notes")

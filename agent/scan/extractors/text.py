@@ -1,0 +1,76 @@
+"""Plain text: UTF-8, GB18030/GBK, UTF-16/32 with or without BOM, and whatever
+charset-normalizer recognises. One chunk per line; the first lines are where a
+marking stands (first_page_top)."""
+from __future__ import annotations
+
+import codecs
+
+from ..extract import Ctx, TopLines
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def _utf16_guess(data: bytes) -> str | None:
+    """UTF-16 without a BOM: text in it has NUL high bytes (Latin) or a steady
+    pattern of CJK code units; decode strictly to be sure."""
+    if len(data) < 4 or len(data) % 2:
+        return None
+    sample = data[:4096]
+    even, odd = sample[0::2], sample[1::2]
+    for enc, hi in (("utf-16-le", odd), ("utf-16-be", even)):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        nul_share = hi.count(0) / max(1, len(hi))
+        cjk = sum(1 for ch in text[:2048] if "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef")
+        printable = sum(1 for ch in text[:2048] if ch.isprintable() or ch in "\r\n\t")
+        if printable >= 0.95 * min(len(text), 2048) and (nul_share > 0.3 or cjk > 0.3 * min(len(text), 2048)):
+            return enc
+    return None
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """(text, encoding name)."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(enc, errors="replace"), enc
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    enc16 = _utf16_guess(data)
+    if enc16:
+        return data.decode(enc16), enc16
+    try:
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+    best = from_bytes(data[:65536]).best()
+    if best is not None:
+        return data.decode(best.encoding, errors="replace"), best.encoding
+    return data.decode("utf-8", errors="replace"), "utf-8"
+
+
+def looks_like_text(data: bytes) -> bool:
+    """For bytes libmagic calls octet-stream: UTF-16 without BOM, or GB18030 text."""
+    head = data[:8192]
+    if _utf16_guess(head[: len(head) // 2 * 2]):
+        return True
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("gb18030")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def text(data: bytes, ctx: Ctx) -> None:
+    content, _enc = decode(data)
+    top = TopLines()
+    for n, line in enumerate(content.splitlines(), 1):
+        if line.strip():
+            ctx.add(top.zone(line), line, line=n)

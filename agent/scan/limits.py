@@ -1,0 +1,18 @@
+"""Bounds on what one file may cost to inspect ([scan] in agent.toml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 200 * 1024 * 1024      # a file larger than this is not read: too_large
+    max_archive_bytes: int = 1024 * 1024 * 1024  # total bytes unpacked from one file's archives/parts
+    max_ratio: float = 200.0                     # unpacked / packed, per member (above 1 MiB)
+    max_depth: int = 5                           # archives inside archives
+    max_members: int = 10000                     # members of all archives of one file
+
+    @classmethod
+    def from_config(cls, scan: Any) -> "Limits":
+        return cls(scan.max_file_bytes, scan.max_archive_bytes, scan.max_ratio, scan.max_depth, scan.max_members)
