@@ -20,6 +20,8 @@ from .limits import Limits
 from .model import Verdict
 from multiprocessing.connection import Connection
 
+STARTUP_S = 60.0  # a fresh interpreter importing the extractors; generous on a loaded machine
+
 
 class _Worker:
     """A fresh interpreter (`python -m baomi.agent.scan.worker FD`), not a fork of
@@ -35,6 +37,13 @@ class _Worker:
             child.close()
         self.conn = Connection(parent.detach())
         self.conn.send((limits, ruleset, memory_mb))
+        try:
+            ready = self.conn.recv() if self.conn.poll(STARTUP_S) else None
+        except (EOFError, OSError):
+            ready = None
+        if ready != "ready":
+            self.kill()
+            raise RuntimeError(f"the scanning process did not start within {STARTUP_S} s")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -106,7 +115,11 @@ class Scanner:
             try:
                 w.conn.send(path)
                 if w.conn.poll(self.timeout_s):
-                    return w.conn.recv()
+                    verdict, retire = w.conn.recv()
+                    if retire:
+                        self._drop(w)
+                        w = None
+                    return verdict
                 self._drop(w)
                 w = None
                 return _failed(path, "timeout", f"not finished within timeout_s={self.timeout_s:g}")

@@ -198,5 +198,17 @@ def extract(path: Path | str, limits: Limits) -> Extraction:
         size = os.fstat(f.fileno()).st_size
         if size > limits.max_file_bytes:
             return too_large(f.read(65536), size, limits)
-        data = f.read(limits.max_file_bytes + 1)
+        data = read_capped(f, size, limits.max_file_bytes)
     return extract_data(data, limits)
+
+
+def read_capped(f: Any, size: int, cap: int) -> bytes:
+    """The file's bytes, up to cap + 1 (so growth past the cap shows); never a
+    buffer of cap bytes up front, which a memory-capped worker cannot afford."""
+    data = bytearray(f.read(min(size, cap) + 1))
+    while len(data) <= cap:
+        block = f.read(min(1024 * 1024, cap + 1 - len(data)))
+        if not block:
+            break
+        data += block
+    return bytes(data)

@@ -11,7 +11,7 @@ import stat
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .extract import Extraction, extract_data, too_large
+from .extract import Extraction, extract_data, read_capped, too_large
 from .limits import Limits
 from .model import Verdict
 
@@ -68,7 +68,7 @@ def scan_one(path: str, limits: Limits, ruleset: Any) -> Verdict:
             v.sha256 = h.hexdigest()
             return _apply(v, ex, [], ruleset)
         try:
-            data = f.read(limits.max_file_bytes + 1)
+            data = read_capped(f, size, limits.max_file_bytes)
         except OSError as exc:  # EIO on a yanked medium
             return _fail(v, "unreadable", f"read failed: {exc.strerror}")
     v.sha256 = hashlib.sha256(data).hexdigest()
@@ -94,6 +94,19 @@ def _fail(v: Verdict, reason: str, detail: str, mime: str | None = None) -> Verd
     return v
 
 
+def _warm_up(ruleset: Any) -> None:
+    """Load libraries and databases before the memory cap, so the cap measures
+    what a document costs, not what the interpreter needs once."""
+    from . import detect
+    from .extractors import archive, ofd, ole, ooxml, pdf, rtf, text  # noqa: F401
+    import pypdfium2  # noqa: F401
+    import pypdf  # noqa: F401
+    detect.magic_type(b"warm up")
+    if ruleset is not None:
+        from .model import TextChunk
+        ruleset.evaluate([TextChunk("body", "warm up", {})])
+
+
 def serve(conn: Connection) -> None:
     """Worker main loop: settings first, then one path in, one Verdict out, until the pipe closes."""
     import signal
@@ -102,10 +115,12 @@ def serve(conn: Connection) -> None:
         limits, ruleset, memory_mb = conn.recv()
     except (EOFError, OSError):
         return
+    _warm_up(ruleset)
     try:
         limit_memory(memory_mb)
     except (OSError, ValueError):
         pass
+    conn.send("ready")  # the parent starts a file's clock only once the worker is up
     while True:
         try:
             path = conn.recv()
@@ -113,18 +128,23 @@ def serve(conn: Connection) -> None:
             return
         if path is None:
             return
+        retire = False  # after running out of memory this process is not to be trusted again
         try:
             verdict = scan_one(path, limits, ruleset)
         except MemoryError:
+            retire = True
             verdict = _fail(Verdict(path=path), "limit_exceeded", f"needed more than memory_mb={memory_mb}")
         except RecursionError:
             verdict = _fail(Verdict(path=path), "limit_exceeded", "structure nested too deeply")
         except Exception as exc:  # never let one file kill the worker
             verdict = _fail(Verdict(path=path), "corrupt", f"{type(exc).__name__}: {exc}"[:300])
         try:
-            conn.send(verdict)
+            conn.send((verdict, retire))
         except MemoryError:
-            conn.send(_fail(Verdict(path=path), "limit_exceeded", "verdict too large"))
+            conn.send((_fail(Verdict(path=path), "limit_exceeded", "verdict too large"), True))
+            retire = True
+        if retire:
+            return
 
 
 if __name__ == "__main__":

@@ -1,0 +1,181 @@
+"""Marking recognition: true positives in every national, enterprise and English
+form, and the ordinary prose that must stay unflagged."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from baomi.agent.levels import Level
+from baomi.agent.scan.model import TextChunk
+from baomi.agent.scan.rules import RuleError, RuleSet
+
+SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return RuleSet.load([])
+
+
+def levels(rules: RuleSet, zone: str, text: str) -> list[tuple[str, str]]:
+    return [(e.rule, e.level.id) for e in rules.evaluate([TextChunk(zone, text, {"line": 1})])]
+
+
+@pytest.mark.parametrize("text,level", [
+    ("机密★1年", "secret"), ("秘密★6个月", "confidential"), ("绝密★长期", "top_secret"),
+    ("绝密★启用前", "top_secret"), ("秘密★会议召开前", "confidential"), ("机密★2027年6月30日", "secret"),
+    ("机密☆5年", "secret"), ("机密＊5年", "secret"), ("机密*5年", "secret"), ("秘密★十年", "confidential"),
+    ("秘密★三个月", "confidential"), ("绝密★", "top_secret"), ("机　密★1年", "secret"), ("机 密 ★ 1 年", "secret"),
+    ("【机密★1年】", "secret"), ("  机密★20年  ", "secret"), ("（绝密★长期）", "top_secret"),
+    ("密级：机密", "secret"), ("密级:秘密★1年", "confidential"), ("密级 绝密", "top_secret"),
+    ("核心商密★5年", "secret"), ("普通商密★2年", "confidential"),
+    ("SECRET//NOFORN", "secret"), ("TOP SECRET//SCI", "top_secret"), ("CONFIDENTIAL", "confidential"),
+    ("CLASSIFICATION: SECRET", "secret"),
+    ("(TS) The operation begins at dawn.", "top_secret"), ("(S//NF) Troop movements follow.", "secret"),
+    ("(C//REL TO USA) Budget lines.", "confidential"),
+])
+def test_markings_in_the_body_or_top(rules: RuleSet, text: str, level: str) -> None:
+    for zone in ("first_page_top", "body", "header"):
+        found = levels(rules, zone, text)
+        assert found and max(Level.parse(l) for _, l in found).id == level, (zone, text, found)
+
+
+@pytest.mark.parametrize("text,level", [
+    ("机密", "secret"), ("绝 密", "top_secret"), ("【秘密】", "confidential"), ("核心商密", "secret"),
+    ("商业秘密", "confidential"), ("内部", "internal"), ("内部资料 注意保存", "internal"),
+    ("内部资料，注意保存", "internal"), ("工作秘密", "internal"), ("CUI", "internal"), ("CUI//SP-PRVCY", "internal"),
+])
+def test_bare_markings_count_at_the_top_and_in_headers_only(rules: RuleSet, text: str, level: str) -> None:
+    for zone in ("first_page_top", "header", "footer"):
+        assert [l for _, l in levels(rules, zone, text)] == [level], (zone, text)
+    assert levels(rules, "body", text) == [], f"a lone {text!r} in the body is not a marking"
+
+
+PROSE = [
+    "根据《中华人民共和国保守国家秘密法》，国家秘密的密级分为绝密、机密、秘密三级。",
+    "本协议所称商业秘密，是指不为公众所知悉、能为权利人带来经济利益的技术信息和经营信息。",
+    "商业秘密保护协议",
+    "第三条 公司密级分为三类：绝密、机密、秘密。",
+    "绝密、机密、秘密",
+    "培训课件：如何区分绝密、机密和秘密文件",
+    "秘密花园",
+    "她把这个秘密藏在心里很多年。",
+    "机密文件的管理应当符合有关规定",
+    "记者从保密局获悉，新修订的保守国家秘密法将于五月一日起施行。",
+    "The secret to good bread is patience.",
+    "Secret",
+    "secret",
+    "This document is not confidential.",
+    "(C) Copyright 2024 Example Corp.",
+    "(C) The contractor shall deliver the goods.",
+    "(S) Subject to the terms below.",
+    "TOP SECRET clearance holders must report foreign travel, said the memo.",
+    "内部控制制度",
+    "内部审计报告的编制要求",
+    "密级",
+    "SECRETARY",
+    "CUISINE",
+]
+
+
+@pytest.mark.parametrize("text", PROSE)
+@pytest.mark.parametrize("zone", ["first_page_top", "body", "header"])
+def test_ordinary_prose_is_not_a_marking(rules: RuleSet, text: str, zone: str) -> None:
+    assert levels(rules, zone, text) == []
+
+
+def _seed_files() -> list[Path]:
+    return sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []
+
+
+@pytest.mark.skipif(not _seed_files(), reason="regulation seed texts (../shared/seeds) not present")
+@pytest.mark.parametrize("seed", _seed_files(), ids=lambda p: p.name)
+def test_regulation_texts_carry_no_marking(rules: RuleSet, seed: Path) -> None:
+    """The regulations talk about 绝密/机密/秘密 all the time; none of it is a marking."""
+    lines = [l for l in seed.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    chunks = [TextChunk("first_page_top" if i < 8 else "body", l, {"line": i + 1}) for i, l in enumerate(lines)]
+    assert rules.evaluate(chunks) == []
+
+
+def test_register_column_of_levels_is_not_a_marking(rules: RuleSet) -> None:
+    """A register's level column holds bare level words in body cells."""
+    cells = [TextChunk("body", t, {"sheet": "登记簿", "cell": f"C{i}"}) for i, t in
+             enumerate(["密级", "机密", "秘密", "绝密", "机密"], 1)]
+    assert rules.evaluate(cells) == []
+
+
+def test_labels_and_body_marking_wins(rules: RuleSet) -> None:
+    label = TextChunk("metadata", "Highly Confidential", {"key": "MSIP_Label_6f3b1a2c-1234-4abc-9def-0123456789ab_Name"})
+    ev = rules.evaluate([label])
+    assert [(e.rule, e.level) for e in ev] == [("label.msip", Level.SECRET)]
+    assert rules.level(ev) == Level.SECRET
+    body = TextChunk("first_page_top", "秘密★1年", {"line": 1})
+    ev = rules.evaluate([label, body])
+    assert rules.level(ev) == Level.CONFIDENTIAL, "a body marking wins over a metadata label"
+    unknown = TextChunk("metadata", "Team Only", {"key": "MSIP_Label_6f3b1a2c-1234-4abc-9def-0123456789ab_Name"})
+    assert rules.evaluate([unknown]) == []
+    assert rules.evaluate([TextChunk("metadata", "机密", {"key": "密级"})])[0].level == Level.SECRET
+
+
+def test_evidence_carries_a_hash_never_the_text(rules: RuleSet) -> None:
+    ev = rules.evaluate([TextChunk("body", "机密★1年", {"page": 2, "line": 7, "member": "a/b.docx"})])
+    assert len(ev) == 1
+    e = ev[0].to_json()
+    assert e["location"] == {"page": 2, "line": 7, "member": "a/b.docx"} and e["zone"] == "body"
+    assert len(e["hash"]) == 64 and "机密" not in str(e)
+
+
+def test_site_rules_add_keywords_and_override_or_disable(tmp_path: Path) -> None:
+    d = tmp_path / "rules.d"
+    d.mkdir()
+    (d / "site.toml").write_text('''
+[[rule]]
+id = "site.projects"
+kind = "keywords"
+level = "secret"
+words = ["天穹计划", "PROJECT NIGHTJAR"]
+
+[[rule]]
+id = "cn.enterprise.bare"
+enabled = false
+
+[[rule]]
+id = "cn.internal"
+kind = "marking"
+zones = ["first_page_top"]
+pattern = "(?P<level>内部)"
+levels = { "内部" = "confidential" }
+''', encoding="utf-8")
+    rs = RuleSet.load([d])
+    assert levels(rs, "body", "关于天穹计划第二阶段的安排") == [("site.projects", "secret")]
+    assert levels(rs, "body", "status of project nightjar") == []  # keywords are case-sensitive as written
+    assert levels(rs, "first_page_top", "商业秘密") == []
+    assert levels(rs, "first_page_top", "内部") == [("cn.internal", "confidential")]
+
+
+@pytest.mark.parametrize("body,needle", [
+    ('[[rule]]\nid = "x"\nkind = "marking"\npattern = "(?P<level>机密"\nlevel = "secret"\n', "rule 'x' key 'pattern'"),
+    ('[[rule]]\nid = "x"\nkind = "nonsense"\nlevel = "secret"\n', "key 'kind'"),
+    ('[[rule]]\nid = "x"\nkind = "marking"\npattern = "a"\nlevel = "ultra"\n', "unknown level 'ultra'"),
+    ('[[rule]]\nid = "x"\nkind = "marking"\npattern = "a"\nlevel = "secret"\nzones = ["middle"]\n', "key 'zones'"),
+    ('[[rule]]\nid = "x"\nkind = "marking"\npattern = "a"\n', "needs `level`"),
+    ('[[rule]]\nid = "x"\nkind = "marking"\npattern = "a"\nlevel = "secret"\ncolour = 1\n', "key 'colour'"),
+    ('[[rule]]\nkind = "marking"\n', "key 'id'"),
+    ('[[rule]\nid = "x"\n', "site.toml:1"),
+    ('[fingerprint]\nthreshold = 2\n', "fingerprint.threshold"),
+    ('[[rule]]\nid = "x"\nkind = "marking"\npattern = "a"\nlevels = { "a" = "secret" }\n', "(?P<level>"),
+])
+def test_bad_rule_files_are_named_precisely(tmp_path: Path, body: str, needle: str) -> None:
+    d = tmp_path / "rules.d"
+    d.mkdir()
+    (d / "site.toml").write_text(body, encoding="utf-8")
+    with pytest.raises(RuleError) as err:
+        RuleSet.load([d])
+    assert "site.toml" in str(err.value) and needle in str(err.value)
+
+
+def test_shipped_rules_load_and_a_missing_folder_is_skipped(tmp_path: Path) -> None:
+    rs = RuleSet.load([tmp_path / "absent"])
+    ids = {r.id for r in rs.rules}
+    assert {"cn.national.star", "cn.national.bare", "cn.national.keyvalue", "en.banner", "label.msip"} <= ids

@@ -1,0 +1,303 @@
+"""Real test documents in every format the scanner reads, written from scratch
+(OOXML and OFD as zips of XML, PDF with a CID font and a ToUnicode map, RTF
+with \\ansicpg936 and \\uN escapes, archives through the standard library,
+py7zr and the 7z tool)."""
+from __future__ import annotations
+
+import gzip
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+CT = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+
+
+def _zip(parts: dict[str, str | bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, body in parts.items():
+            z.writestr(name, body.encode() if isinstance(body, str) else body)
+    return out.getvalue()
+
+
+def _runs(text: str, split: bool) -> str:
+    """A paragraph's runs; split=True cuts the text into one run per character
+    the way Word does after editing (formatting changes, spell check)."""
+    pieces = list(text) if split else [text]
+    return "".join(f'<w:r><w:rPr><w:b w:val="{i % 2}"/></w:rPr><w:t xml:space="preserve">{escape(p)}</w:t></w:r>'
+                   for i, p in enumerate(pieces))
+
+
+def _p(text: str, split: bool = False) -> str:
+    return f"<w:p>{_runs(text, split)}</w:p>"
+
+
+def docx(paragraphs: list[str], *, header: str | None = None, footer: str | None = None,
+         textbox: str | None = None, table: list[list[str]] | None = None, split_runs: bool = False,
+         custom: dict[str, str] | None = None, label_ids: list[str] | None = None,
+         comment: str | None = None, title: str | None = None) -> bytes:
+    body = ""
+    if textbox is not None:  # a text box anchored in the first paragraph, as templates put a marking
+        body += (f'<w:p><w:r><w:drawing><wp:anchor xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing">'
+                 f'<a:graphic xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><a:graphicData>'
+                 f'<wps:wsp xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"><wps:txbx>'
+                 f'<w:txbxContent>{_p(textbox, split_runs)}</w:txbxContent></wps:txbx></wps:wsp>'
+                 f'</a:graphicData></a:graphic></wp:anchor></w:drawing></w:r></w:p>')
+    if table:
+        body += "<w:tbl>" + "".join("<w:tr>" + "".join(f"<w:tc>{_p(c)}</w:tc>" for c in row) + "</w:tr>"
+                                    for row in table) + "</w:tbl>"
+    body += "".join(_p(t, split_runs) for t in paragraphs)
+    parts: dict[str, str | bytes] = {
+        "[Content_Types].xml": CT + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+                               '<Default Extension="xml" ContentType="application/xml"/></Types>',
+        "word/document.xml": f"{CT}<w:document {W}><w:body>{body}</w:body></w:document>",
+    }
+    if header is not None:
+        parts["word/header1.xml"] = f"{CT}<w:hdr {W}>{_p(header, split_runs)}</w:hdr>"
+    if footer is not None:
+        parts["word/footer1.xml"] = f"{CT}<w:ftr {W}>{_p(footer, split_runs)}</w:ftr>"
+    if comment is not None:
+        parts["word/comments.xml"] = f'{CT}<w:comments {W}><w:comment w:id="0">{_p(comment)}</w:comment></w:comments>'
+    if title is not None:
+        parts["docProps/core.xml"] = (f'{CT}<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
+                                      f'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+                                      f"<dc:title>{escape(title)}</dc:title></cp:coreProperties>")
+    if custom:
+        props = "".join(f'<property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="{i + 2}" name="{escape(k)}">'
+                        f"<vt:lpwstr>{escape(v)}</vt:lpwstr></property>" for i, (k, v) in enumerate(custom.items()))
+        parts["docProps/custom.xml"] = (f'{CT}<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
+                                        f'custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/'
+                                        f'2006/docPropsVTypes">{props}</Properties>')
+    if label_ids:
+        labels = "".join(f'<clbl:label id="{{{i}}}" enabled="1" method="Standard" siteId="{{00000000-0000-0000-0000-000000000000}}"/>'
+                         for i in label_ids)
+        parts["docMetadata/LabelInfo.xml"] = (f'{CT}<clbl:labelList xmlns:clbl="http://schemas.microsoft.com/office/'
+                                              f'2020/mipLabelMetadata">{labels}</clbl:labelList>')
+    return _zip(parts)
+
+
+def _col(i: int) -> str:
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def xlsx(sheets: dict[str, list[list[str]]], header: str | None = None) -> bytes:
+    """Sheets of text cells; strings go through the shared string table."""
+    shared: list[str] = []
+    index: dict[str, int] = {}
+    parts: dict[str, str | bytes] = {"[Content_Types].xml": CT + '<Types xmlns="http://schemas.openxmlformats.org/'
+                                     'package/2006/content-types"/>'}
+    rels, sheet_el = [], []
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" ' \
+         'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+    for n, (name, rows) in enumerate(sheets.items(), 1):
+        xml_rows = []
+        for r, row in enumerate(rows, 1):
+            cells = []
+            for c, text in enumerate(row):
+                if text == "":
+                    continue
+                if text not in index:
+                    index[text] = len(shared)
+                    shared.append(text)
+                cells.append(f'<c r="{_col(c)}{r}" t="s"><v>{index[text]}</v></c>')
+            xml_rows.append(f'<row r="{r}">{"".join(cells)}</row>')
+        hf = f"<headerFooter><oddHeader>&amp;C{escape(header)}</oddHeader></headerFooter>" if header and n == 1 else ""
+        parts[f"xl/worksheets/sheet{n}.xml"] = f"{CT}<worksheet {ns}><sheetData>{''.join(xml_rows)}</sheetData>{hf}</worksheet>"
+        rels.append(f'<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                    f'relationships/worksheet" Target="worksheets/sheet{n}.xml"/>')
+        sheet_el.append(f'<sheet name="{escape(name)}" sheetId="{n}" r:id="rId{n}"/>')
+    parts["xl/workbook.xml"] = f"{CT}<workbook {ns}><sheets>{''.join(sheet_el)}</sheets></workbook>"
+    parts["xl/_rels/workbook.xml.rels"] = (f'{CT}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                                           f'relationships">{"".join(rels)}</Relationships>')
+    parts["xl/sharedStrings.xml"] = (f'{CT}<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                                     + "".join(f"<si><t>{escape(s)}</t></si>" for s in shared) + "</sst>")
+    return _zip(parts)
+
+
+def pptx(slides: list[list[str]]) -> bytes:
+    ns = ('xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+          'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+          'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"')
+    parts: dict[str, str | bytes] = {"[Content_Types].xml": CT + "<Types/>"}
+    ids, rels = [], []
+    for n, paras in enumerate(slides, 1):
+        body = "".join(f"<a:p><a:r><a:t>{escape(t)}</a:t></a:r></a:p>" for t in paras)
+        parts[f"ppt/slides/slide{n}.xml"] = (f"{CT}<p:sld {ns}><p:cSld><p:spTree><p:sp><p:txBody>{body}"
+                                             f"</p:txBody></p:sp></p:spTree></p:cSld></p:sld>")
+        ids.append(f'<p:sldId id="{255 + n}" r:id="rId{n}"/>')
+        rels.append(f'<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                    f'relationships/slide" Target="slides/slide{n}.xml"/>')
+    parts["ppt/presentation.xml"] = f"{CT}<p:presentation {ns}><p:sldIdLst>{''.join(ids)}</p:sldIdLst></p:presentation>"
+    parts["ppt/_rels/presentation.xml.rels"] = (f'{CT}<Relationships xmlns="http://schemas.openxmlformats.org/package/'
+                                                f'2006/relationships">{"".join(rels)}</Relationships>')
+    return _zip(parts)
+
+
+def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = None) -> bytes:
+    """A PDF whose text layer is Unicode text in a CID font (Identity-H with a
+    ToUnicode map), one line per entry, from the top of each page."""
+    used = sorted({ord(ch) for page in pages for line in page for ch in line} | {0x20})
+    ranges = sorted({cp >> 8 for cp in used})
+    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Baomi def "
+            "1 begincodespacerange <0000> <FFFF> endcodespacerange "
+            f"{len(ranges)} beginbfrange "
+            + " ".join(f"<{hi:02X}00> <{hi:02X}FF> <{hi:02X}00>" for hi in ranges)
+            + " endbfrange endcmap CMapName currentdict /CMap defineresource pop end end").encode()
+    objs: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]  # pages filled in below
+    font = 3
+    objs.append(b"<< /Type /Font /Subtype /Type0 /BaseFont /SimSun /Encoding /Identity-H "
+                b"/DescendantFonts [4 0 R] /ToUnicode 5 0 R >>")
+    objs.append(b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /SimSun /CIDSystemInfo "
+                b"<< /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor 6 0 R /DW 1000 >>")
+    objs.append(b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream")
+    objs.append(b"<< /Type /FontDescriptor /FontName /SimSun /Flags 4 /FontBBox [0 -200 1000 900] /ItalicAngle 0 "
+                b"/Ascent 900 /Descent -200 /CapHeight 700 /StemV 80 >>")
+    kids = []
+    for page in pages:
+        ops = "BT /F1 12 Tf 14 TL 50 800 Td " + " ".join(
+            "<" + "".join(f"{ord(ch):04X}" for ch in line) + "> Tj T*" for line in page) + " ET"
+        objs.append(b"<< /Length %d >>\nstream\n" % len(ops) + ops.encode() + b"\nendstream")
+        content = len(objs)
+        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R "
+                    b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, font))
+        kids.append(len(objs))
+    objs[1] = b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % len(kids)
+    info = None
+    if title or subject:
+        def s(v: str) -> bytes:
+            return b"<FEFF" + v.encode("utf-16-be").hex().upper().encode() + b">"
+        objs.append(b"<< " + (b"/Title " + s(title) + b" " if title else b"") +
+                    (b"/Subject " + s(subject) if subject else b"") + b" >>")
+        info = len(objs)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, o in enumerate(objs, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + o + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    trailer = b"<< /Size %d /Root 1 0 R" % (len(objs) + 1) + (b" /Info %d 0 R" % info if info else b"") + b" >>"
+    out.write(b"trailer\n" + trailer + b"\nstartxref\n%d\n%%%%EOF\n" % xref)
+    return out.getvalue()
+
+
+def ofd(pages: list[list[str]], custom: dict[str, str] | None = None, title: str | None = None) -> bytes:
+    """GB/T 33190: OFD.xml → Doc_0/Document.xml → Pages/Page_N/Content.xml."""
+    ns = 'xmlns:ofd="http://www.ofdspec.org/2016"'
+    customs = "".join(f'<ofd:CustomData Name="{escape(k)}">{escape(v)}</ofd:CustomData>' for k, v in (custom or {}).items())
+    info = (f"<ofd:DocInfo><ofd:DocID>a1b2</ofd:DocID>" + (f"<ofd:Title>{escape(title)}</ofd:Title>" if title else "")
+            + (f"<ofd:CustomDatas>{customs}</ofd:CustomDatas>" if customs else "") + "</ofd:DocInfo>")
+    parts: dict[str, str | bytes] = {
+        "OFD.xml": f'{CT}<ofd:OFD {ns} Version="1.0" DocType="OFD"><ofd:DocBody>{info}'
+                   f"<ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>"}
+    page_refs = "".join(f'<ofd:Page ID="{i + 10}" BaseLoc="Pages/Page_{i}/Content.xml"/>' for i in range(len(pages)))
+    parts["Doc_0/Document.xml"] = (f"{CT}<ofd:Document {ns}><ofd:CommonData><ofd:MaxUnitID>100</ofd:MaxUnitID>"
+                                   f"</ofd:CommonData><ofd:Pages>{page_refs}</ofd:Pages></ofd:Document>")
+    for i, lines in enumerate(pages):
+        objs = []
+        for n, line in enumerate(lines):
+            y = 20 + n * 8
+            # each line in two TextObjects, second half first: order must come from positions
+            half = max(1, len(line) // 2)
+            for x, piece in ((60 + half * 4, line[half:]), (20, line[:half])):
+                if piece:
+                    objs.append(f'<ofd:TextObject ID="{n}" Boundary="{x} {y} 150 8" Font="1" Size="4">'
+                                f'<ofd:TextCode X="0" Y="6">{escape(piece)}</ofd:TextCode></ofd:TextObject>')
+        parts[f"Doc_0/Pages/Page_{i}/Content.xml"] = (f"{CT}<ofd:Page {ns}><ofd:Content><ofd:Layer ID=\"1\">"
+                                                      f"{''.join(objs)}</ofd:Layer></ofd:Content></ofd:Page>")
+    return _zip(parts)
+
+
+def rtf(lines: list[str]) -> bytes:
+    """RTF as Chinese Word writes it: \\ansicpg936, GBK bytes as \\'xx, and some
+    characters as \\uN escapes."""
+    out = []
+    for i, line in enumerate(lines):
+        enc = []
+        for j, ch in enumerate(line):
+            if ord(ch) < 128:
+                enc.append(ch.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}"))
+            elif (i + j) % 3 == 0:
+                enc.append(f"\\u{ord(ch) if ord(ch) < 32768 else ord(ch) - 65536}?")
+            else:
+                enc.append("".join(f"\\'{b:02x}" for b in ch.encode("gbk")))
+        out.append("".join(enc) + "\\par\n")
+    return ("{\\rtf1\\ansi\\ansicpg936\\deff0{\\fonttbl{\\f0\\fnil\\fcharset134 SimSun;}}\\uc1\n"
+            + "".join(out) + "}").encode("ascii")
+
+
+def zip_of(members: dict[str, bytes], gbk_names: bool = False) -> bytes:
+    """A zip; gbk_names=True writes names the way Chinese Windows does (GBK bytes,
+    no UTF-8 flag): each name is written as an ASCII stand-in of the same byte
+    length, then the stand-in's bytes are replaced by the GBK bytes."""
+    out = io.BytesIO()
+    swaps: list[tuple[bytes, bytes]] = []
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, (name, body) in enumerate(members.items()):
+            if gbk_names and not name.isascii():
+                raw = name.encode("gbk")
+                stand_in = f"~{n:04d}~".ljust(len(raw), "_")[: len(raw)]
+                swaps.append((stand_in.encode(), raw))
+                name = stand_in
+            z.writestr(name, body)
+    data = out.getvalue()
+    for stand_in, raw in swaps:
+        data = data.replace(stand_in, raw)
+    return data
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as t:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            t.addfile(info, io.BytesIO(body))
+    return out.getvalue()
+
+
+def gz(body: bytes) -> bytes:
+    return gzip.compress(body)
+
+
+def sevenzip(members: dict[str, bytes], password: str | None = None) -> bytes:
+    import py7zr
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w", password=password, header_encryption=bool(password)) as z:
+        for name, body in members.items():
+            z.writestr(body, name)
+    return out.getvalue()
+
+
+def encrypted_zip(members: dict[str, bytes], password: str = "s3cret") -> bytes | None:
+    """A ZipCrypto-encrypted zip made by the 7z tool; None when 7z is missing."""
+    if not shutil.which("7z"):
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        for name, body in members.items():
+            Path(d, name).write_bytes(body)
+        subprocess.run(["7z", "a", "-tzip", f"-p{password}", "out.zip", *members], cwd=d, check=True,
+                       stdout=subprocess.DEVNULL)
+        return Path(d, "out.zip").read_bytes()
+
+
+def zip_bomb(levels: int = 3, width: int = 10, size: int = 50 * 1024 * 1024) -> bytes:
+    """Nested zips of zeros: width**levels * size bytes once fully unpacked."""
+    layer = _zip({"zeros.bin": bytes(size)})
+    for n in range(levels - 1):
+        layer = _zip({f"layer{n}-{i}.zip": layer for i in range(width)})
+    return layer
