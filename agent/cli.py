@@ -17,6 +17,7 @@ COMMANDS: list[str] = [
     "quarantine",
     "scan",
     "fingerprint",
+    "enroll",
 ]
 
 

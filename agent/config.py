@@ -86,16 +86,48 @@ class QuarantineSection:
 
 @dataclass
 class CollectorSection:
-    url: str | None = None
-    ca: Path | None = None
-    token: str | None = None
-    batch_size: int = 500
+    url: str | None = None          # https://collector:8443 (http:// only to a loopback collector)
+    ca: Path | None = None          # CA certificate (PEM) that signed the collector's; system CAs when unset
+    token: str | None = None        # one-time enrollment token (`baomi-collector token create`)
+    batch_size: int = 500           # events per batch
+    batch_bytes: int = 2 * 1024 * 1024  # and at most this many bytes (the collector refuses over 8 MiB)
     heartbeat_s: float = 60.0
+    backoff_min_s: float = 1.0      # first retry after a failure; doubles up to backoff_max_s, with jitter
+    backoff_max_s: float = 300.0
+    timeout_s: float = 30.0         # one HTTP request
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if self.url is not None and not self.url.startswith(("https://", "http://")):
+            raise ConfigError(file, f"{prefix}.url", f"expected https://HOST:PORT, got {self.url!r}")
+        if self.url and self.url.startswith("http://"):
+            host = self.url[7:].split("/")[0].rsplit(":", 1)[0].strip("[]")
+            if not (host in ("localhost", "::1") or host.startswith("127.")):
+                raise ConfigError(file, f"{prefix}.url", "plain http:// only to a collector on this machine; use https://")
+        for key in ("batch_size", "batch_bytes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(file, f"{prefix}.{key}", "must be at least 1")
+        for key in ("heartbeat_s", "backoff_min_s", "backoff_max_s", "timeout_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(file, f"{prefix}.{key}", "must be positive")
+        if self.backoff_max_s < self.backoff_min_s:
+            raise ConfigError(file, f"{prefix}.backoff_max_s", "must not be below backoff_min_s")
 
 
 @dataclass
 class SpoolSection:
-    max_bytes: int = 256 * 1024 * 1024
+    max_bytes: int = 512 * 1024 * 1024
+    # acknowledged events stay this long for `baomi-agent events`, unless the cap needs the room
+    acked_retention_s: float = 7 * 24 * 3600.0
+    # security events held in memory while the disk is full
+    overflow_events: int = 10_000
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if self.max_bytes < 64 * 1024:
+            raise ConfigError(file, f"{prefix}.max_bytes", f"must be at least 65536, got {self.max_bytes}")
+        if self.acked_retention_s < 0:
+            raise ConfigError(file, f"{prefix}.acked_retention_s", "must be >= 0")
+        if self.overflow_events < 1:
+            raise ConfigError(file, f"{prefix}.overflow_events", "must be at least 1")
 
 
 @dataclass

@@ -38,4 +38,4 @@ def open_context(config: AgentConfig) -> AgentContext:
     state.mkdir(parents=True, exist_ok=True)
     identity = load_or_create(state)
     ctx_host = {"id": identity.agent_id, "name": config.host.name, "class": config.host.class_}
-    return AgentContext(config, identity, open_spool(state, identity.agent_id, ctx_host))
+    return AgentContext(config, identity, open_spool(state, identity.agent_id, ctx_host, config.spool.max_bytes))

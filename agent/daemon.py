@@ -24,6 +24,8 @@ COMPONENTS: list[str] = [
     "baomi.agent.media.component:MediaComponent",
     "baomi.agent.enforce.component:EnforceComponent",
     "baomi.agent.screenlock.component:ScreenlockComponent",
+    # last: delivers what the others record
+    "baomi.agent.uploader:UploaderComponent",
 ]
 
 

@@ -4,16 +4,35 @@ Every event is committed here, with its sequence number and hash chain,
 before the action it records is reported. The uploader reads unsent events in
 order and marks them acknowledged once the collector has stored them; only
 acknowledged rows are ever deleted by normal pruning.
+
+Two pressures can force the spool to lose something, and both leave a trace:
+
+- the size cap (`[spool] max_bytes`): acknowledged rows go first, then
+  low-value telemetry (heartbeats, then other non-security "info" events),
+  oldest first; each contiguous run of dropped sequence numbers is announced
+  by an `agent.gap` event (reason "spool_full"). Security events are never
+  dropped for the cap: when only they remain the spool grows past it and says
+  so once with an `agent.spool_over_cap` event.
+- a full filesystem: `record()` never raises into the component that calls
+  it. Security events wait in a bounded in-memory queue (with their sequence
+  numbers and chain already assigned) and are written when space returns;
+  anything else is dropped and announced by an `agent.gap` (reason
+  "disk_full").
 """
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
+from collections import deque
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import events as ev
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -29,25 +48,58 @@ CREATE INDEX IF NOT EXISTS events_unacked ON events(acked, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_OVERFLOW = 10_000
+# after a drop the spool goes down to this fraction of the cap, so it does not drop on every append
+LOW_WATER = 0.9
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """SQLITE_FULL, or the I/O error SQLite reports when the WAL cannot grow."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    msg = str(exc).lower()
+    return "full" in msg or "disk i/o" in msg
+
 
 class Spool:
-    def __init__(self, path: Path, agent_id: str, host: dict[str, Any] | None = None):
+    def __init__(self, path: Path, agent_id: str, host: dict[str, Any] | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES, overflow_limit: int = DEFAULT_OVERFLOW):
         self.path = Path(path)
         self.agent_id = agent_id
         self.host = host
+        self.max_bytes = max_bytes
+        self.overflow_limit = overflow_limit
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = self._connect()
         self._db.executescript(SCHEMA)
+        # set on every committed append; the uploader waits on it instead of polling
+        self.appended = threading.Event()
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        # full-disk state: events with seq/chain assigned, not yet written
+        self._overflow: deque[dict[str, Any]] = deque()
+        self._lost: list[int] = []  # seqs consumed by events lost to a full disk
+        self._mem_seq = 0
+        self._mem_hash = ""
+        self._next_retry = 0.0
+        self._over_cap_warned = False
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
 
     def close(self) -> None:
         with self._lock:
+            try:
+                self.flush_overflow()
+            except Exception:  # closing must not fail because the disk is still full
+                log.warning("spool closed with %d event(s) still unwritten (disk full)", len(self._overflow))
             self._db.close()
 
-    # -- writing -----------------------------------------------------------
+    # -- meta --------------------------------------------------------------
     def _meta(self, key: str, default: str = "") -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else default
@@ -56,35 +108,241 @@ class Spool:
         self._db.execute("INSERT INTO meta(key,value) VALUES(?,?) "
                          "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
-    def append(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Assign seq and chain, commit durably, and return the stored event."""
+    def get_meta(self, key: str, default: str = "") -> str:
+        """Persistent agent state kept beside the events (batch counter, enrollment)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                seq = int(self._meta("last_seq", "0")) + 1
-                prev = self._meta("last_hash", "")
-                stored = {f: event.get(f) for f in ev.FIELDS if f not in ("seq", "agent_id", "prev_hash", "hash")}
-                stored["details"] = stored.get("details") or {}
-                if stored.get("host") is None:
-                    stored["host"] = self.host
-                stored.update(seq=seq, agent_id=self.agent_id, prev_hash=prev)
-                stored["hash"] = ev.event_hash(stored)
-                self._db.execute(
-                    "INSERT INTO events(seq,kind,severity,security,time,body) VALUES(?,?,?,?,?,?)",
-                    (seq, stored["kind"], stored["severity"],
-                     int(ev.is_security(stored["kind"], stored["severity"])),
-                     stored["time"], json.dumps(stored, ensure_ascii=False)))
-                self._set_meta("last_seq", str(seq))
-                self._set_meta("last_hash", stored["hash"])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            return self._meta(key, default)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._set_meta(key, value)
+
+    # -- writing -----------------------------------------------------------
+    def _chain(self, event: dict[str, Any], seq: int, prev: str) -> dict[str, Any]:
+        stored = {f: event.get(f) for f in ev.FIELDS if f not in ("seq", "agent_id", "prev_hash", "hash")}
+        stored["details"] = stored.get("details") or {}
+        if stored.get("host") is None:
+            stored["host"] = self.host
+        stored.update(seq=seq, agent_id=self.agent_id, prev_hash=prev)
+        stored["hash"] = ev.event_hash(stored)
+        return stored
+
+    def _insert(self, stored: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO events(seq,kind,severity,security,time,body) VALUES(?,?,?,?,?,?)",
+            (stored["seq"], stored["kind"], stored["severity"],
+             int(ev.is_security(stored["kind"], stored["severity"])),
+             stored["time"], json.dumps(stored, ensure_ascii=False)))
+
+    def _commit_one(self, event: dict[str, Any]) -> dict[str, Any]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            seq = int(self._meta("last_seq", "0")) + 1
+            stored = self._chain(event, seq, self._meta("last_hash", ""))
+            self._insert(stored)
+            self._set_meta("last_seq", str(seq))
+            self._set_meta("last_hash", stored["hash"])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return stored
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def append(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Assign seq and chain, commit durably, and return the stored event.
+
+        On a full disk the event is held in memory (security events) or
+        counted as lost (telemetry) and the call still returns normally."""
+        with self._lock:
+            if self._overflow or self._lost:
+                self.flush_overflow(force=False)
+            if not (self._overflow or self._lost):
+                try:
+                    stored = self._commit_one(event)
+                except sqlite3.OperationalError as exc:
+                    if not _disk_full(exc):
+                        raise
+                    log.error("spool %s: %s; holding security events in memory", self.path, exc)
+                    self._enter_overflow()
+                    stored = self._hold(event)
+                else:
+                    self._after_commit()
+            else:
+                stored = self._hold(event)
+        self._notify(stored)
         return stored
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Build and append an event in one call (see events.make_event for fields)."""
         return self.append(ev.make_event(kind, **fields))
+
+    def _notify(self, stored: dict[str, Any]) -> None:
+        self.appended.set()
+        for fn in list(self.listeners):
+            try:
+                fn(stored)
+            except Exception:
+                log.exception("spool listener failed")
+
+    # -- full disk ---------------------------------------------------------
+    def _enter_overflow(self) -> None:
+        self._rollback()
+        try:
+            self._mem_seq = int(self._meta("last_seq", "0"))
+            self._mem_hash = self._meta("last_hash", "")
+        except sqlite3.Error:  # the connection itself is unusable: reopen to read
+            self._db.close()
+            self._db = self._connect()
+            self._mem_seq = int(self._meta("last_seq", "0"))
+            self._mem_hash = self._meta("last_hash", "")
+        self._next_retry = time.monotonic() + 1.0
+
+    def _hold(self, event: dict[str, Any]) -> dict[str, Any]:
+        self._mem_seq += 1
+        stored = self._chain(event, self._mem_seq, self._mem_hash)
+        self._mem_hash = stored["hash"]
+        keep = ev.is_security(stored["kind"], stored["severity"]) and len(self._overflow) < self.overflow_limit
+        if keep:
+            self._overflow.append(stored)
+        else:
+            self._lost.append(stored["seq"])
+        return stored
+
+    @property
+    def overflowing(self) -> bool:
+        """True while events are held in memory because the disk is full."""
+        return bool(self._overflow or self._lost)
+
+    def flush_overflow(self, force: bool = True) -> bool:
+        """Write held events and the gap record for lost ones; True when nothing is left held.
+
+        Without force, tries at most once a second (called on every append)."""
+        with self._lock:
+            if not (self._overflow or self._lost):
+                return True
+            now = time.monotonic()
+            if not force and now < self._next_retry:
+                return False
+            self._next_retry = now + 1.0
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for stored in self._overflow:
+                    self._insert(stored)
+                last_seq, last_hash = self._mem_seq, self._mem_hash
+                for gap in self._gap_events(self._lost, "disk_full", last_seq, last_hash):
+                    self._insert(gap)
+                    last_seq, last_hash = gap["seq"], gap["hash"]
+                self._set_meta("last_seq", str(last_seq))
+                self._set_meta("last_hash", last_hash)
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                if not _disk_full(exc):
+                    raise
+                return False
+            log.warning("spool %s writable again: %d held event(s) written, %d lost and announced",
+                         self.path, len(self._overflow), len(self._lost))
+            self._overflow.clear()
+            self._lost.clear()
+        self.appended.set()
+        return True
+
+    def _gap_events(self, seqs: list[int], reason: str, last_seq: int, last_hash: str) -> list[dict[str, Any]]:
+        """One agent.gap per contiguous run of dropped seqs, chained after (last_seq, last_hash)."""
+        out = []
+        for first, last in _runs(sorted(seqs)):
+            event = ev.make_event("agent.gap", severity="medium", details={
+                "first_seq": first, "last_seq": last, "count": last - first + 1, "reason": reason})
+            last_seq += 1
+            stored = self._chain(event, last_seq, last_hash)
+            last_hash = stored["hash"]
+            out.append(stored)
+        return out
+
+    # -- size cap ----------------------------------------------------------
+    def used_bytes(self) -> int:
+        """Bytes of the database file in use (free pages excluded)."""
+        with self._lock:
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        return (pages - free) * size
+
+    def _after_commit(self) -> None:
+        if self.used_bytes() > self.max_bytes:
+            try:
+                self.enforce_cap()
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+                self._rollback()
+
+    def enforce_cap(self) -> int:
+        """Bring the spool under its cap; returns how many unsent events were dropped."""
+        target = int(self.max_bytes * LOW_WATER)
+        dropped: list[int] = []
+        with self._lock:
+            steps = [
+                ("SELECT seq FROM events WHERE acked=1 ORDER BY seq LIMIT 500", False),
+                ("SELECT seq FROM events WHERE acked=0 AND kind IN (%s) ORDER BY seq LIMIT 500"
+                 % ",".join("?" * len(ev.TELEMETRY_KINDS)), True),
+                ("SELECT seq FROM events WHERE acked=0 AND security=0 AND severity='info' "
+                 "ORDER BY seq LIMIT 500", True),
+            ]
+            for sql, unsent in steps:
+                args = ev.TELEMETRY_KINDS if "IN (" in sql else ()
+                while self.used_bytes() > target:
+                    seqs = [r[0] for r in self._db.execute(sql, args).fetchall()]
+                    if not seqs:
+                        break
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        self._db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in seqs])
+                        if unsent:
+                            self._append_gaps(seqs, "spool_full")
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        self._rollback()
+                        raise
+                    if unsent:
+                        dropped += seqs
+            over = self.used_bytes() > self.max_bytes
+            if over and not self._over_cap_warned:
+                self._over_cap_warned = True
+                self._commit_one(ev.make_event("agent.spool_over_cap", severity="high", details={
+                    "max_bytes": self.max_bytes, "used_bytes": self.used_bytes(),
+                    "unsent": self.depth(),
+                    "reason": "only security events remain; they are kept over the cap"}))
+            elif not over:
+                self._over_cap_warned = False
+        if dropped:
+            log.warning("spool over %d bytes: dropped %d low-value event(s)", self.max_bytes, len(dropped))
+        return len(dropped)
+
+    def _append_gaps(self, seqs: list[int], reason: str) -> None:
+        last_seq, last_hash = int(self._meta("last_seq", "0")), self._meta("last_hash", "")
+        for gap in self._gap_events(seqs, reason, last_seq, last_hash):
+            self._insert(gap)
+            last_seq, last_hash = gap["seq"], gap["hash"]
+        self._set_meta("last_seq", str(last_seq))
+        self._set_meta("last_hash", last_hash)
+
+    def prune_acked(self, older_than: str) -> int:
+        """Delete acknowledged events recorded before the ISO time `older_than`."""
+        with self._lock:
+            try:
+                cur = self._db.execute("DELETE FROM events WHERE acked=1 AND time < ?", (older_than,))
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+                return 0
+            return cur.rowcount
 
     # -- reading -----------------------------------------------------------
     def iter_events(self, since_seq: int = 0, kind: str | None = None) -> Iterator[dict[str, Any]]:
@@ -98,27 +356,68 @@ class Spool:
         for (body,) in rows:
             yield json.loads(body)
 
-    def unacked(self, limit: int = 500) -> list[dict[str, Any]]:
+    def unacked(self, limit: int = 500, max_bytes: int | None = None, after: int = 0) -> list[dict[str, Any]]:
+        """Unsent events with seq > `after` in seq order: at most `limit`, and (after the first)
+        at most `max_bytes` of JSON."""
         with self._lock:
-            rows = self._db.execute("SELECT body FROM events WHERE acked=0 ORDER BY seq LIMIT ?",
-                                    (limit,)).fetchall()
+            rows = self._db.execute("SELECT body FROM events WHERE acked=0 AND seq>? ORDER BY seq LIMIT ?",
+                                    (after, limit)).fetchall()
+        out, total = [], 0
+        for (body,) in rows:
+            total += len(body.encode("utf-8")) + 1
+            if max_bytes is not None and out and total > max_bytes:
+                break
+            out.append(json.loads(body))
+        return out
+
+    def pending_gaps(self) -> list[dict[str, Any]]:
+        """Unsent agent.gap events (the uploader sends them along with the range they cover)."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM events WHERE acked=0 AND kind='agent.gap' "
+                                    "ORDER BY seq").fetchall()
         return [json.loads(b) for (b,) in rows]
 
     def ack(self, upto_seq: int) -> int:
         """Mark events up to `upto_seq` as durably stored by the collector."""
         with self._lock:
-            cur = self._db.execute("UPDATE events SET acked=1 WHERE acked=0 AND seq<=?", (upto_seq,))
+            try:
+                cur = self._db.execute("UPDATE events SET acked=1 WHERE acked=0 AND seq<=?", (upto_seq,))
+                if upto_seq > int(self._meta("acked_seq", "0")):
+                    self._set_meta("acked_seq", str(upto_seq))
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+                return 0  # acked again after the next batch; duplicates are ignored by the collector
             return cur.rowcount
 
     def depth(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM events WHERE acked=0").fetchone()[0]
+            n = self._db.execute("SELECT COUNT(*) FROM events WHERE acked=0").fetchone()[0]
+        return n + len(self._overflow)
 
     def oldest_unacked_time(self) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT time FROM events WHERE acked=0 ORDER BY seq LIMIT 1").fetchone()
-        return row[0] if row else None
+        if row:
+            return row[0]
+        return self._overflow[0]["time"] if self._overflow else None
 
 
-def open_spool(state_dir: Path, agent_id: str, host: dict[str, Any] | None = None) -> Spool:
-    return Spool(Path(state_dir) / "spool.db", agent_id, host)
+def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
+    """Contiguous runs of sorted integers: [1,2,3,7,8] → (1,3), (7,8)."""
+    start = prev = None
+    for s in seqs:
+        if start is None:
+            start = prev = s
+        elif s == prev + 1:
+            prev = s
+        else:
+            yield start, prev
+            start = prev = s
+    if start is not None:
+        yield start, prev
+
+
+def open_spool(state_dir: Path, agent_id: str, host: dict[str, Any] | None = None,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> Spool:
+    return Spool(Path(state_dir) / "spool.db", agent_id, host, max_bytes=max_bytes)

@@ -13,6 +13,10 @@ from baomi.agent.tomlconf import ConfigError
 COMMANDS: list[str] = [
     "db",
     "user",
+    "serve",
+    "token",
+    "agents",
+    "events",
 ]
 
 

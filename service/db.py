@@ -27,6 +27,8 @@ agents = sa.Table(
     sa.Column("spool_depth", sa.BigInteger),
     sa.Column("oldest_unsent_s", sa.Float),
     sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("last_batch", sa.BigInteger, nullable=False, server_default="0"),   # replay guard
+    sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # chain.gap said once
 )
 
 enroll_tokens = sa.Table(

@@ -1,0 +1,41 @@
+"""Heartbeat: every [collector] heartbeat_s an agent.heartbeat event saying the agent is alive.
+
+It carries what the collector's host list shows: agent version, policy
+version, how many events wait in the spool and how old the oldest one is.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from . import __version__
+from .context import AgentContext
+
+
+def policy_version(ctx: AgentContext) -> str:
+    """The loaded configuration's identity: the agent.toml path and its modification time."""
+    src = ctx.config.source
+    if src is None:
+        return "builtin"
+    try:
+        return f"{src}@{int(src.stat().st_mtime)}"
+    except OSError:
+        return str(src)
+
+
+def age_s(iso: str | None, now: _dt.datetime | None = None) -> float | None:
+    if not iso:
+        return None
+    then = _dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return round(max(0.0, (now - then).total_seconds()), 3)
+
+
+def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
+    return {"version": __version__, "policy_version": policy_version(ctx),
+            "spool_depth": ctx.spool.depth(),
+            "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time())}
+
+
+def beat(ctx: AgentContext) -> dict[str, Any]:
+    return ctx.record("agent.heartbeat", details=heartbeat_details(ctx))

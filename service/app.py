@@ -1,0 +1,107 @@
+"""The collector's web application: the agents' API under /api/v1 and the
+review console (service/console) on the same server."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+from typing import Any, AsyncIterator
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from . import db
+from .config import CollectorConfig
+from .enroll import EnrollError, enroll
+from .ingest import Ingest, Rejected
+
+log = logging.getLogger("baomi.collector")
+
+
+def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, background: bool = False) -> FastAPI:
+    """The app; background=True also runs the offline monitor and the syslog
+    forwarder for the app's lifetime (what `baomi-collector serve` does)."""
+    engine = engine or db.make_engine(cfg.url)
+    ingest = Ingest(engine, cfg.max_batch_bytes, cfg.max_event_bytes)
+    forwarder = None
+    if cfg.syslog.enabled:
+        from .syslog import Forwarder
+        forwarder = Forwarder(cfg.syslog.host, cfg.syslog.port, use_tls=cfg.syslog.tls,
+                              ca=str(cfg.syslog.ca) if cfg.syslog.ca else None, app_name=cfg.syslog.app_name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        monitor = None
+        if background:
+            from .monitor import Monitor
+            monitor = Monitor(engine, cfg.offline_after_s)
+            monitor.start()
+        if forwarder is not None:
+            forwarder.start()
+        try:
+            yield
+        finally:
+            if monitor is not None:
+                monitor.stop()
+            if forwarder is not None:
+                forwarder.stop()
+
+    app = FastAPI(title="baomi collector", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine, app.state.ingest, app.state.forwarder = engine, ingest, forwarder
+
+    def error(status: int, message: str, **extra: Any) -> JSONResponse:
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+    @app.get("/api/v1/health")
+    def health() -> JSONResponse:
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            return error(503, f"database unavailable: {type(exc).__name__}", status="degraded", database="down")
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.post("/api/v1/enroll")
+    async def enroll_agent(request: Request) -> JSONResponse:
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return error(400, "body is not JSON")
+        try:
+            result = await run_in_threadpool(enroll, engine, body)
+        except EnrollError as exc:
+            log.warning("enrollment refused (%s): %s", request.client.host if request.client else "?", exc)
+            return error(exc.status, str(exc))
+        except sa.exc.OperationalError as exc:
+            return error(503, f"database unavailable: {type(exc).__name__}")
+        return JSONResponse(result)
+
+    @app.post("/api/v1/events")
+    async def events(request: Request) -> JSONResponse:
+        length = int(request.headers.get("content-length") or 0)
+        if length > cfg.max_batch_bytes:
+            return error(413, f"batch of {length} bytes is over max_batch_bytes {cfg.max_batch_bytes}")
+        raw = await request.body()
+        agent = request.headers.get("x-baomi-agent")
+        try:
+            body = await run_in_threadpool(ingest.verify, raw, agent, request.headers.get("x-baomi-signature"))
+            result = await run_in_threadpool(ingest.store, body)
+        except Rejected as exc:
+            log.warning("batch from %s rejected (%d): %s", agent, exc.status, exc)
+            return error(exc.status, str(exc), **exc.extra)
+        except sa.exc.OperationalError as exc:
+            log.warning("batch from %s not stored, database unavailable: %s", agent, exc)
+            return error(503, "database unavailable; retry later")
+        if forwarder is not None and result.events:
+            forwarder.submit(result.events)
+        return JSONResponse({"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates})
+
+    if importlib.util.find_spec("baomi.service.console") is not None:
+        from .console import install as install_console
+        install_console(app, cfg, engine)
+    return app

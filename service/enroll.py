@@ -1,0 +1,110 @@
+"""Enrollment: one-time, expiring tokens (only their sha256 is stored) that an
+agent presents once with its public key; afterwards the key alone identifies it."""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+
+from baomi.agent.identity import agent_id_for
+
+from . import db
+from .store import insert_collector_event, now
+
+
+class EnrollError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(engine: sa.Engine, ttl_s: int, created_by: str = "cli") -> tuple[str, dt.datetime]:
+    token = secrets.token_urlsafe(32)
+    created = now()
+    expires = created + dt.timedelta(seconds=ttl_s)
+    with engine.begin() as conn:
+        conn.execute(db.enroll_tokens.insert().values(token_hash=token_hash(token), created_at=created,
+                                                      expires_at=expires, created_by=created_by))
+        insert_collector_event(conn, "collector.token_created", user_name=created_by,
+                               details={"token_sha256_prefix": token_hash(token)[:12], "expires_at": expires.isoformat()})
+    return token, expires
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
+
+
+def enroll(engine: sa.Engine, body: Any) -> dict[str, Any]:
+    """Check the token, bind the agent's key; EnrollError(status, message) otherwise."""
+    if not isinstance(body, dict):
+        raise EnrollError(400, "body must be a JSON object")
+    token, pub_b64, claimed = body.get("token"), body.get("public_key"), body.get("agent_id")
+    host = body.get("host") or {}
+    if not isinstance(token, str) or not token:
+        raise EnrollError(400, "token missing")
+    if not isinstance(pub_b64, str) or not isinstance(host, dict):
+        raise EnrollError(400, "public_key (base64) and host {name, class} are required")
+    try:
+        public = base64.b64decode(pub_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise EnrollError(400, "public_key is not base64") from None
+    if len(public) != 32:
+        raise EnrollError(400, "public_key must be a raw 32-byte Ed25519 key")
+    agent_id = agent_id_for(public)
+    if claimed != agent_id:
+        raise EnrollError(400, "agent_id does not belong to public_key")
+    name = str(host.get("name") or "")[:255] or agent_id
+    host_class = host.get("class") if host.get("class") in ("classified", "unclassified") else "unclassified"
+    stamp = now()
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(db.enroll_tokens).where(db.enroll_tokens.c.token_hash == token_hash(token))
+                           .with_for_update()).first()
+        if row is None:
+            raise EnrollError(401, "unknown enrollment token")
+        if row.used_at is not None:
+            raise EnrollError(401, "enrollment token already used")
+        if _aware(row.expires_at) < stamp:
+            raise EnrollError(401, "enrollment token expired")
+        existing = conn.execute(sa.select(db.agents).where(db.agents.c.agent_id == agent_id)).first()
+        if existing is not None and existing.public_key != public.hex():
+            raise EnrollError(409, "agent id already enrolled with another key")
+        done = conn.execute(db.enroll_tokens.update().where(db.enroll_tokens.c.token_hash == row.token_hash)
+                            .where(db.enroll_tokens.c.used_at.is_(None)).values(used_at=stamp, used_by=agent_id))
+        if done.rowcount != 1:
+            raise EnrollError(401, "enrollment token already used")
+        if existing is None:
+            conn.execute(db.agents.insert().values(agent_id=agent_id, public_key=public.hex(), host_name=name,
+                                                   host_class=host_class, enrolled_at=stamp, last_seen=stamp,
+                                                   agent_version=str(body.get("version") or "")[:64]))
+        else:
+            conn.execute(db.agents.update().where(db.agents.c.agent_id == agent_id)
+                         .values(host_name=name, host_class=host_class, last_seen=stamp))
+        insert_collector_event(conn, "agent.enrolled", host_name=name,
+                               details={"agent_id": agent_id, "class": host_class, "re_enrolled": existing is not None})
+    return {"agent_id": agent_id, "enrolled_at": stamp.isoformat()}
+
+
+def list_tokens(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(db.enroll_tokens).order_by(db.enroll_tokens.c.created_at)))
+
+
+def revoke(engine: sa.Engine, prefix: str) -> int:
+    """Expire unused tokens whose hash starts with prefix (as `token list` shows them)."""
+    if len(prefix) < 6:
+        raise EnrollError(400, "give at least 6 characters of the token hash")
+    with engine.begin() as conn:
+        n = conn.execute(db.enroll_tokens.update().where(db.enroll_tokens.c.token_hash.startswith(prefix))
+                         .where(db.enroll_tokens.c.used_at.is_(None)).values(expires_at=now())).rowcount
+        if n:
+            insert_collector_event(conn, "collector.token_revoked", details={"token_sha256_prefix": prefix})
+    return n
