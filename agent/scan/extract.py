@@ -122,14 +122,12 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
         if mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-empty",
                                                "application/csv", "application/javascript"):
             fn = text.text
-        elif mime == "application/octet-stream" and text.looks_like_text(data):
-            fn = text.text
+        elif not mime.startswith(_NO_TEXT) and text.looks_like_text(data):
+            fn, mime = text.text, "text/plain"  # libmagic calls some UTF-8 Chinese text a DOS .COM program
         elif mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",
                                                   "application/x-pie-executable", "application/octet-stream"):
             ctx.problem("unsupported", f"{ctx.where()}: {mime} carries no text baomi can read")
             return mime
-        elif text.looks_like_text(data):
-            fn = text.text
         else:
             ctx.problem("unsupported", f"{ctx.where()}: no extractor for {mime}")
             return mime

@@ -158,6 +158,12 @@ def test_truncated_and_broken_documents() -> None:
     assert not ex.inspectable and ex.reason == "corrupt" and "refused XML" in (ex.detail or "")
 
 
+def test_chinese_text_libmagic_takes_for_a_program(rules: RuleSet) -> None:
+    """UTF-8 text opening with 首页 (bytes e9 a6 96) looks like a DOS .COM jump to libmagic."""
+    ex, ev, level = verdict(rules, "首页 > 工作\n机密★1年\n".encode())
+    assert ex.type == "text/plain" and ex.inspectable and level == Level.SECRET
+
+
 def test_binary_without_text_is_unsupported() -> None:
     import struct
     import zlib

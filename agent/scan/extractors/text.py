@@ -61,11 +61,15 @@ def looks_like_text(data: bytes) -> bool:
         return True
     if b"\x00" in head:
         return False
-    try:
-        head.decode("gb18030")
-        return True
-    except UnicodeDecodeError:
-        return False
+    for enc in ("utf-8", "gb18030"):
+        for cut in range(4):  # the sample may end inside a multi-byte character
+            try:
+                text = head[: len(head) - cut].decode(enc)
+            except UnicodeDecodeError:
+                continue
+            controls = sum(1 for ch in text if ch < " " and ch not in "\r\n\t\f")
+            return controls <= len(text) // 100
+    return False
 
 
 def text(data: bytes, ctx: Ctx) -> None:
