@@ -51,6 +51,8 @@ class Rule:
     pattern: re.Pattern[str] | None = None  # marking: whole chunk; label: the property key
     max_chars: int = 80                     # marking: longer chunks are prose, not a marking
     words: tuple[str, ...] = ()             # keywords
+    starts_with: tuple[str, ...] = ()       # marking: the raw chunk must start with one of these (cheap pre-check)
+    requires: tuple[str, ...] = ()          # marking: one of these must occur in the raw chunk (cheap pre-check)
     source: str = ""
 
     def level_of(self, word: str | None) -> Level | None:
@@ -87,7 +89,7 @@ def _parse_rule(raw: Any, file: str) -> Rule | str:
     if raw.get("enabled", True) is False:
         return rid
     known = {"id", "kind", "zones", "description", "level", "levels", "pattern", "key", "max_chars",
-             "words", "enabled", "values"}
+             "words", "enabled", "values", "starts_with", "requires"}
     for k in raw:
         if k not in known:
             raise _err(file, f"unknown key (expected one of {', '.join(sorted(known))})", rid, k)
@@ -124,6 +126,14 @@ def _parse_rule(raw: Any, file: str) -> Rule | str:
         if not isinstance(mc, int) or mc < 1:
             raise _err(file, "must be a positive integer", rid, "max_chars")
         rule.max_chars = mc
+        sw = raw.get("starts_with", [])
+        if not isinstance(sw, list) or any(not isinstance(x, str) or not x for x in sw):
+            raise _err(file, "must be a list of non-empty strings", rid, "starts_with")
+        rule.starts_with = tuple(sw)
+        req = raw.get("requires", [])
+        if not isinstance(req, list) or any(not isinstance(x, str) or not x for x in req):
+            raise _err(file, "must be a list of non-empty strings", rid, "requires")
+        rule.requires = tuple(req)
     if kind == "keywords":
         words = raw.get("words", [])
         if not isinstance(words, list) or any(not isinstance(w, str) or not normalize(w) for w in words):
@@ -237,13 +247,23 @@ class RuleSet:
                 continue
             if chunk.zone == "metadata":
                 self._eval_label(chunk, add)
-            if len(text) <= 4 * max((r.max_chars for r in self._markings), default=0):
-                norm = squeeze_cjk(normalize(text))
-                for rule in self._markings:
-                    if chunk.zone in rule.zones and len(norm) <= rule.max_chars:
-                        m = rule.pattern.fullmatch(norm)  # type: ignore[union-attr]
-                        if m:
-                            add(rule, chunk, rule.level_of(m.groupdict().get("level")), m.group(0))
+            # cheap checks on the raw text first: most chunks are prose, too long to be a marking
+            n, norm, head = len(text), None, None
+            for rule in self._markings:
+                if n > 2 * rule.max_chars + 8 or chunk.zone not in rule.zones:
+                    continue
+                if rule.requires and not any(r in text for r in rule.requires):
+                    continue
+                if rule.starts_with:
+                    head = text.lstrip() if head is None else head
+                    if not head.startswith(rule.starts_with):
+                        continue
+                if norm is None:
+                    norm = squeeze_cjk(normalize(text))
+                if len(norm) <= rule.max_chars:
+                    m = rule.pattern.fullmatch(norm)  # type: ignore[union-attr]
+                    if m:
+                        add(rule, chunk, rule.level_of(m.groupdict().get("level")), m.group(0))
             if self._keywords:
                 for rid, word in self._keywords.find(normalize(text)):
                     rule = self._keyword_rules[rid]
