@@ -8,8 +8,8 @@ acknowledged rows are ever deleted by normal pruning.
 Two pressures can force the spool to lose something, and both leave a trace:
 
 - the size cap (`[spool] max_bytes`): acknowledged rows go first, then
-  low-value telemetry (heartbeats, then other non-security "info" events),
-  oldest first; each contiguous run of dropped sequence numbers is announced
+  low-value telemetry (heartbeats and other non-security "info" events such
+  as audit records of public files), oldest first; each contiguous run of dropped sequence numbers is announced
   by an `agent.gap` event (reason "spool_full"). Security events are never
   dropped for the cap: when only they remain the spool grows past it and says
   so once with an `agent.spool_over_cap` event.
@@ -84,6 +84,7 @@ class Spool:
         self._mem_hash = ""
         self._next_retry = 0.0
         self._over_cap_warned = False
+        self._bytes: int | None = None  # running total of body bytes; None = count again
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
@@ -172,7 +173,7 @@ class Spool:
                     self._enter_overflow()
                     stored = self._hold(event)
                 else:
-                    self._after_commit()
+                    self._after_commit(stored)
             else:
                 stored = self._hold(event)
         self._notify(stored)
@@ -250,6 +251,7 @@ class Spool:
                          self.path, len(self._overflow), len(self._lost))
             self._overflow.clear()
             self._lost.clear()
+            self._bytes = None
         self.appended.set()
         return True
 
@@ -267,14 +269,15 @@ class Spool:
 
     # -- size cap ----------------------------------------------------------
     def used_bytes(self) -> int:
-        """Bytes of the database file in use (free pages excluded)."""
+        """Bytes of event JSON the spool holds (what the cap is measured in)."""
         with self._lock:
-            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
-            free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
-            size = self._db.execute("PRAGMA page_size").fetchone()[0]
-        return (pages - free) * size
+            if self._bytes is None:
+                self._bytes = self._db.execute("SELECT COALESCE(SUM(length(body)),0) FROM events").fetchone()[0]
+            return self._bytes
 
-    def _after_commit(self) -> None:
+    def _after_commit(self, stored: dict[str, Any]) -> None:
+        if self._bytes is not None:
+            self._bytes += len(json.dumps(stored, ensure_ascii=False))
         if self.used_bytes() > self.max_bytes:
             try:
                 self.enforce_cap()
@@ -287,38 +290,45 @@ class Spool:
         """Bring the spool under its cap; returns how many unsent events were dropped."""
         target = int(self.max_bytes * LOW_WATER)
         dropped: list[int] = []
+        steps = [  # (query, its arguments, are these rows unsent?)
+            ("SELECT seq, length(body) FROM events WHERE acked=1 ORDER BY seq LIMIT 1000", (), False),
+            # heartbeats and routine audit records are one class, dropped oldest first, so the
+            # dropped seqs form long runs (one gap record each) between the kept security events
+            ("SELECT seq, length(body) FROM events WHERE acked=0 AND security=0 AND severity='info' "
+             "ORDER BY seq LIMIT 1000", (), True),
+        ]
         with self._lock:
-            steps = [
-                ("SELECT seq FROM events WHERE acked=1 ORDER BY seq LIMIT 500", False),
-                ("SELECT seq FROM events WHERE acked=0 AND kind IN (%s) ORDER BY seq LIMIT 500"
-                 % ",".join("?" * len(ev.TELEMETRY_KINDS)), True),
-                ("SELECT seq FROM events WHERE acked=0 AND security=0 AND severity='info' "
-                 "ORDER BY seq LIMIT 500", True),
-            ]
-            for sql, unsent in steps:
-                args = ev.TELEMETRY_KINDS if "IN (" in sql else ()
+            for sql, args, unsent in steps:
                 while self.used_bytes() > target:
-                    seqs = [r[0] for r in self._db.execute(sql, args).fetchall()]
-                    if not seqs:
+                    rows = self._db.execute(sql, args).fetchall()
+                    if not rows:
                         break
+                    seqs, freed = [], 0
+                    for seq, size in rows:
+                        seqs.append(seq)
+                        freed += size
+                        if self.used_bytes() - freed <= target:
+                            break
                     self._db.execute("BEGIN IMMEDIATE")
                     try:
-                        self._db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in seqs])
+                        self._db.executemany("DELETE FROM events WHERE seq=?", [(q,) for q in seqs])
                         if unsent:
                             self._append_gaps(seqs, "spool_full")
                         self._db.execute("COMMIT")
                     except BaseException:
                         self._rollback()
                         raise
+                    self._bytes = None  # recount: deleted rows out, gap records in
                     if unsent:
                         dropped += seqs
             over = self.used_bytes() > self.max_bytes
             if over and not self._over_cap_warned:
                 self._over_cap_warned = True
-                self._commit_one(ev.make_event("agent.spool_over_cap", severity="high", details={
+                stored = self._commit_one(ev.make_event("agent.spool_over_cap", severity="high", details={
                     "max_bytes": self.max_bytes, "used_bytes": self.used_bytes(),
                     "unsent": self.depth(),
                     "reason": "only security events remain; they are kept over the cap"}))
+                self._bytes = None
             elif not over:
                 self._over_cap_warned = False
         if dropped:
@@ -338,6 +348,8 @@ class Spool:
         with self._lock:
             try:
                 cur = self._db.execute("DELETE FROM events WHERE acked=1 AND time < ?", (older_than,))
+                if cur.rowcount:
+                    self._bytes = None
             except sqlite3.OperationalError as exc:
                 if not _disk_full(exc):
                     raise
@@ -370,11 +382,16 @@ class Spool:
             out.append(json.loads(body))
         return out
 
-    def pending_gaps(self) -> list[dict[str, Any]]:
-        """Unsent agent.gap events (the uploader sends them along with the range they cover)."""
+    def pending_gaps(self, covering_upto: int | None = None) -> list[dict[str, Any]]:
+        """Unsent agent.gap events (the uploader sends them along with the range they cover);
+        with `covering_upto`, only those recorded after it announcing a range starting at or before it."""
+        sql = "SELECT body FROM events WHERE acked=0 AND kind='agent.gap'"
+        args: tuple[Any, ...] = ()
+        if covering_upto is not None:
+            sql += " AND seq > ? AND json_extract(body, '$.details.first_seq') <= ?"
+            args = (covering_upto, covering_upto)
         with self._lock:
-            rows = self._db.execute("SELECT body FROM events WHERE acked=0 AND kind='agent.gap' "
-                                    "ORDER BY seq").fetchall()
+            rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
         return [json.loads(b) for (b,) in rows]
 
     def ack(self, upto_seq: int) -> int:

@@ -33,8 +33,11 @@ from .identity import Identity
 from .spool import Spool
 
 log = logging.getLogger(__name__)
+# one line per request would drown the agent's own log; failures are logged here instead
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 BATCH_KEY = "batch"  # last batch number used, in the spool meta table
+IDLE_POLL_S = 2.0  # look at the spool this often even when nothing in-process was recorded
 ENVELOPE_BYTES = 512  # room for agent_id, batch and sent_at around the events
 
 
@@ -96,7 +99,7 @@ class Uploader:
         # send that gap along so the collector never sees an unexplained hole
         have = {e["seq"] for e in events}
         top = self.batch_top = max(have)
-        for gap in self.spool.pending_gaps():
+        for gap in self.spool.pending_gaps(covering_upto=top):
             if gap["seq"] not in have and gap["details"].get("first_seq", top + 1) <= top:
                 events.append(gap)
                 have.add(gap["seq"])
@@ -272,7 +275,8 @@ class UploaderComponent:
                 deadline = min(deadline, wake_at)
                 self._stop.wait(max(0.0, deadline - now))
             else:
-                # idle: sleep until an event is recorded or the next heartbeat/prune is due
-                spool.appended.wait(max(0.0, deadline - now))
+                # idle: sleep until an event is recorded in this process, the next heartbeat/prune,
+                # or the next cheap look at the spool (other processes, e.g. CLI commands, append too)
+                spool.appended.wait(max(0.0, min(deadline - now, IDLE_POLL_S)))
                 if spool.overflowing:
                     spool.appended.wait(1.0)

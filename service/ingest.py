@@ -210,7 +210,8 @@ class Ingest:
                 break
             s, linked = cover[1], False  # the dropped events' hashes are not known: the next link is not checked
         hole = 0
-        beyond = [q for q in bodies if q > s + 1]
+        # an agent.gap record may travel ahead of the events before it: it is not a hole
+        beyond = [q for q in bodies if q > s + 1 and bodies[q]["kind"] != "agent.gap"]
         if beyond and agent.hole_reported != s + 1:
             hole = s + 1
             insert_collector_event(conn, "chain.gap", severity="high", host_name=agent.host_name,

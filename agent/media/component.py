@@ -153,9 +153,10 @@ class MediaComponent:
             else:
                 self.history.raise_to(rec.id, rec.level)
         self.registry = new
+        # on start too: the audit trail shows which registry was in force from when
+        self.ctx.record("registry.loaded", details={"file": str(path), "records": len(new.records),
+                                                     "forged": len(new.forged), "initial": initial})
         if not initial:
-            self.ctx.record("registry.loaded", details={"file": str(path), "records": len(new.records),
-                                                         "forged": len(new.forged)})
             # media attached now are judged again under the new registry
             for t in list(self.media.values()):
                 c = classify(t.c.identity, new, self.history.all(), self.host_class, self.overrides)

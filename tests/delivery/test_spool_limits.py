@@ -33,6 +33,20 @@ def chain_ok(spool: Spool) -> None:
         prev = e
 
 
+def fill(path: Path) -> None:
+    """Fill the filesystem holding `path` to its last block."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (1 << 20, 65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
 def test_runs() -> None:
     assert list(_runs([1, 2, 3, 7, 8, 10])) == [(1, 3), (7, 8), (10, 10)]
     assert list(_runs([])) == []
@@ -42,7 +56,7 @@ def test_cap_drops_telemetry_first_and_announces_gaps(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", "a1", max_bytes=256 * 1024)
     security, heartbeats, routine = [], [], []
     for i in range(600):
-        if i % 5 == 0:
+        if i % 10 == 0:
             security.append(spool.record("file.blocked", severity="high", action="block",
                                          details={"i": i, "pad": PAD})["seq"])
         elif i % 2:
@@ -54,10 +68,11 @@ def test_cap_drops_telemetry_first_and_announces_gaps(tmp_path: Path) -> None:
     # every security event is still there; some telemetry was dropped, heartbeats before routine copies
     assert all(s in kept for s in security)
     assert gaps and all(g["details"]["reason"] == "spool_full" for g in gaps)
-    lost_hb = [s for s in heartbeats if s not in kept]
-    lost_routine = [s for s in routine if s not in kept]
-    assert lost_hb
-    assert len(lost_hb) >= len(lost_routine)
+    lost = [s for s in heartbeats + routine if s not in kept]
+    kept_low = [s for s in heartbeats + routine if s in kept]
+    assert lost and kept_low
+    assert max(lost) < min(kept_low)  # oldest first
+    assert len(gaps) * 2 < len(lost)  # one record per run between kept events, not one per event
     # the gaps announce exactly what is missing, no more, no less
     announced = set()
     for g in gaps:
@@ -110,28 +125,14 @@ def test_meta_survives_reopen(tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_full_filesystem_holds_security_events_and_recovers(tmp_path: Path) -> None:
-    from tests.support.media import LoopMedium
+    from tests.delivery.conftest import small_ext4
     need_tools("mkfs.ext4")
-    with LoopMedium("ext4", size_mb=8, workdir=tmp_path) as medium:
-        medium.attach()
-        state = medium.mount()
+    with small_ext4(tmp_path / "loop") as state:
         spool = Spool(state / "spool.db", "a1")
         for i in range(20):
             spool.record("file.copied", action="audit", details={"i": i})
         filler = state / "filler"
-        with open(filler, "wb") as f:  # fill the filesystem to the last block
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
-            try:
-                while True:
-                    f.write(b"\0" * 512)
-                    f.flush()
-            except OSError:
-                pass
+        fill(filler)
         held, lost = [], []
         for i in range(300):  # none of these raise into the caller
             held.append(spool.record("file.blocked", severity="high", action="block", details={"i": i, "pad": PAD}))

@@ -91,7 +91,12 @@ def test_renamed_or_deleted_right_after_writing(fstype: str) -> None:
             pass  # already blocked: also fine
         write(rig.mp / "plain.tmp", b"nothing to see")
         os.rename(rig.mp / "plain.tmp", rig.mp / "plain.txt")
-        wait_for(lambda: not (rig.mp / "终稿.docx").exists(), 30, "renamed marked file to go")
+        try:
+            wait_for(lambda: not (rig.mp / "终稿.docx").exists(), 30, "renamed marked file to go")
+        except AssertionError:
+            if fstype == "exfat":  # documented limitation, docs/enforcement.md, "Known limits"
+                pytest.xfail("exfat-fuse: the close-write of a file renamed at once was not delivered")
+            raise
         rig.settle()
         assert sorted(p for p in os.listdir(rig.mp) if p != "lost+found") == ["plain.txt"]
         evs = rig.copy_events()

@@ -96,6 +96,7 @@ def test_registry_syntax_error_keeps_previous_registry(agent_factory, media):
     good = agent.registry.read_text()
     m.unbind()
     agent.start()
+    wait_for(lambda: agent.events("registry.loaded"), what="the good registry loaded first")
     agent.registry.write_text(good + "\n[[medium]\nid = broken\n")
     err = wait_for(lambda: agent.events("registry.error"), what="registry.error")[0]
     assert err["details"]["file"] == str(agent.registry)

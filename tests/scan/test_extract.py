@@ -78,7 +78,8 @@ def test_pptx_first_slide_top(rules: RuleSet) -> None:
 
 
 def test_pdf_text_layer_wraps_and_metadata(rules: RuleSet) -> None:
-    data = docs.pdf([["机密★2027年6月30日", "关于某项目的", "情况报告"], ["第二页正文"]], title="机密")
+    top = ["机密★2027年6月30日", "关于某事的通知"] + [f"第{i}行" for i in range(3, 9)]
+    data = docs.pdf([top + ["关于某项目的", "情况报告"], ["第二页正文"]], title="机密")
     ex, ev, level = verdict(rules, data)
     assert ex.type == "application/pdf" and level == Level.SECRET
     assert ev[0].zone == "first_page_top" and ev[0].location["page"] == 1

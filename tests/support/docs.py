@@ -144,9 +144,11 @@ def pptx(slides: list[list[str]]) -> bytes:
     return _zip(parts)
 
 
-def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = None) -> bytes:
+def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = None,
+        xmp: dict[str, str] | None = None) -> bytes:
     """A PDF whose text layer is Unicode text in a CID font (Identity-H with a
-    ToUnicode map), one line per entry, from the top of each page."""
+    ToUnicode map), one line per entry, from the top of each page; optional Info
+    entries and an XMP packet of simple properties ({"pdfx:Classification": "机密"})."""
     used = sorted({ord(ch) for page in pages for line in page for ch in line} | {0x20})
     ranges = sorted({cp >> 8 for cp in used})
     cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Baomi def "
@@ -180,6 +182,14 @@ def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = 
         objs.append(b"<< " + (b"/Title " + s(title) + b" " if title else b"") +
                     (b"/Subject " + s(subject) if subject else b"") + b" >>")
         info = len(objs)
+    if xmp:
+        props = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in xmp.items())
+        packet = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+                  '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+                  'xmlns:pdfx="http://ns.adobe.com/pdfx/1.3/" xmlns:pdf="http://ns.adobe.com/pdf/1.3/">'
+                  f'{props}</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>').encode()
+        objs.append(b"<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n" % len(packet) + packet + b"\nendstream")
+        objs[0] = b"<< /Type /Catalog /Pages 2 0 R /Metadata %d 0 R >>" % len(objs)
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -301,3 +311,146 @@ def zip_bomb(levels: int = 3, width: int = 10, size: int = 50 * 1024 * 1024) -> 
     for n in range(levels - 1):
         layer = _zip({f"layer{n}-{i}.zip": layer for i in range(width)})
     return layer
+
+
+# ---- legacy Office: a compound file (OLE2) writer and the streams inside -----
+
+_END, _FREE, _FATSECT = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD
+
+
+def ole(streams: dict[str, bytes]) -> bytes:
+    """A version-3 compound file holding `streams` at its root. Streams are padded
+    with zeros to 4096 bytes so all live in the regular FAT (no mini stream needed)."""
+    import struct
+    names = sorted(streams, key=lambda n: (len(n), n.upper()))  # the order CFB compares names in
+    datas = [streams[n] + b"\0" * max(0, 4096 - len(streams[n])) for n in names]
+    sectors: list[bytes] = []
+    fat: list[int] = []
+    starts = []
+    for d in datas:
+        d += b"\0" * (-len(d) % 512)
+        first = len(sectors)
+        starts.append(first)
+        for i in range(len(d) // 512):
+            sectors.append(d[i * 512:(i + 1) * 512])
+            fat.append(first + i + 1)
+        fat[-1] = _END
+
+    def entry(name: str, typ: int, start: int, size: int, child: int = _FREE, right: int = _FREE) -> bytes:
+        raw = name.encode("utf-16-le") + b"\0\0"
+        return (raw.ljust(64, b"\0") + struct.pack("<HBBIII", len(raw), typ, 1, _FREE, right, child)
+                + b"\0" * 36 + struct.pack("<IQ", start, size))
+
+    entries = [entry("Root Entry", 5, _END, 0, child=1 if names else _FREE)]
+    for i, (n, s, d) in enumerate(zip(names, starts, datas)):
+        entries.append(entry(n, 2, s, len(d), right=i + 2 if i + 1 < len(names) else _FREE))
+    dirdata = b"".join(entries)
+    dirdata += b"\0" * (-len(dirdata) % 512)
+    dir_start = len(sectors)
+    for i in range(len(dirdata) // 512):
+        sectors.append(dirdata[i * 512:(i + 1) * 512])
+        fat.append(dir_start + i + 1)
+    fat[-1] = _END
+    nfat = 1
+    while (len(fat) + nfat) > nfat * 128:
+        nfat += 1
+    fat_start = len(sectors)
+    fat += [_FATSECT] * nfat
+    fat += [_FREE] * (nfat * 128 - len(fat))
+    fatdata = struct.pack(f"<{len(fat)}I", *fat)
+    sectors += [fatdata[i * 512:(i + 1) * 512] for i in range(nfat)]
+    difat = [fat_start + i for i in range(nfat)] + [_FREE] * (109 - nfat)
+    header = (bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 16
+              + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6) + b"\0" * 6
+              + struct.pack("<IIIIIIIII", 0, nfat, dir_start, 0, 4096, _END, 0, _END, 0)
+              + struct.pack("<109I", *difat))
+    return header + b"".join(sectors)
+
+
+def summary_info(props: dict[int, str], codepage: int = 936) -> bytes:
+    """A SummaryInformation property set stream: {2: title, 3: subject, 4: author,
+    5: keywords, 6: comments} as VT_LPSTR in `codepage`, plus the CodePage property."""
+    import struct
+    enc = {936: "gbk", 65001: "utf-8"}[codepage]
+    values = [(1, struct.pack("<IhH", 2, codepage, 0))]
+    for pid, text in props.items():
+        raw = text.encode(enc) + b"\0"
+        raw += b"\0" * (-len(raw) % 4)
+        values.append((pid, struct.pack("<II", 0x1E, len(raw)) + raw))
+    head = 8 + 8 * len(values)
+    table, body = b"", b""
+    for pid, v in values:
+        table += struct.pack("<II", pid, head + len(body))
+        body += v
+    section = struct.pack("<II", head + len(body), len(values)) + table + body
+    fmtid = bytes.fromhex("E0859FF2F94F6810AB9108002B27B3D9")
+    return struct.pack("<HHI", 0xFFFE, 0, 0x00020006) + b"\0" * 16 + struct.pack("<I", 1) + fmtid + struct.pack("<I", 48) + section
+
+
+def doc(paragraphs: list[str], header: str | None = None, wps: bool = False,
+        summary: dict[int, str] | None = None) -> bytes:
+    """A Word 97 document: FIB, Unicode text in one piece, the piece table in 1Table.
+    With wps=True the file carries the stream WPS Office adds."""
+    import struct
+    main = "\r".join(paragraphs) + "\r"
+    hdd = (header + "\r\r") if header else ""
+    text = main + hdd
+    fib = bytearray(0x800)
+    struct.pack_into("<H", fib, 0, 0xA5EC)
+    struct.pack_into("<H", fib, 0x0A, 0x0200)  # fWhichTblStm: the table is 1Table
+    struct.pack_into("<iii", fib, 0x4C, len(main), 0, len(hdd))
+    plc = struct.pack("<II", 0, len(text)) + struct.pack("<HIH", 0, 0x800, 0)
+    clx = b"\x02" + struct.pack("<I", len(plc)) + plc
+    struct.pack_into("<II", fib, 0x1A2, 0, len(clx))
+    streams = {"WordDocument": bytes(fib) + text.encode("utf-16-le"), "1Table": clx}
+    if wps:
+        streams["WpsCustomData"] = b"\0" * 16
+    if summary:
+        streams["\x05SummaryInformation"] = summary_info(summary)
+    return ole(streams)
+
+
+def _rec(typ: int, body: bytes) -> bytes:
+    import struct
+    return struct.pack("<HH", typ, len(body)) + body
+
+
+def xls(sheets: dict[str, list[list[str]]], wps: bool = False) -> bytes:
+    """A BIFF8 workbook: globals with BOUNDSHEETs and the shared string table,
+    then one substream of LABELSST cells per sheet."""
+    import struct
+    sst: list[str] = []
+    for rows in sheets.values():
+        for row in rows:
+            sst += [v for v in row if v and v not in sst]
+    bof = lambda dt: _rec(0x0809, struct.pack("<HHHHII", 0x0600, dt, 0, 0, 0, 0))  # noqa: E731
+    strings = b"".join(struct.pack("<HB", len(s), 1) + s.encode("utf-16-le") for s in sst)
+    sst_rec = _rec(0x00FC, struct.pack("<II", len(sst), len(sst)) + strings)
+    subs = []
+    for rows in sheets.values():
+        cells = b"".join(_rec(0x00FD, struct.pack("<HHHI", r, c, 0, sst.index(v)))
+                         for r, row in enumerate(rows) for c, v in enumerate(row) if v)
+        subs.append(bof(0x10) + cells + _rec(0x000A, b""))
+    bound_len = sum(len(_rec(0x85, b"\0" * (8 + 2 * len(n)))) for n in sheets)
+    pos = len(bof(5)) + bound_len + len(sst_rec) + 4
+    bounds = b""
+    for name, sub in zip(sheets, subs):
+        bounds += _rec(0x0085, struct.pack("<IHBB", pos, 0, len(name), 1) + name.encode("utf-16-le"))
+        pos += len(sub)
+    wb = bof(5) + bounds + sst_rec + _rec(0x000A, b"") + b"".join(subs)
+    return ole({"Workbook": wb, **({"WpsCustomData": b"\0" * 16} if wps else {})})
+
+
+def ppt(slides: list[list[str]], wps: bool = False) -> bytes:
+    """A PowerPoint 97 stream: a document container with a SlideListWithText in
+    which each slide is a SlidePersistAtom followed by its TextCharsAtoms."""
+    import struct
+    atoms = b""
+    for texts in slides:
+        atoms += struct.pack("<HHI", 0, 0x03F3, 20) + b"\0" * 20
+        atoms += b"".join(struct.pack("<HHI", 0, 0x0FA0, len(t.encode("utf-16-le"))) + t.encode("utf-16-le")
+                          for t in texts)
+    slist = struct.pack("<HHI", 0x000F, 0x0FF0, len(atoms)) + atoms
+    stream = struct.pack("<HHI", 0x000F, 0x03E8, len(slist)) + slist
+    return ole({"PowerPoint Document": stream, "Current User": b"\0" * 16,
+                **({"WpsCustomData": b"\0" * 16} if wps else {})})

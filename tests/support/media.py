@@ -73,7 +73,12 @@ class LoopMedium:
         self.unmount()
         if self.devnode:
             subprocess.run(["blockdev", "--setrw", self.devnode], capture_output=True)
-            subprocess.run(["losetup", "-d", self.devnode], capture_output=True)
+            backing = Path(f"/sys/block/{Path(self.devnode).name}/loop/backing_file")
+            for _ in range(50):  # the kernel may hold the device busy for a moment after umount
+                subprocess.run(["losetup", "-d", self.devnode], capture_output=True)
+                if not backing.exists() or not backing.read_text().strip().startswith(str(self.image)):
+                    break
+                time.sleep(0.1)
             self.devnode = None
         self.image.unlink(missing_ok=True)
 

@@ -14,6 +14,9 @@ from .ooxml import cells_to_chunks
 
 
 def _open(data: bytes, ctx: Ctx) -> olefile.OleFileIO:
+    if not data.startswith(olefile.MAGIC):
+        # magic also names the pre-OLE binary formats (Excel 2-4 BIFF, Word 2): not read
+        raise Incomplete("unsupported", f"{ctx.where()}: pre-1997 Office binary format (not an OLE container)")
     try:
         return olefile.OleFileIO(io.BytesIO(data))
     except Exception as exc:
@@ -31,10 +34,17 @@ def _summary(ole: olefile.OleFileIO, ctx: Ctx) -> None:
         meta = ole.get_metadata()
     except Exception:
         return
+    # 8-bit strings are in the property set's code page; Chinese Windows writes 936
+    cp = getattr(meta, "codepage", None) or 936
+    encoding = {65001: "utf-8", 1200: "utf-16-le", 936: "gbk"}.get(cp, f"cp{cp}")
+    try:
+        "".encode(encoding)
+    except LookupError:
+        encoding = "gbk"
     for attr in ("title", "subject", "author", "keywords", "comments", "category", "company", "manager"):
         value = getattr(meta, attr, None)
         if isinstance(value, bytes):
-            value = value.decode("gbk", errors="replace")
+            value = value.decode(encoding, errors="replace")
         if isinstance(value, str) and value.strip():
             ctx.add("metadata", value, key=attr)
 
@@ -254,7 +264,8 @@ def ppt(data: bytes, ctx: Ctx) -> None:
     if ole.exists("EncryptedSummary"):
         raise Incomplete("encrypted", f"{ctx.where()}: password-protected presentation")
     stream = _stream(ole, "PowerPoint Document", ctx)
-    texts: list[str] = []
+    texts: list[tuple[int | None, str]] = []
+    slide: list[int] = [0]  # SlidePersistAtoms seen: in a SlideListWithText each starts a slide's texts
 
     def walk(start: int, end: int, depth: int) -> None:
         pos = start
@@ -263,17 +274,22 @@ def ppt(data: bytes, ctx: Ctx) -> None:
             body_end = min(pos + 8 + size, end)
             if (ver_inst & 0x000F) == 0x000F and depth < 32:
                 walk(pos + 8, body_end, depth + 1)
+            elif typ == 0x03F3:  # SlidePersistAtom
+                slide[0] += 1
             elif typ == 0x0FA0:  # TextCharsAtom
-                texts.append(stream[pos + 8:body_end].decode("utf-16-le", errors="replace"))
+                texts.append((slide[0] or None, stream[pos + 8:body_end].decode("utf-16-le", errors="replace")))
             elif typ == 0x0FA8:  # TextBytesAtom
-                texts.append(stream[pos + 8:body_end].decode("latin-1", errors="replace"))
+                texts.append((slide[0] or None, stream[pos + 8:body_end].decode("latin-1", errors="replace")))
             if size == 0 and body_end == pos + 8 and typ == 0:
                 pos += 8
             else:
                 pos = body_end
     walk(0, len(stream), 0)
     top = TopLines()
-    for n, t in enumerate(texts, 1):
+    for n, (num, t) in enumerate(texts, 1):
         for para in t.replace("\x0b", "\r").split("\r"):
             if para.strip():
-                ctx.add(top.zone(para), para, text=n)
+                if num:
+                    ctx.add(top.zone(para) if num == 1 else "body", para, slide=num)
+                else:  # text outside the slide list (masters, notes): no slide number known
+                    ctx.add(top.zone(para), para, block=n)

@@ -163,15 +163,23 @@ _HF_CODES = re.compile(r"&(?:[LCRPNDTZFAGSUXYEB]|\d+|\"[^\"]*\")")
 
 
 def cells_to_chunks(ctx: Ctx, sheet: str, first: bool, cells: list[tuple[int, str, str]]) -> None:
-    """cells: (row, ref, text) in order. On the first sheet, a row among the first
-    three holding one or two texts (a banner, a marking) is first_page_top; a
-    register's header row and data rows are body."""
+    """cells: (row, ref, text) in order. On the first sheet, the leading rows
+    (at most three) holding one or two texts (a banner, a marking) are
+    first_page_top; a register's header row and data rows are body."""
     by_row: dict[int, int] = {}
     for row, _ref, _text in cells:
         by_row[row] = by_row.get(row, 0) + 1
-    top_rows = sorted(by_row)[:3] if first else []
+    rows = sorted(by_row)
+    top_rows: set[int] = set()
+    for i, row in enumerate(rows[:3] if first else []):
+        nxt = by_row[rows[i + 1]] if i + 1 < len(rows) else 0
+        # the banner ends where a table starts: a wider row, or a pair of cells
+        # repeated on the next row (a two-column register)
+        if by_row[row] > 2 or (by_row[row] == 2 and nxt == 2):
+            break
+        top_rows.add(row)
     for row, ref, text in cells:
-        zone = "first_page_top" if row in top_rows and by_row[row] <= 2 else "body"
+        zone = "first_page_top" if row in top_rows else "body"
         ctx.add(zone, text, sheet=sheet, cell=ref)
 
 

@@ -55,11 +55,18 @@ def pdf(data: bytes, ctx: Ctx) -> None:
             finally:
                 page.close()
             top = TopLines() if i == 0 else None
+            body: list[str] = []
             for ln, line in enumerate(text.split("\n"), 1):
                 if line.strip():
-                    ctx.add(top.zone(line) if top else "body", line, page=i + 1, line=ln)
-            joined = _WRAP.sub("", text)
-            if joined != text:  # the page with its CJK line wraps undone, for phrases split by the layout
+                    zone = top.zone(line) if top else "body"
+                    ctx.add(zone, line, page=i + 1, line=ln)
+                    if zone == "body":
+                        body.append(line)
+            # the body with its CJK line wraps undone, for phrases split by the layout
+            # (first-page-top lines stay out: they are not repeated in the body)
+            flowed = "\n".join(body)
+            joined = _WRAP.sub("", flowed)
+            if joined != flowed:
                 ctx.add("body", joined.replace("\n", " "), page=i + 1)
         if n > MAX_PAGES:
             raise Incomplete("limit_exceeded", f"{ctx.where()}: {n} pages, only the first {MAX_PAGES} read")
