@@ -72,8 +72,7 @@ class Spool:
         self.overflow_limit = overflow_limit
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = self._connect()
-        self._db.executescript(SCHEMA)
+        self._db = self._open_schema()
         # set on every committed append; the uploader waits on it instead of polling
         self.appended = threading.Event()
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -85,6 +84,24 @@ class Spool:
         self._next_retry = 0.0
         self._over_cap_warned = False
         self._bytes: int | None = None  # running total of body bytes; None = count again
+
+    def _open_schema(self, attempts: int = 50) -> sqlite3.Connection:
+        # A reader (`baomi-agent events`) opening a brand-new spool at the same moment as the
+        # daemon can make SQLite answer "locked" at once, without its busy handler (the
+        # deadlock-avoidance path of a lock upgrade); try again rather than fail the start.
+        for attempt in range(attempts):
+            db = None
+            try:
+                db = self._connect()
+                db.executescript(SCHEMA)
+                return db
+            except sqlite3.OperationalError as exc:
+                if db is not None:
+                    db.close()
+                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1)
+        raise AssertionError("unreachable")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)

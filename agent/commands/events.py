@@ -19,6 +19,9 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 
 def cmd(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    if not (cfg.state_dir / "spool.db").exists():
+        # nothing recorded yet; reading must not create the spool under the daemon's feet
+        return 0
     identity = load_or_create(cfg.state_dir)
     spool = open_spool(cfg.state_dir, identity.agent_id)
     try:

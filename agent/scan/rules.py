@@ -189,6 +189,12 @@ class RuleSet:
         self._keyword_rules = {r.id: r for r in self.rules if r.kind == "keywords"}
         self._keywords = KeywordMatcher({rid: list(r.words) for rid, r in self._keyword_rules.items()})
         self._fp_index: Any = None
+        # one C-speed search tells whether a chunk can hold any marking at all: the
+        # union of every rule's `requires`, usable when each rule has one (or starts_with)
+        self._prefix_rules = [r for r in self._markings if r.starts_with and not r.requires]
+        gated = [r for r in self._markings if r not in self._prefix_rules]
+        self._gate = (re.compile("|".join(re.escape(x) for r in gated for x in r.requires))
+                      if gated and all(r.requires for r in gated) else None)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -249,7 +255,10 @@ class RuleSet:
                 self._eval_label(chunk, add)
             # cheap checks on the raw text first: most chunks are prose, too long to be a marking
             n, norm, head = len(text), None, None
-            for rule in self._markings:
+            candidates = self._markings
+            if self._gate is not None and self._gate.search(text) is None:
+                candidates = self._prefix_rules
+            for rule in candidates:
                 if n > 2 * rule.max_chars + 8 or chunk.zone not in rule.zones:
                     continue
                 if rule.requires and not any(r in text for r in rule.requires):

@@ -33,7 +33,7 @@ def agent_config(folder: Path, url: str, token: str | None, extra: str = "") -> 
     token_line = f'token = "{token}"\n' if token else ""
     cfg.write_text(f'[host]\nname = "测试-PC01"\n[paths]\nstate_dir = "{folder / "state"}"\n'
                    f'[collector]\nurl = "{url}"\n{token_line}batch_size = 200\nheartbeat_s = 3600\n'
-                   f'backoff_min_s = 0.05\nbackoff_max_s = 0.3\ntimeout_s = 10\n'
+                   f'backoff_min_s = 0.05\nbackoff_max_s = 0.3\ntimeout_s = 30\n'
                    f'[screenlock]\nenabled = false\n{extra}')
     return cfg
 

@@ -121,7 +121,12 @@ class Agent:
         self.log = open(self.dir / "agent.log", "ab")
         self.proc = subprocess.Popen([AGENT, "run", "--config", str(self.config)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        wait_for(lambda: self.events("agent.started"), what="agent start")
+        def started() -> list[dict]:
+            if self.proc.poll() is not None:
+                tail = (self.dir / "agent.log").read_text(errors="replace")[-2000:]
+                raise AssertionError(f"agent exited with {self.proc.returncode} before starting:\n{tail}")
+            return self.events("agent.started")
+        wait_for(started, deadline=45, what="agent start")
         # the first full scan and the mount watcher are running once media.* state settled; a short grace
         time.sleep(0.5)
         return self

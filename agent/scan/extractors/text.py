@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 
 from ..extract import Ctx, TopLines
+from ..model import TextChunk
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
@@ -75,6 +76,18 @@ def looks_like_text(data: bytes) -> bool:
 def text(data: bytes, ctx: Ctx) -> None:
     content, _enc = decode(data)
     top = TopLines()
-    for n, line in enumerate(content.splitlines(), 1):
+    lines = content.splitlines()
+    del content
+    i = 0
+    while i < len(lines) and top.left > 0:  # the first lines, where a marking stands
+        line = lines[i]
+        i += 1
         if line.strip():
-            ctx.add(top.zone(line), line, line=n)
+            ctx.add(top.zone(line), line, line=i)
+    # the rest in a tight loop: big text files are mostly this
+    chunks, member = ctx.chunks, ctx.member
+    for j in range(i, len(lines)):
+        line = lines[j].strip()
+        if line:
+            loc = {"line": j + 1, "member": member} if member else {"line": j + 1}
+            chunks.append(TextChunk("body", line, loc))
