@@ -35,33 +35,50 @@ PROSE = ("本单位各部门应当按照年度工作计划，认真做好数据�
          "确保各项任务按期完成。会议强调，要坚持统筹发展和安全，持续提升治理能力。")
 
 
+def photo(rnd: random.Random, size: int) -> bytes:
+    """Bytes that stand in for a JPEG photo: markers around incompressible data, as a real one is."""
+    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + rnd.randbytes(size) + b"\xff\xd9"
+
+
 def make_corpus(root: Path, files: int, mb: int) -> None:
+    """An office share: mostly small and medium documents, some with photos, a few long
+    texts; one in seven marked. Files are added until both `files` and `mb` are reached."""
     rnd = random.Random(7)
     root.mkdir(parents=True, exist_ok=True)
-    big_every = max(1, files * 2 // max(1, mb))  # every big_every-th file is ~2 MB of text: they carry the volume
-    for i in range(files):
+    total, i = 0, 0
+    while i < files or total < mb * 1_000_000:
         marked = i % 7 == 0
         head = ["机密★5年"] if marked else ["关于工作的通知"]
-        n_para = 8000 if i % big_every == 0 else rnd.randint(20, 200)
+        long_text = i % 40 == 0
+        n_para = rnd.randint(8000, 16000) if long_text else rnd.randint(20, 400)
         paras = head + [PROSE] * n_para
-        kind = i % 8
-        if kind == 0:
-            (root / f"t{i}.txt").write_bytes("\n".join(paras).encode("gb18030"))
-        elif kind == 1:
-            (root / f"t{i}.txt").write_bytes("\n".join(paras).encode("utf-8"))
-        elif kind == 2:
-            (root / f"d{i}.docx").write_bytes(docs.docx(paras[:1 + n_para // 4]))
+        pic = photo(rnd, rnd.randint(200_000, 2_500_000)) if rnd.random() < 0.5 else None
+        kind = i % 10
+        if kind in (0, 1, 2):
+            enc = ("utf-8", "gb18030", "utf-16")[kind]
+            path = root / f"t{i}.{enc}.txt"
+            path.write_bytes("\n".join(paras).encode(enc))
         elif kind == 3:
-            (root / f"x{i}.xlsx").write_bytes(docs.xlsx({"S": [[p] for p in paras[:200]]}))
+            path = root / f"d{i}.docx"
+            path.write_bytes(docs.docx(paras[:1 + n_para // 4], media=pic))
         elif kind == 4:
-            (root / f"p{i}.pptx").write_bytes(docs.pptx([paras[:10], paras[10:30]]))
+            path = root / f"x{i}.xlsx"
+            path.write_bytes(docs.xlsx({"S": [[p] for p in paras[:300]]}))
         elif kind == 5:
-            (root / f"f{i}.pdf").write_bytes(docs.pdf([paras[j:j + 40] for j in range(0, min(len(paras), 400), 40)]))
-        elif kind == 6:
-            (root / f"o{i}.ofd").write_bytes(docs.ofd([paras[:30]]))
+            path = root / f"p{i}.pptx"
+            path.write_bytes(docs.pptx([paras[:10], paras[10:30]], media=pic))
+        elif kind in (6, 7):
+            path = root / f"f{i}.pdf"
+            path.write_bytes(docs.pdf([paras[j:j + 40] for j in range(0, min(len(paras), 400), 40)], image=pic))
+        elif kind == 8:
+            path = root / f"o{i}.ofd"
+            path.write_bytes(docs.ofd([paras[:30]]))
         else:
-            (root / f"a{i}.tar.gz" if i % 2 else root / f"a{i}.zip").write_bytes(
-                (docs.tar_gz if i % 2 else docs.zip_of)({"in/a.txt": "\n".join(paras).encode(), "in/b.docx": docs.docx(paras[:50])}))
+            members = {"in/a.txt": "\n".join(paras[:400]).encode(), "in/b.docx": docs.docx(paras[:50], media=pic)}
+            path = root / (f"a{i}.tar.gz" if i % 20 == 9 else f"a{i}.zip")
+            path.write_bytes(docs.tar_gz(members) if path.name.endswith(".tar.gz") else docs.zip_of(members))
+        total += path.stat().st_size
+        i += 1
 
 
 class PeakRSS:
@@ -105,7 +122,7 @@ def run_toolbox(root: Path, jobs: int) -> float:
     def one(f: Path) -> None:
         name = f.name
         if name.endswith(".txt"):
-            subprocess.run(["rg", "-q", "-e", PATTERN, "-E", "gb18030" if "t" in name and int(name[1:-4]) % 8 == 0 else "utf-8", str(f)])
+            subprocess.run(["rg", "-q", "-e", PATTERN, "-E", name.split(".")[1], str(f)])
         elif name.endswith(".pdf"):
             subprocess.run(f"pdftotext -q {f} - | grep -qE '{PATTERN}'", shell=True)
         elif name.endswith(".tar.gz"):
@@ -153,11 +170,12 @@ def main() -> int:
     size = sum(f.stat().st_size for f in files) / 1e6
     print(f"corpus: {len(files)} files, {size:.0f} MB; jobs {a.jobs}; {os.cpu_count()} CPUs")
     run_toolbox(corpus, a.jobs)  # warm the page cache for both
+    marked_expected = sum(1 for f in files if int(f.name[1:].split(".")[0]) % 7 == 0)
     b_time, b_rss, b_marked = run_baomi(corpus, a.jobs)
     t_time = run_toolbox(corpus, a.jobs)
     print(f"{'':24}{'files/s':>10}{'MB/s':>10}{'seconds':>10}")
     print(f"{'baomi scan':24}{len(files) / b_time:>10.1f}{size / b_time:>10.1f}{b_time:>10.2f}   peak RSS {b_rss / 1e6:.0f} MB"
-          f" (with workers), {b_marked} files at secret")
+          f" (with workers), {b_marked} files at secret (of {marked_expected} marked)")
     print(f"{'toolbox (rg/unzip/pdftotext)':24}{len(files) / t_time:>10.1f}{size / t_time:>10.1f}{t_time:>10.2f}")
     print(f"baomi / toolbox speed: {t_time / b_time:.2f}x")
     ms, rg_ms = small_files(tmp / "small")

@@ -41,7 +41,8 @@ def _p(text: str, split: bool = False) -> str:
 def docx(paragraphs: list[str], *, header: str | None = None, footer: str | None = None,
          textbox: str | None = None, table: list[list[str]] | None = None, split_runs: bool = False,
          custom: dict[str, str] | None = None, label_ids: list[str] | None = None,
-         comment: str | None = None, title: str | None = None) -> bytes:
+         comment: str | None = None, title: str | None = None, media: bytes | None = None) -> bytes:
+    """media: the bytes of a picture stored as word/media/image1.jpeg, as a photo in a report is."""
     body = ""
     if textbox is not None:  # a text box anchored in the first paragraph, as templates put a marking
         body += (f'<w:p><w:r><w:drawing><wp:anchor xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing">'
@@ -79,6 +80,8 @@ def docx(paragraphs: list[str], *, header: str | None = None, footer: str | None
                          for i in label_ids)
         parts["docMetadata/LabelInfo.xml"] = (f'{CT}<clbl:labelList xmlns:clbl="http://schemas.microsoft.com/office/'
                                               f'2020/mipLabelMetadata">{labels}</clbl:labelList>')
+    if media is not None:
+        parts["word/media/image1.jpeg"] = media
     return _zip(parts)
 
 
@@ -125,7 +128,7 @@ def xlsx(sheets: dict[str, list[list[str]]], header: str | None = None) -> bytes
     return _zip(parts)
 
 
-def pptx(slides: list[list[str]]) -> bytes:
+def pptx(slides: list[list[str]], media: bytes | None = None) -> bytes:
     ns = ('xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
           'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
           'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"')
@@ -141,14 +144,17 @@ def pptx(slides: list[list[str]]) -> bytes:
     parts["ppt/presentation.xml"] = f"{CT}<p:presentation {ns}><p:sldIdLst>{''.join(ids)}</p:sldIdLst></p:presentation>"
     parts["ppt/_rels/presentation.xml.rels"] = (f'{CT}<Relationships xmlns="http://schemas.openxmlformats.org/package/'
                                                 f'2006/relationships">{"".join(rels)}</Relationships>')
+    if media is not None:
+        parts["ppt/media/image1.jpeg"] = media
     return _zip(parts)
 
 
 def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = None,
-        xmp: dict[str, str] | None = None) -> bytes:
+        xmp: dict[str, str] | None = None, image: bytes | None = None) -> bytes:
     """A PDF whose text layer is Unicode text in a CID font (Identity-H with a
     ToUnicode map), one line per entry, from the top of each page; optional Info
-    entries and an XMP packet of simple properties ({"pdfx:Classification": "机密"})."""
+    entries, an XMP packet of simple properties ({"pdfx:Classification": "机密"})
+    and a JPEG image (DCTDecode XObject) drawn on the first page."""
     used = sorted({ord(ch) for page in pages for line in page for ch in line} | {0x20})
     ranges = sorted({cp >> 8 for cp in used})
     cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Baomi def "
@@ -166,13 +172,22 @@ def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = 
     objs.append(b"<< /Type /FontDescriptor /FontName /SimSun /Flags 4 /FontBBox [0 -200 1000 900] /ItalicAngle 0 "
                 b"/Ascent 900 /Descent -200 /CapHeight 700 /StemV 80 >>")
     kids = []
-    for page in pages:
+    xobj = 0
+    if image is not None:
+        objs.append(b"<< /Type /XObject /Subtype /Image /Width 640 /Height 480 /ColorSpace /DeviceRGB "
+                    b"/BitsPerComponent 8 /Filter /DCTDecode /Length %d >>\nstream\n" % len(image) + image + b"\nendstream")
+        xobj = len(objs)
+    for n, page in enumerate(pages):
         ops = "BT /F1 12 Tf 14 TL 50 800 Td " + " ".join(
             "<" + "".join(f"{ord(ch):04X}" for ch in line) + "> Tj T*" for line in page) + " ET"
+        draw = xobj and n == 0
+        if draw:
+            ops += " q 320 0 0 240 100 100 cm /Im1 Do Q"
         objs.append(b"<< /Length %d >>\nstream\n" % len(ops) + ops.encode() + b"\nendstream")
         content = len(objs)
+        res = b"/Font << /F1 %d 0 R >>" % font + (b" /XObject << /Im1 %d 0 R >>" % xobj if draw else b"")
         objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R "
-                    b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, font))
+                    b"/Resources << %s >> >>" % (content, res))
         kids.append(len(objs))
     objs[1] = b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % len(kids)
     info = None
