@@ -4,9 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..enroll import EnrollError, enroll, is_enrolled
-from ..identity import load_or_create
-from ..spool import open_spool
 from .common import add_config_arg, load_config
 
 
@@ -20,6 +17,10 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
+    # imported here: every `baomi-agent` command builds the parser, and httpx is slow to load
+    from ..enroll import EnrollError, enroll, is_enrolled
+    from ..identity import load_or_create
+    from ..spool import open_spool
     cfg = load_config(args)
     identity = load_or_create(cfg.state_dir)
     spool = open_spool(cfg.state_dir, identity.agent_id)

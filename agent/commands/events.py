@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..identity import load_or_create
-from ..spool import open_spool
 from .common import add_config_arg, load_config, print_json_line
 
 
@@ -18,6 +16,8 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
+    from ..identity import load_or_create  # cryptography: loaded only by the commands that need it
+    from ..spool import open_spool
     cfg = load_config(args)
     if not (cfg.state_dir / "spool.db").exists():
         # nothing recorded yet; reading must not create the spool under the daemon's feet

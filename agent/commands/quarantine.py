@@ -6,8 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..quarantine import Quarantine, QuarantineError, keygen, load_private_key
+from typing import TYPE_CHECKING
 from .common import add_config_arg, load_config, print_json_line
+
+if TYPE_CHECKING:
+    from ..quarantine import Quarantine
 
 
 def add_parser(subs: argparse._SubParsersAction) -> None:
@@ -33,6 +36,7 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace) -> Quarantine:
+    from ..quarantine import Quarantine  # here, not at the top: cryptography is slow to load
     cfg = load_config(args)
     return Quarantine(cfg.state_dir / "quarantine", None, cfg.quarantine.max_bytes)
 
@@ -52,6 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from ..quarantine import QuarantineError, load_private_key
     q = _open(args)
     try:
         private = load_private_key(args.key)
@@ -102,6 +107,7 @@ def _record_restore(args: argparse.Namespace, row: dict, target: Path) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from ..quarantine import QuarantineError, keygen
     try:
         priv, pub = keygen(args.out)
     except QuarantineError as exc:

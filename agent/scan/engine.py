@@ -57,9 +57,15 @@ class _Worker:
         finally:
             self.conn.close()
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
         try:
             self.conn.send(None)
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        try:
+            self.ask_to_stop()
             self.proc.wait(2)
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
@@ -166,6 +172,8 @@ class Scanner:
         with self._lock:
             workers = list(self._all)
             self._all.clear()
+        for w in workers:  # all at once: each takes a moment to exit
+            w.ask_to_stop()
         for w in workers:
             w.stop()
 

@@ -7,7 +7,7 @@ scanner     ->  Verdict(path, level, inspectable, reason, evidence, type, size, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from ..levels import Level
 
@@ -23,6 +23,21 @@ class TextChunk:
     zone: str
     text: str
     location: dict[str, Any] = field(default_factory=dict)
+    # True for a block of "\n"-separated lines (the bulk of a plain-text file) whose
+    # location names its first line: rules still see each line on its own, but the
+    # scanner does not pay for an object per line of a long text
+    multiline: bool = False
+
+    def lines(self) -> Iterator["TextChunk"]:
+        """The chunk as single lines (itself when it is one)."""
+        if not self.multiline:
+            yield self
+            return
+        first = int(self.location.get("line", 1))
+        for i, line in enumerate(self.text.split("\n")):
+            line = line.strip()
+            if line:
+                yield TextChunk(self.zone, line, {**self.location, "line": first + i})
 
 
 @dataclass

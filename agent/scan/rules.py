@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..levels import Level
 from .matcher import KeywordMatcher
@@ -193,8 +193,12 @@ class RuleSet:
         # union of every rule's `requires`, usable when each rule has one (or starts_with)
         self._prefix_rules = [r for r in self._markings if r.starts_with and not r.requires]
         gated = [r for r in self._markings if r not in self._prefix_rules]
-        self._gate = (re.compile("|".join(re.escape(x) for r in gated for x in r.requires))
+        self._gate = (re.compile("|".join(re.escape(x) for x in sorted({x for r in gated for x in r.requires}, key=len, reverse=True)))
                       if gated and all(r.requires for r in gated) else None)
+        # the literals that place a line of a block among the candidates: every required
+        # literal and every prefix (str.find runs at C speed; a regex alternation does not)
+        self._block_literals = sorted({x for r in gated for x in r.requires}
+                                      | {p for r in self._prefix_rules for p in r.starts_with})
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -248,39 +252,74 @@ class RuleSet:
             found.append(Evidence(rule.id, chunk.zone, level, dict(chunk.location), _digest(matched)))
 
         for chunk in chunks:
-            text = chunk.text
-            if not text or text.isspace():
-                continue
-            if chunk.zone == "metadata":
-                self._eval_label(chunk, add)
-            # cheap checks on the raw text first: most chunks are prose, too long to be a marking
-            n, norm, head = len(text), None, None
-            candidates = self._markings
-            if self._gate is not None and self._gate.search(text) is None:
-                candidates = self._prefix_rules
-            for rule in candidates:
-                if n > 2 * rule.max_chars + 8 or chunk.zone not in rule.zones:
-                    continue
-                if rule.requires and not any(r in text for r in rule.requires):
-                    continue
-                if rule.starts_with:
-                    head = text.lstrip() if head is None else head
-                    if not head.startswith(rule.starts_with):
-                        continue
-                if norm is None:
-                    norm = squeeze_cjk(normalize(text))
-                if len(norm) <= rule.max_chars:
-                    m = rule.pattern.fullmatch(norm)  # type: ignore[union-attr]
-                    if m:
-                        add(rule, chunk, rule.level_of(m.groupdict().get("level")), m.group(0))
-            if self._keywords:
-                for rid, word in self._keywords.find(normalize(text)):
-                    rule = self._keyword_rules[rid]
-                    if chunk.zone in rule.zones:
-                        add(rule, chunk, rule.level, word)
+            if chunk.multiline:
+                for line in self._candidate_lines(chunk):
+                    self._eval_chunk(line, add)
+            else:
+                self._eval_chunk(chunk, add)
         if self.fingerprint_db is not None:
             found.extend(self._eval_fingerprints(chunks, sha256))
         return found
+
+    def _eval_chunk(self, chunk: TextChunk, add: Any) -> None:
+        text = chunk.text
+        if not text or text.isspace():
+            return
+        if chunk.zone == "metadata":
+            self._eval_label(chunk, add)
+        # cheap checks on the raw text first: most chunks are prose, too long to be a marking
+        n, norm, head = len(text), None, None
+        candidates = self._markings
+        if self._gate is not None and self._gate.search(text) is None:
+            candidates = self._prefix_rules
+        for rule in candidates:
+            if n > 2 * rule.max_chars + 8 or chunk.zone not in rule.zones:
+                continue
+            if rule.requires and not any(r in text for r in rule.requires):
+                continue
+            if rule.starts_with:
+                head = text.lstrip() if head is None else head
+                if not head.startswith(rule.starts_with):
+                    continue
+            if norm is None:
+                norm = squeeze_cjk(normalize(text))
+            if len(norm) <= rule.max_chars:
+                m = rule.pattern.fullmatch(norm)  # type: ignore[union-attr]
+                if m:
+                    add(rule, chunk, rule.level_of(m.groupdict().get("level")), m.group(0))
+        if self._keywords:
+            for rid, word in self._keywords.find(normalize(text)):
+                rule = self._keyword_rules[rid]
+                if chunk.zone in rule.zones:
+                    add(rule, chunk, rule.level, word)
+
+    def _candidate_lines(self, block: TextChunk) -> Iterator[TextChunk]:
+        """The lines of a multi-line chunk that any rule could match: one C-speed pass
+        over the block finds them (a required literal, a rule's prefix at a line start,
+        a keyword); the other lines cannot match and are never split out."""
+        text = block.text
+        if self._gate is None or (self._keywords and any(True for _ in self._keywords.find(normalize(text)))):
+            yield from block.lines()  # no cheap test applies: every line
+            return
+        starts: set[int] = set()
+        for lit in self._block_literals:
+            pos = text.find(lit)
+            while pos >= 0:
+                start = text.rfind("\n", 0, pos) + 1
+                starts.add(start)
+                end = text.find("\n", pos)
+                if end < 0:
+                    break
+                pos = text.find(lit, end)  # the rest of this line is a candidate already
+        first = int(block.location.get("line", 1))
+        line_no, counted = first, 0
+        for start in sorted(starts):
+            line_no += text.count("\n", counted, start)
+            counted = start
+            end = text.find("\n", start)
+            line = text[start:None if end < 0 else end].strip()
+            if line:
+                yield TextChunk(block.zone, line, {**block.location, "line": line_no})
 
     def _eval_label(self, chunk: TextChunk, add: Any) -> None:
         key = str(chunk.location.get("key", ""))

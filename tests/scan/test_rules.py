@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from baomi.agent.levels import Level
 from baomi.agent.scan.model import TextChunk
@@ -179,3 +181,44 @@ def test_shipped_rules_load_and_a_missing_folder_is_skipped(tmp_path: Path) -> N
     rs = RuleSet.load([tmp_path / "absent"])
     ids = {r.id for r in rs.rules}
     assert {"cn.national.star", "cn.national.bare", "cn.national.keyvalue", "en.banner", "label.msip"} <= ids
+
+
+# ---- long texts: one multi-line chunk, read line by line ---------------------------
+
+def _with_keywords() -> RuleSet:
+    base = RuleSet.load([])
+    from baomi.agent.scan.rules import parse_file
+    extra, _ = parse_file("site.toml", '[[rule]]\nid = "site.projects"\nkind = "keywords"\nlevel = "secret"\n'
+                                       'zones = ["body"]\nwords = ["天穹计划"]\n')
+    return RuleSet([*base.rules, *extra])
+
+
+KEYWORDS = _with_keywords()
+
+_LINE_PARTS = st.sampled_from(["机密★5年", "密级：秘密", "(TS) The plan.", "（S//NF) 部署", "关于年度预算的通知",
+                               "保密工作会议纪要", "天穹计划", "  ", "", "SECRET//NOFORN", "各部门：", "机 密"])
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(lines=st.lists(_LINE_PARTS, min_size=1, max_size=40), first=st.integers(1, 50))
+def test_a_block_of_lines_gives_what_its_lines_give(lines: list[str], first: int) -> None:
+    # the fast path (a C-speed pass over the block) must find exactly what line-by-line evaluation finds
+    for ruleset in (RuleSet.load([]), KEYWORDS):
+        block = TextChunk("body", "\n".join(lines), {"line": first, "member": "a/b.txt"}, multiline=True)
+        single = [c for c in block.lines()]
+        got = sorted((e.rule, e.level.id, e.location["line"], e.hash) for e in ruleset.evaluate([block]))
+        want = sorted((e.rule, e.level.id, e.location["line"], e.hash) for e in ruleset.evaluate(single))
+        assert got == want
+
+
+def test_a_marking_deep_in_a_long_text_file_names_its_line(tmp_path: Path) -> None:
+    from baomi.agent.scan.extract import extract_bytes
+    from baomi.agent.scan.limits import Limits
+    lines = ["各部门：本单位认真做好相关工作，确保各项任务按期完成。"] * 5000
+    lines[2499] = "密级：秘密"
+    lines[3999] = "（S//NF) 部署"
+    ex = extract_bytes("\r\n".join(lines).encode("gb18030"), "long.txt", Limits())
+    assert len(ex.chunks) <= 9  # eight top lines and one block, not 5,000 objects
+    found = RuleSet.load([]).evaluate(ex.chunks)
+    assert sorted((e.rule, e.zone, e.location["line"]) for e in found) == [
+        ("cn.national.keyvalue", "body", 2500), ("en.portion", "body", 4000)]

@@ -25,11 +25,12 @@ def run(tmp_path: Path, name: str, data: bytes) -> Extraction:
 
 
 def chunks(ex: Extraction, zone: str | None = None) -> list[tuple[str, str, dict]]:
-    return [(c.zone, c.text, c.location) for c in ex.chunks if zone is None or c.zone == zone]
+    # a long text's body arrives as one multi-line chunk; the rules read it line by line, so do we
+    return [(c.zone, c.text, c.location) for b in ex.chunks for c in b.lines() if zone is None or c.zone == zone]
 
 
 def texts(ex: Extraction, zone: str) -> list[str]:
-    return [c.text for c in ex.chunks if c.zone == zone]
+    return [c.text for b in ex.chunks for c in b.lines() if c.zone == zone]
 
 
 # ---- plain text -------------------------------------------------------------

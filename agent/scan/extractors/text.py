@@ -4,6 +4,7 @@ marking stands (first_page_top)."""
 from __future__ import annotations
 
 import codecs
+import re
 
 from ..extract import Ctx, TopLines
 from ..model import TextChunk
@@ -73,21 +74,28 @@ def looks_like_text(data: bytes) -> bool:
     return False
 
 
+_OTHER_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAKS = re.compile(f"\r\n?|[{_OTHER_BREAKS}]")  # what str.splitlines splits on, besides \n
+
+
 def text(data: bytes, ctx: Ctx) -> None:
     content, _enc = decode(data)
     top = TopLines()
-    lines = content.splitlines()
-    del content
-    i = 0
-    while i < len(lines) and top.left > 0:  # the first lines, where a marking stands
-        line = lines[i]
-        i += 1
+    if "\r" in content or any(ch in content for ch in _OTHER_BREAKS):
+        content = _BREAKS.sub("\n", content)
+    pos, n, end = 0, 0, len(content)
+    while pos < end and top.left > 0:  # the first lines, where a marking stands
+        nl = content.find("\n", pos)
+        nl = end if nl < 0 else nl
+        line = content[pos:nl]
+        n += 1
+        pos = nl + 1
         if line.strip():
-            ctx.add(top.zone(line), line, line=i)
-    # the rest in a tight loop: big text files are mostly this
-    chunks, member = ctx.chunks, ctx.member
-    for j in range(i, len(lines)):
-        line = lines[j].strip()
-        if line:
-            loc = {"line": j + 1, "member": member} if member else {"line": j + 1}
-            chunks.append(TextChunk("body", line, loc))
+            ctx.add(top.zone(line), line, line=n)
+    # the rest as one block that the rules read line by line: big text files are mostly this
+    if pos < end:
+        rest = content[pos:]
+        del content
+        if not rest.isspace():
+            loc = {"line": n + 1, "member": ctx.member} if ctx.member else {"line": n + 1}
+            ctx.chunks.append(TextChunk("body", rest, loc, multiline=True))
