@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -59,10 +60,14 @@ def canonical(obj: Any) -> bytes:
 
 
 def event_hash(event: dict[str, Any]) -> str:
-    body = {k: v for k, v in event.items() if k != "hash"}
+    return hash_of(event, canonical({k: v for k, v in event.items() if k != "hash"}))
+
+
+def hash_of(event: dict[str, Any], canonical_without_hash: bytes) -> str:
+    """event_hash when the caller already holds the canonical bytes of the event without its hash."""
     h = hashlib.sha256()
     h.update(str(event.get("prev_hash", "")).encode("ascii"))
-    h.update(canonical(body))
+    h.update(canonical_without_hash)
     return h.hexdigest()
 
 
@@ -137,8 +142,13 @@ def validate(event: Any) -> str | None:
             return f"{key} must be an object or null"
     if not isinstance(event["details"], dict):
         return "details must be an object"
+    if not _TIME.fullmatch(event["time"]):
+        return f"time {event['time']!r} is not ISO 8601 UTC (YYYY-MM-DDTHH:MM:SS.ffffffZ)"
     try:
-        _dt.datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        _dt.datetime.fromisoformat(event["time"][:-1])  # a real date and time, not 2026-13-45
     except ValueError:
-        return f"time {event['time']!r} is not ISO 8601 UTC"
+        return f"time {event['time']!r} is not a valid date and time"
     return None
+
+
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)

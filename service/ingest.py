@@ -49,8 +49,23 @@ def parse_time(value: str) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
-def row_of(event: dict[str, Any], received: dt.datetime) -> dict[str, Any]:
-    """The events table's query columns, taken from the event."""
+@dataclass
+class Checked:
+    """One event of a verified batch, with what verification already computed."""
+    event: dict[str, Any]
+    text: str       # the JSON stored in events.body
+    hash_ok: bool   # the event hashes to the hash it claims
+
+
+@dataclass
+class Batch:
+    agent_id: str
+    batch: int
+    items: list[Checked]
+
+
+def row_of(event: dict[str, Any], received: dt.datetime, text: str | None = None) -> dict[str, Any]:
+    """The events table's query columns, taken from the event (text: its JSON, when already made)."""
     file = event.get("file") or {}
     user = event.get("user") or {}
     host = event.get("host") or {}
@@ -64,7 +79,7 @@ def row_of(event: dict[str, Any], received: dt.datetime) -> dict[str, Any]:
         "action": event.get("action"),
         "file_name": os.path.basename(str(path))[:1024] if path else None,
         "file_sha256": file.get("sha256") if isinstance(file.get("sha256"), str) else None,
-        "body": json.dumps(event, ensure_ascii=False, sort_keys=True),
+        "body": text if text is not None else json.dumps(event, ensure_ascii=False, sort_keys=True),
     }
 
 
@@ -87,7 +102,7 @@ class Ingest:
             self._keys[agent_id] = key
         return key
 
-    def verify(self, raw: bytes, agent_header: str | None, signature: str | None) -> dict[str, Any]:
+    def verify(self, raw: bytes, agent_header: str | None, signature: str | None) -> Batch:
         if len(raw) > self.max_batch_bytes:
             raise Rejected(413, f"batch of {len(raw)} bytes is over max_batch_bytes {self.max_batch_bytes}")
         if not agent_header or not signature:
@@ -112,6 +127,7 @@ class Ingest:
         events = body.get("events")
         if not isinstance(events, list):
             raise Rejected(400, "events must be a list")
+        items = []
         for e in events:
             problem = ev.validate(e)
             seq = e.get("seq") if isinstance(e, dict) else None
@@ -119,21 +135,25 @@ class Ingest:
                 raise Rejected(422, f"event seq {seq}: {problem}")
             if e["agent_id"] != agent_header:
                 raise Rejected(422, f"event seq {seq}: agent_id is not the sender's")
-            if len(ev.canonical(e)) > self.max_event_bytes:
+            # one serialisation serves the size limit, the hash check and the stored body
+            canon = ev.canonical({k: v for k, v in e.items() if k != "hash"})
+            text = canon[:-1].decode("utf-8") + ',"hash":' + json.dumps(e["hash"]) + "}"
+            if len(text.encode("utf-8")) > self.max_event_bytes:
                 raise Rejected(413, f"event seq {seq} is over max_event_bytes {self.max_event_bytes}")
-            parse_time(e["time"])
-        return body
+            items.append(Checked(e, text, ev.hash_of(e, canon) == e["hash"]))
+        return Batch(agent_header, batch, items)
 
     # -- storage --------------------------------------------------------------------
-    def store(self, body: dict[str, Any]) -> Result:
+    def store(self, body: Batch) -> Result:
         if self.postgres:
             return self._store(body)
         with self._sqlite_lock:
             return self._store(body)
 
-    def _store(self, body: dict[str, Any]) -> Result:
-        agent_id, batch = body["agent_id"], body["batch"]
-        events = sorted(body["events"], key=lambda e: e["seq"])
+    def _store(self, body: Batch) -> Result:
+        agent_id, batch = body.agent_id, body.batch
+        items = sorted(body.items, key=lambda c: c.event["seq"])
+        events = [c.event for c in items]
         received = now()
         with self.engine.begin() as conn:
             q = sa.select(db.agents).where(db.agents.c.agent_id == agent_id)
@@ -148,16 +168,17 @@ class Ingest:
             if seqs:
                 have = set(conn.execute(sa.select(db.events.c.seq).where(db.events.c.agent_id == agent_id)
                                         .where(db.events.c.seq.between(seqs[0], seqs[-1]))).scalars())
-            fresh, seen = [], set(have)
-            for e in events:
-                if e["seq"] not in seen:
-                    seen.add(e["seq"])
-                    fresh.append(e)
+            fresh_items, seen = [], set(have)
+            for c in items:
+                if c.event["seq"] not in seen:
+                    seen.add(c.event["seq"])
+                    fresh_items.append(c)
+            fresh = [c.event for c in fresh_items]
             if fresh:
-                rows = [row_of(e, received) for e in fresh]
+                rows = [row_of(c.event, received, c.text) for c in fresh_items]
                 insert = (postgresql.insert if self.postgres else sqlite.insert)(db.events)
                 conn.execute(insert.on_conflict_do_nothing(), rows)
-            acked, last_hash, hole = self._advance(conn, agent, fresh)
+            acked, last_hash, hole = self._advance(conn, agent, fresh_items)
             values: dict[str, Any] = {"last_seq": acked, "last_hash": last_hash, "last_batch": batch,
                                       "last_seen": received, "online": True}
             if hole:
@@ -174,15 +195,15 @@ class Ingest:
             conn.execute(db.agents.update().where(db.agents.c.agent_id == agent_id).values(**values))
         return Result(acked, len(fresh), len(events) - len(fresh), fresh)
 
-    def _advance(self, conn: sa.Connection, agent: Any, fresh: list[dict[str, Any]]) -> tuple[int, str, int]:
+    def _advance(self, conn: sa.Connection, agent: Any, fresh: list[Checked]) -> tuple[int, str, int]:
         """Move the contiguous high-water mark over stored events and announced
         gaps, checking each link of the chain; returns (acked, its hash, hole reported)."""
         agent_id = agent.agent_id
-        for e in fresh:  # a stored event must hash to what it claims, link or no link
-            if ev.event_hash(e) != e["hash"]:
+        for c in fresh:  # a stored event must hash to what it claims, link or no link
+            if not c.hash_ok:
                 insert_collector_event(conn, "chain.break", severity="high", host_name=agent.host_name,
-                                       details={"agent_id": agent_id, "seq": e["seq"], "reason": "hash mismatch"})
-        bodies: dict[int, dict[str, Any]] = {e["seq"]: e for e in fresh}
+                                       details={"agent_id": agent_id, "seq": c.event["seq"], "reason": "hash mismatch"})
+        bodies: dict[int, dict[str, Any]] = {c.event["seq"]: c.event for c in fresh}
         later = set(conn.execute(sa.select(db.events.c.seq).where(db.events.c.agent_id == agent_id)
                                  .where(db.events.c.seq > agent.last_seq).limit(1_000_000)).scalars())
         missing = sorted(later - set(bodies))
