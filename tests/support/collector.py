@@ -98,7 +98,8 @@ class Collector:
         return [json.loads(l) for l in self.cli(*args).stdout.splitlines()]
 
     def __enter__(self) -> "Collector":
-        return self.start()
+        # `with Collector(...).start(verify=...) as c` must not start a second server
+        return self if self.proc is not None and self.proc.poll() is None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
