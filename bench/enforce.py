@@ -87,7 +87,7 @@ def bench_fs(fstype: str, quick: bool) -> None:
                 agent = AgentProcess(conf, medium)
                 running.append(timed_copy(src, mp / f"on{rnd}"))
                 deadline = time.time() + 300  # let the agent finish before the next round
-                while time.time() < deadline and any(mp.rglob("file*13.txt")):
+                while time.time() < deadline and any((mp / f"on{rnd}").rglob("file*13.txt")):
                     time.sleep(0.1)
                 time.sleep(1)
                 if rnd < (1 if quick else 2):
@@ -130,6 +130,7 @@ def main() -> int:
     ap.add_argument("--fs", action="append", choices=["exfat", "ext4"], help="filesystem(s) (default: both)")
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also into a file
     if os.geteuid() != 0:
         print("bench/enforce.py needs root (loop devices, fanotify)", file=sys.stderr)
         return 2

@@ -4,7 +4,10 @@ once; beside it, in the same run, the raw ceiling of the same database (the
 same rows bulk-inserted without HTTP, signatures or checks). SQLite, and
 PostgreSQL when its server binaries are installed.
 
-    .venv/bin/python bench/ingest.py [--agents 4] [--events 100000] [--db sqlite,postgresql]
+Then the agent's own cost: bench/agent_idle.py (a real `baomi-agent run`,
+idle and at 10 events/s), unless --agent-seconds 0.
+
+    .venv/bin/python bench/ingest.py [--agents 4] [--events 100000] [--db sqlite,postgresql] [--agent-seconds 20]
 """
 from __future__ import annotations
 
@@ -92,7 +95,9 @@ def main() -> int:
     ap.add_argument("--agents", type=int, default=4)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--agent-seconds", type=float, default=20, help="length of each agent CPU/RSS window (0: skip)")
     a = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also into a file
     import os
     print(f"ingest bench: {a.events:,} events from {a.agents} agents in batches of {BATCH}; {os.cpu_count()} CPUs")
     print(f"{'database':12}{'HTTP events/s':>15}{'raw insert/s':>15}{'ratio':>8}{'p50 batch ms':>14}{'p99 batch ms':>14}")
@@ -121,6 +126,11 @@ def main() -> int:
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
         print(f"{kind:12}{a.events / elapsed:>15,.0f}{a.events / raw:>15,.0f}{(a.events / elapsed) / (a.events / raw):>8.2f}"
               f"{statistics.median(lat) * 1000:>14.1f}{p99:>14.1f}   (queryable after commit: {query_s * 1000:.1f} ms)")
+    if a.agent_seconds > 0:
+        import subprocess
+        print("agent process:", flush=True)
+        subprocess.run([sys.executable, str(REPO / "bench" / "agent_idle.py"), "--seconds", str(a.agent_seconds)],
+                       check=False)
     return 0
 
 

@@ -159,6 +159,7 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, help="keep the corpus here (generated once, reused)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side; the median is printed")
     a = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also into a file
     for tool in ("rg", "pdftotext", "unzip", "grep", "tar"):
         if not shutil.which(tool):
             print(f"bench/scan.py: {tool} is missing (scripts/setup installs it)", file=sys.stderr)
