@@ -62,6 +62,17 @@ def timed_copy(src: Path, dst: Path) -> float:
     return time.perf_counter() - t0
 
 
+def start_agent(conf: Path, medium: dict, mp: Path) -> AgentProcess:
+    """The agent as a running daemon is: its scanning processes already started."""
+    agent = AgentProcess(conf, medium)
+    warm = mp / "warm-up.txt"
+    warm.write_bytes(docs.filler(10_000, marked=True))
+    t0 = time.time()
+    while warm.exists() and time.time() - t0 < 30:
+        time.sleep(0.01)
+    return agent
+
+
 def bench_fs(fstype: str, quick: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="baomi-bench-"))
     _, pub = q.keygen(tmp / "keys")
@@ -78,24 +89,32 @@ def bench_fs(fstype: str, quick: bool) -> None:
                   "read_only": False, "medium_class": "personal", "level_ceiling": None,
                   "identity": {"fs_uuid": loop.fs_uuid, "devnode": loop.devnode, "fs_type": fstype}}
         os.sync()
-        # throughput: alternate agent stopped / running so both see the same cache and disk state
+        # throughput: agent stopped / running in turn, the order swapped every round, so both
+        # see the same cache and disk state and neither always goes first
         stopped, running = [], []
         agent = None
+        rounds = 2 if quick else 4
         try:
-            for rnd in range(2 if quick else 3):
-                stopped.append(timed_copy(src, mp / f"off{rnd}"))
-                agent = AgentProcess(conf, medium)
-                running.append(timed_copy(src, mp / f"on{rnd}"))
-                deadline = time.time() + 300  # let the agent finish before the next round
-                while time.time() < deadline and any((mp / f"on{rnd}").rglob("file*13.txt")):
-                    time.sleep(0.1)
-                time.sleep(1)
-                if rnd < (1 if quick else 2):
-                    agent.stop()
-                    agent = None
+            for rnd in range(rounds):
+                for running_now in ((False, True) if rnd % 2 == 0 else (True, False)):
+                    if not running_now:
+                        if agent is not None:
+                            agent.stop()
+                            agent = None
+                        stopped.append(timed_copy(src, mp / f"off{rnd}"))
+                        continue
+                    if agent is None:
+                        agent = start_agent(conf, medium, mp)
+                    running.append(timed_copy(src, mp / f"on{rnd}"))
+                    deadline = time.time() + 300  # let the agent finish before going on
+                    while time.time() < deadline and any((mp / f"on{rnd}").rglob("file*13.txt")):
+                        time.sleep(0.1)
+                    time.sleep(1)
                 for d in (mp / f"off{rnd}", mp / f"on{rnd}"):
-                    shutil.rmtree(d, ignore_errors=True)  # the agent may be removing blocked files in it
+                    shutil.rmtree(d, ignore_errors=True)
                 os.sync()
+            if agent is None:  # the latency runs below need it
+                agent = start_agent(conf, medium, mp)
             print(f"\n== {fstype} ==")
             off, on = statistics.median(stopped), statistics.median(running)
             print(f"throughput, cp -r of 1000 mixed files ({total / 1e6:.0f} MB), median of {len(stopped)}: "

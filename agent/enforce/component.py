@@ -22,11 +22,16 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 
+# enforcement (its threads and scanning processes) runs below the user's own work: a
+# `cp -r` to the medium keeps its speed and the checks use the CPU it leaves
+ENFORCE_NICE = int(os.environ.get("BAOMI_ENFORCE_NICE", "5"))
+
+
 def make_scanner(config: Any) -> Any:
     from ..scan.engine import Scanner
     from ..scan.rules import RuleSet
     from ..scan.fingerprint import default_db
-    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)))
+    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)), nice=ENFORCE_NICE)
 
 
 def _raise_fd_limit() -> None:
@@ -71,7 +76,7 @@ class EnforceComponent:
         self.pipeline = Pipeline(self.ctx, self._scanner, self.blocker,
                                  workers=max(2, min(4, cfg.scan.jobs * 2)),
                                  notify=self._notify, raise_level=self._raise_level,
-                                 nice=int(os.environ.get("BAOMI_ENFORCE_NICE", "5")))
+                                 nice=ENFORCE_NICE)
         self.watcher = make_watcher(self.pipeline.submit, self.ctx.stopping)
         self.pipeline.start()
         self.watcher.start()

@@ -27,7 +27,7 @@ class _Worker:
     """A fresh interpreter (`python -m baomi.agent.scan.worker FD`), not a fork of
     the multi-threaded daemon, talking pickles over a socket pair."""
 
-    def __init__(self, limits: Limits, ruleset: Any, memory_mb: int):
+    def __init__(self, limits: Limits, ruleset: Any, memory_mb: int, nice: int = 0):
         parent, child = socket.socketpair()
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "baomi.agent.scan.worker", str(child.fileno())],
@@ -35,6 +35,11 @@ class _Worker:
                                          close_fds=True, start_new_session=True)
         finally:
             child.close()
+        if nice:
+            try:  # set from outside: no preexec_fn in a threaded daemon
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
+            except OSError:
+                pass
         self.conn = Connection(parent.detach())
         self.conn.send((limits, ruleset, memory_mb))
         try:
@@ -74,7 +79,8 @@ class _Worker:
 
 
 class Scanner:
-    def __init__(self, scan_cfg: Any, ruleset: Any = None, jobs: int | None = None):
+    def __init__(self, scan_cfg: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0):
+        """nice: CPU priority of the worker processes (the daemon yields to the user's own work)."""
         if ruleset is None:
             from .rules import RuleSet
             ruleset = RuleSet.load(scan_cfg.rule_dirs, scan_cfg.fingerprint_db)
@@ -83,6 +89,7 @@ class Scanner:
         self.timeout_s = float(scan_cfg.timeout_s)
         self.memory_mb = int(scan_cfg.memory_mb)
         self.jobs = max(1, int(jobs or scan_cfg.jobs))
+        self.nice = nice
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -97,7 +104,7 @@ class Scanner:
         self.close()
 
     def _new_worker(self) -> _Worker:
-        w = _Worker(self.limits, self.ruleset, self.memory_mb)
+        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice)
         with self._lock:
             self._all.add(w)
         return w

@@ -125,6 +125,22 @@ def test_worker_killed_from_outside_is_replaced(tmp_path: Path) -> None:
         assert s.scan_file(f).level == Level.CONFIDENTIAL
 
 
+def test_workers_run_at_the_priority_asked(tmp_path: Path) -> None:
+    """The daemon's scanning processes yield the CPU to the user's own work (nice)."""
+    f = tmp_path / "m.txt"
+    f.write_text("秘密★1年\n")
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with Scanner(cfg().scan, jobs=1, nice=5) as s:
+        assert s.scan_file(f).level == Level.CONFIDENTIAL
+        (w,) = list(s._all)
+        # an absolute nice value; without privilege a process can only go lower (a higher value)
+        assert os.getpriority(os.PRIO_PROCESS, w.proc.pid) == (5 if os.geteuid() == 0 else max(5, base))
+    with Scanner(cfg().scan, jobs=1) as s:
+        s.scan_file(f)
+        (w,) = list(s._all)
+        assert os.getpriority(os.PRIO_PROCESS, w.proc.pid) == base
+
+
 def test_threads_share_the_pool(tmp_path: Path) -> None:
     files = []
     for i in range(40):
