@@ -67,10 +67,10 @@ def bulk_seed(engine: sa.Engine, n: int, now: dt.datetime) -> float:
             for r in rows:
                 batch.append(r)
                 if len(batch) == 20000:
-                    conn.execute(db.events.insert(), batch)
+                    db.insert_events(conn, batch)
                     batch.clear()
             if batch:
-                conn.execute(db.events.insert(), batch)
+                db.insert_events(conn, batch)
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
     seed.insert_agents(engine, now)

@@ -84,7 +84,7 @@ def run_raw(url: str, total: int) -> float:
     t = time.perf_counter()
     for i in range(0, len(rows), BATCH):
         with engine.begin() as conn:
-            conn.execute(db.events.insert(), rows[i:i + BATCH])
+            db.insert_events(conn, rows[i:i + BATCH])
     elapsed = time.perf_counter() - t
     engine.dispose()
     return elapsed

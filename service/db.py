@@ -6,9 +6,11 @@ The schema is changed only through migrations in service/migrations/versions/.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
 
 metadata = sa.MetaData()
 
@@ -90,6 +92,32 @@ triage = sa.Table(
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+# SQLite's trigram index on file names (migration 0002_console_search), filled by
+# insert_events: FTS5 writes a new index segment for every statement, so a per-row
+# trigger costs about ten times one INSERT ... SELECT over the rows of a batch.
+FILE_NAME_INDEX = "events_file_name"
+
+
+def insert_events(conn: sa.Connection, rows: list[dict[str, Any]], *, skip_duplicates: bool = False) -> None:
+    """Insert rows into `events` (skip_duplicates: rows whose agent/seq or event_id
+    is stored already are left out). Every insert into `events` goes through here,
+    so SQLite's file-name index stays complete."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":  # pg_trgm's index is maintained by PostgreSQL itself
+        stmt = postgresql.insert(events)  # psycopg pipelines executemany (faster here than multi-row VALUES)
+        conn.execute(stmt.on_conflict_do_nothing() if skip_duplicates else stmt, rows)
+        return
+    stmt = sqlite.insert(events)
+    stmt = stmt.on_conflict_do_nothing() if skip_duplicates else stmt
+    # RETURNING: the new pks, and SQLAlchemy sends multi-row VALUES pages (much faster on SQLite)
+    pks = conn.execute(stmt.returning(events.c.pk), rows).scalars().all()
+    if pks:  # our transaction holds SQLite's write lock: pks in this range are all ours
+        # every row, NULL names too, as the FTS5 external-content contract (and 'delete') expects
+        conn.execute(sa.text(f"INSERT INTO {FILE_NAME_INDEX}(rowid, file_name) SELECT pk, file_name FROM events "
+                             "WHERE pk BETWEEN :lo AND :hi"),
+                     {"lo": min(pks), "hi": max(pks)})
+
 
 def default_sqlite_url(state_dir: Path) -> str:
     return f"sqlite:///{Path(state_dir).resolve() / 'collector.db'}"
@@ -112,7 +140,7 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to the newest schema (Alembic `upgrade head`)."""
     from alembic import command
     from alembic.config import Config
@@ -120,4 +148,4 @@ def upgrade(url: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)

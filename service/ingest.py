@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -175,9 +174,8 @@ class Ingest:
                     fresh_items.append(c)
             fresh = [c.event for c in fresh_items]
             if fresh:
-                rows = [row_of(c.event, received, c.text) for c in fresh_items]
-                insert = (postgresql.insert if self.postgres else sqlite.insert)(db.events)
-                conn.execute(insert.on_conflict_do_nothing(), rows)
+                db.insert_events(conn, [row_of(c.event, received, c.text) for c in fresh_items],
+                                 skip_duplicates=True)
             acked, last_hash, hole = self._advance(conn, agent, fresh_items)
             values: dict[str, Any] = {"last_seq": acked, "last_hash": last_hash, "last_batch": batch,
                                       "last_seen": received, "online": True}

@@ -37,11 +37,11 @@ def insert_collector_event(
                           host={"id": COLLECTOR_AGENT_ID, "name": host_name or "collector", "class": None})
     event.update(seq=None, agent_id=COLLECTOR_AGENT_ID, prev_hash="", hash="")
     stamp = now()
-    conn.execute(db.events.insert().values(
+    db.insert_events(conn, [dict(
         event_id=event["id"], agent_id=COLLECTOR_AGENT_ID, seq=None, time=stamp, received_at=stamp,
         kind=kind, severity=severity, host_name=host_name, user_name=user_name, level=None,
         action=action, file_name=None, file_sha256=None,
-        body=json.dumps(event, ensure_ascii=False)))
+        body=json.dumps(event, ensure_ascii=False))])
     return event["id"]
 
 

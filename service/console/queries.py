@@ -109,7 +109,8 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_FTS_TRIGGERS = ("events_file_name_ai", "events_file_name_ad", "events_file_name_au")
+# inserts are indexed by db.insert_events; deletes and renames by these triggers
+_FTS_TRIGGERS = ("events_file_name_ad", "events_file_name_au")
 _fts_ready: dict[str, bool] = {}
 
 

@@ -101,11 +101,11 @@ def insert_rows(engine: sa.Engine, rows: Iterator[dict[str, Any]], chunk: int = 
         for r in rows:
             batch.append(r)
             if len(batch) >= chunk:
-                conn.execute(db.events.insert(), batch)
+                db.insert_events(conn, batch)
                 n += len(batch)
                 batch.clear()
         if batch:
-            conn.execute(db.events.insert(), batch)
+            db.insert_events(conn, batch)
             n += len(batch)
     return n
 

@@ -91,6 +91,43 @@ def test_file_name_search_is_indexed(store):
             assert "ix_events_file_name_trgm" in set(names)
 
 
+def fts_complete(conn) -> bool:
+    """FTS5's own check of the index against the events table (rank 1: content too)."""
+    try:
+        conn.exec_driver_sql("INSERT INTO events_file_name(events_file_name, rank) VALUES ('integrity-check', 1)")
+    except sa.exc.DatabaseError:
+        return False
+    return True
+
+
+def test_file_name_index_is_complete_after_batches_duplicates_and_upgrade(tmp_path):
+    """SQLite: rows indexed by the old per-row trigger (schema 0003) and by batch
+    (db.insert_events) after the upgrade, duplicates skipped, collector events between."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    db.upgrade(url, "0003_ingest")
+    engine = db.make_engine(url)
+    rows = list(seed.make_rows(300, now=NOW, days=3, seed=5))
+    with engine.begin() as conn:
+        conn.execute(db.events.insert(), rows[:100])          # through the trigger of 0002
+    db.upgrade(url)
+    with engine.begin() as conn:
+        assert "events_file_name_ai" not in set(conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars())
+        db.insert_events(conn, rows[100:200])
+        insert_collector_event(conn, "console.login", user_name="aud1")
+        db.insert_events(conn, rows[150:300], skip_duplicates=True)  # 50 stored already
+    with engine.begin() as conn:
+        assert fts_complete(conn)
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.events)).scalar() == 301
+        for word in ("财务报表", "report-f"):
+            n = conn.exec_driver_sql("SELECT count(*) FROM events_file_name WHERE events_file_name MATCH ?",
+                                     (f'"{word}"',)).scalar()
+            assert n == sum(word in (r["file_name"] or "").lower() for r in rows) > 0
+        conn.execute(db.events.delete().where(db.events.c.pk <= 10))  # the delete trigger keeps it in step
+        assert fts_complete(conn)
+    engine.dispose()
+
+
 def test_search_by_hash(store):
     engine, rows = store
     sha = next(r["file_sha256"] for r in rows if r["file_sha256"])
