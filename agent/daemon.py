@@ -20,9 +20,10 @@ from .context import AgentContext, open_context
 log = logging.getLogger("baomi.agent")
 
 COMPONENTS: list[str] = [
-    # order matters: media publishes mounts that enforcement consumes
-    "baomi.agent.media.component:MediaComponent",
+    # order matters: enforcement subscribes to the mounts that media publishes, and must
+    # do so before media's first enumeration (a medium already mounted at start)
     "baomi.agent.enforce.component:EnforceComponent",
+    "baomi.agent.media.component:MediaComponent",
     "baomi.agent.screenlock.component:ScreenlockComponent",
     # last: delivers what the others record
     "baomi.agent.uploader:UploaderComponent",

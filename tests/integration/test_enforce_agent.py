@@ -60,10 +60,12 @@ rule_dirs = []
 public_key = "{pub}"
 """)
     log = open(artifacts / "enforce-e2e-agent.log", "w")
-    agent = subprocess.Popen([*AGENT, "run", "--config", str(conf)], cwd=REPO, stdout=log, stderr=log)
+    agent = None
     try:
         with LoopMedium("exfat", size_mb=64, workdir=tmp) as loop:
             mp = loop.mount()
+            # the medium is there before the agent: its first enumeration must reach enforcement
+            agent = subprocess.Popen([*AGENT, "run", "--config", str(conf)], cwd=REPO, stdout=log, stderr=log)
             wait_for(lambda: any(e["kind"] == "medium.inventory" for e in _events(conf)), 60,
                      "the agent to pick up the medium")
             marked = docs.docx(docs.MARK)
@@ -78,11 +80,12 @@ public_key = "{pub}"
             assert (mp / "plain.txt").read_bytes() == b"hello"
             loop.unmount()
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        if agent is not None:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                agent.kill()
         log.close()
     blocked = kinds["机密方案.docx"]
     assert blocked["kind"] == "file.blocked" and blocked["host"]["name"] == "e2e-pc"
