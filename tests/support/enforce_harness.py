@@ -1,6 +1,7 @@
 """An enforcement component running on a real loop medium, for the integration tests."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -107,6 +108,26 @@ def write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
+
+
+_CHILD_WRITER = r"""
+import base64, json, os, sys
+for path, data in json.load(sys.stdin):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(data))
+"""
+
+
+def write_from_child(files: dict[Path, bytes]) -> int:
+    """Writes `files` from a process of its own and returns its pid. An in-process agent
+    forks scanner workers (fork+exec); a worker forked while this process has a file open
+    for writing holds it until exec, and the kernel names whoever closes last."""
+    payload = json.dumps([[str(p), base64.b64encode(d).decode()] for p, d in files.items()])
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD_WRITER], stdin=subprocess.PIPE)
+    proc.communicate(payload.encode(), timeout=60)
+    assert proc.returncode == 0, f"the writer process exited with {proc.returncode}"
+    return proc.pid
 
 
 # The agent as its own process: the enforcement component with the real scanner,
