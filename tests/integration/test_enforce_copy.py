@@ -36,8 +36,7 @@ def test_marked_files_are_blocked_unmarked_stay(fstype: str) -> None:
             assert ev["file"]["evidence"], "a block names its evidence"
             assert ev["medium"]["fs_uuid"] == rig.loop.fs_uuid
             assert ev["user"]["uid"] == 0 and ev["process"]["pid"], ev["process"]
-            if fstype == "ext4":  # through FUSE the closing process is now and then another reader's
-                assert ev["process"]["pid"] == writer, ev["process"]
+            assert ev["process"]["pid"] == writer, ev["process"]
             assert ev["rule"].startswith("unclassified.personal.")
             assert rig.decrypt(ev["details"]["quarantine_id"]) == marked[name]
         copied = {e["file"]["name"]: e for e in rig.events("file.copied")}
