@@ -7,7 +7,7 @@ import os
 import resource
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..levels import Level
 from ..model import MountedMedium
@@ -24,14 +24,29 @@ log = logging.getLogger(__name__)
 
 # enforcement (its threads and scanning processes) runs below the user's own work: a
 # `cp -r` to the medium keeps its speed and the checks use the CPU it leaves
-ENFORCE_NICE = int(os.environ.get("BAOMI_ENFORCE_NICE", "5"))
+DEFAULT_NICE = 5
+NICE_VARIABLE = "BAOMI_ENFORCE_NICE"
 
 
-def make_scanner(config: Any) -> Any:
+def enforce_nice(environ: Mapping[str, str] = os.environ) -> int:
+    """The nice value from BAOMI_ENFORCE_NICE (default 5); ValueError naming it when bad."""
+    raw = environ.get(NICE_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_NICE
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not -20 <= value <= 19:
+        raise ValueError(f"{NICE_VARIABLE} must be a whole number from -20 to 19, not {raw[:20]!r}")
+    return value
+
+
+def make_scanner(config: Any, nice: int = DEFAULT_NICE) -> Any:
     from ..scan.engine import Scanner
     from ..scan.rules import RuleSet
     from ..scan.fingerprint import default_db
-    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)), nice=ENFORCE_NICE)
+    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)), nice=nice)
 
 
 def _raise_fd_limit() -> None:
@@ -57,8 +72,15 @@ class EnforceComponent:
     def start(self) -> None:
         cfg = self.ctx.config
         _raise_fd_limit()
+        try:
+            nice = enforce_nice()
+        except ValueError as exc:  # enforcement still runs, at the default priority
+            log.error("%s; using %d", exc, DEFAULT_NICE)
+            self.ctx.record("agent.config_problem", severity="high",
+                            details={"section": "environment", "key": NICE_VARIABLE, "error": str(exc)})
+            nice = DEFAULT_NICE
         if self._scanner is None:
-            self._scanner = make_scanner(cfg)
+            self._scanner = make_scanner(cfg, nice)
         public = None
         if cfg.quarantine.public_key is not None:
             try:
@@ -76,7 +98,7 @@ class EnforceComponent:
         self.pipeline = Pipeline(self.ctx, self._scanner, self.blocker,
                                  workers=max(2, min(4, cfg.scan.jobs * 2)),
                                  notify=self._notify, raise_level=self._raise_level,
-                                 nice=ENFORCE_NICE)
+                                 nice=nice)
         self.watcher = make_watcher(self.pipeline.submit, self.ctx.stopping)
         self.pipeline.start()
         self.watcher.start()

@@ -5,6 +5,7 @@ limit_exceeded). scan_file is thread-safe: the daemon calls it from several
 threads; scan_paths walks folders and keeps all workers busy."""
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import socket
@@ -19,6 +20,8 @@ from typing import Any, Callable, Iterable, Iterator
 from .limits import Limits
 from .model import Verdict
 from multiprocessing.connection import Connection
+
+log = logging.getLogger(__name__)
 
 STARTUP_S = 60.0  # a fresh interpreter importing the extractors; generous on a loaded machine
 
@@ -38,8 +41,8 @@ class _Worker:
         if nice:
             try:  # set from outside: no preexec_fn in a threaded daemon
                 os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
-            except OSError:
-                pass
+            except OSError as exc:  # e.g. a higher priority asked without privilege: scan anyway
+                log.warning("scanner worker %d stays at its priority (nice %d refused: %s)", self.proc.pid, nice, exc)
         self.conn = Connection(parent.detach())
         self.conn.send((limits, ruleset, memory_mb))
         try:

@@ -196,3 +196,14 @@ def test_registered_medium_level_history_rises() -> None:
         except ImportError:
             pytest.skip("media level history not available")
         assert LevelHistory(rig.cfg.state_dir).get("REG-0001") == Level.SECRET
+
+
+def test_a_bad_enforce_nice_is_reported_and_enforcement_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAOMI_ENFORCE_NICE", "fast")
+    with Rig("ext4") as rig:
+        (problem,) = rig.events("agent.config_problem")
+        assert problem["details"]["key"] == "BAOMI_ENFORCE_NICE" and "'fast'" in problem["details"]["error"]
+        assert rig.comp.pipeline.nice == 5
+        write(rig.mp / "机密报告.docx", docs.docx(docs.MARK))
+        wait_for(lambda: rig.events("file.blocked"), 30, "the marked file to be blocked")
+        assert not (rig.mp / "机密报告.docx").exists()

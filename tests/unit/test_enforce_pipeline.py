@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from baomi.agent import notify
 from baomi.agent.enforce.pipeline import VerdictCache, current_path, hash_fd
 from baomi.agent.levels import Level
@@ -84,3 +86,14 @@ def test_deliver_prefers_the_helper_channel() -> None:
 def test_deliver_without_any_session_bus_reports_failure() -> None:
     # uid with no /run/user/UID/bus and a helper that declines
     assert notify.deliver(59999, "s", "b", "normal", [lambda *a: False]) is None
+
+
+def test_enforce_nice_from_the_environment() -> None:
+    from baomi.agent.enforce.component import DEFAULT_NICE, enforce_nice
+    assert enforce_nice({}) == DEFAULT_NICE == 5
+    assert enforce_nice({"BAOMI_ENFORCE_NICE": " "}) == DEFAULT_NICE
+    assert enforce_nice({"BAOMI_ENFORCE_NICE": "0"}) == 0
+    assert enforce_nice({"BAOMI_ENFORCE_NICE": " 19 "}) == 19
+    for bad in ("fast", "5.5", "20", "-21", "1e3"):
+        with pytest.raises(ValueError, match=r"BAOMI_ENFORCE_NICE must be a whole number from -20 to 19"):
+            enforce_nice({"BAOMI_ENFORCE_NICE": bad})
