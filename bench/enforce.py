@@ -63,13 +63,18 @@ def timed_copy(src: Path, dst: Path) -> float:
 
 
 def start_agent(conf: Path, medium: dict, mp: Path) -> AgentProcess:
-    """The agent as a running daemon is: its scanning processes already started."""
+    """The agent as a daemon runs: its scanning processes already started (a marked
+    file blocked once)."""
     agent = AgentProcess(conf, medium)
     warm = mp / "warm-up.txt"
     warm.write_bytes(docs.filler(10_000, marked=True))
     t0 = time.time()
     while warm.exists() and time.time() - t0 < 30:
         time.sleep(0.01)
+    if warm.exists():
+        agent.stop()
+        raise SystemExit("bench/enforce.py: the agent did not block the warm-up file within 30 s; "
+                         f"nothing measured. Its output:\n{agent.proc.stderr.read()[-2000:]}")
     return agent
 
 

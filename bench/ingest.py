@@ -129,8 +129,11 @@ def main() -> int:
     if a.agent_seconds > 0:
         import subprocess
         print("agent process:", flush=True)
-        subprocess.run([sys.executable, str(REPO / "bench" / "agent_idle.py"), "--seconds", str(a.agent_seconds)],
-                       check=False)
+        rc = subprocess.run([sys.executable, str(REPO / "bench" / "agent_idle.py"),
+                             "--seconds", str(a.agent_seconds)]).returncode
+        if rc:
+            print(f"bench/agent_idle.py failed (exit {rc}): no agent figures", file=sys.stderr)
+            return rc
     return 0
 
 
