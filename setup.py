@@ -1,7 +1,7 @@
 """Map the top-level folders onto the baomi namespace (see shared layout in docs/)."""
 from setuptools import find_packages, setup
 
-PACKAGE_DIRS = {"baomi.agent": "agent", "baomi.service": "service", "baomi.rules": "rules"}
+PACKAGE_DIRS = {"baomi.common": "common", "baomi.agent": "agent", "baomi.service": "service", "baomi.rules": "rules"}
 
 packages = []
 for name, folder in PACKAGE_DIRS.items():

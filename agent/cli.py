@@ -8,7 +8,7 @@ import logging
 import sys
 
 from . import __version__
-from .tomlconf import ConfigError
+from baomi.common.tomlconf import ConfigError
 
 COMMANDS: list[str] = [
     "run",

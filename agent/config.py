@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .tomlconf import ConfigError, build, read_toml, resolve_paths
+from baomi.common.tomlconf import ConfigError, build, read_toml, resolve_paths
 
 DEFAULT_CONFIG = Path("/etc/baomi/agent.toml")
 HostClass = Literal["classified", "unclassified"]
@@ -68,7 +68,7 @@ class PolicySection:
     uninspectable: dict[str, str] = field(default_factory=lambda: {"personal": "block", "registered": "audit"})
 
     def validate(self, file: str | Path, prefix: str) -> None:
-        from .policy import validate_overrides
+        from baomi.common.policy import validate_overrides
         problem = validate_overrides(self.actions)
         if problem:
             raise ConfigError(file, f"{prefix}.actions", problem)

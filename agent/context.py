@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from .bus import Bus
 from .config import AgentConfig
-from .identity import Identity, load_or_create
+from .agent_key import Identity, load_or_create
 from .spool import Spool, open_spool
 
 

@@ -14,8 +14,8 @@ import httpx
 
 from . import __version__
 from .config import CollectorSection
-from .events import utcnow
-from .identity import Identity
+from baomi.common.events import utcnow
+from .agent_key import Identity
 from .spool import Spool
 
 ENROLLED_KEY = "enrolled"

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .levels import Level
+from baomi.common.levels import Level
 
 MediumClass = Literal["registered", "personal"]
 

@@ -30,7 +30,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import events as ev
+from baomi.common import events as ev
 
 log = logging.getLogger(__name__)
 

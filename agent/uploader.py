@@ -27,9 +27,9 @@ import httpx
 from .config import CollectorSection
 from .context import AgentContext
 from .enroll import EnrollError, describe_transport_error, enroll, http_client, is_enrolled
-from .events import utcnow
+from baomi.common.events import utcnow
 from .heartbeat import beat
-from .identity import Identity
+from .agent_key import Identity
 from .spool import Spool
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ import importlib
 import logging
 import sys
 
-from baomi.agent import __version__
-from baomi.agent.tomlconf import ConfigError
+from baomi.common import __version__
+from baomi.common.tomlconf import ConfigError
 
 COMMANDS: list[str] = [
     "db",

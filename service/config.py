@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baomi.agent.tomlconf import ConfigError, build, read_toml, resolve_paths
+from baomi.common.tomlconf import ConfigError, build, read_toml, resolve_paths
 
 from . import db
 

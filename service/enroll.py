@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from baomi.agent.identity import agent_id_for
+from baomi.common.keys import agent_id_for
 
 from . import db
 from .store import insert_collector_event, now

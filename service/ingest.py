@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from baomi.agent import events as ev
+from baomi.common import events as ev
 
 from . import db
 from .store import insert_collector_event, now

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from baomi.agent import events as ev
+from baomi.common import events as ev
 
 from . import db
 

@@ -19,7 +19,7 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 def cmd(args: argparse.Namespace) -> int:
     # imported here: every `baomi-agent` command builds the parser, and httpx is slow to load
     from ..enroll import EnrollError, enroll, is_enrolled
-    from ..identity import load_or_create
+    from ..agent_key import load_or_create
     from ..spool import open_spool
     cfg = load_config(args)
     identity = load_or_create(cfg.state_dir)

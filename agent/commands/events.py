@@ -16,7 +16,7 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
-    from ..identity import load_or_create  # cryptography: loaded only by the commands that need it
+    from ..agent_key import load_or_create  # cryptography: loaded only by the commands that need it
     from ..spool import open_spool
     cfg = load_config(args)
     if not (cfg.state_dir / "spool.db").exists():

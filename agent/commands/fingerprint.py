@@ -7,7 +7,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from ..levels import LEVEL_IDS, Level
+from baomi.common.levels import LEVEL_IDS, Level
 from .common import add_config_arg, load_config, print_json_line
 
 

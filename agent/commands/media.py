@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..levels import Level
-from ..tomlconf import ConfigError
+from baomi.common.levels import Level
+from baomi.common.tomlconf import ConfigError
 from .common import add_config_arg, load_config, print_json_line
 
 

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from ..levels import Level
+from baomi.common.levels import Level
 from .common import add_config_arg, load_config, print_json_line
 
 

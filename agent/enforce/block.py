@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from ..events import make_event
+from baomi.common.events import make_event
 from ..quarantine import Quarantine, QuarantineError, new_entry_id
 from .journal import Journal
 

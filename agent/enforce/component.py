@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..levels import Level
+from baomi.common.levels import Level
 from ..model import MountedMedium
 from ..quarantine import Quarantine, QuarantineError, load_public_key
 from .block import Blocker

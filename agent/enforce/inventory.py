@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
-from ..levels import Level
+from baomi.common.levels import Level
 from ..model import MountedMedium
 from ..scan.model import Verdict
 

@@ -20,9 +20,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from ..levels import Level
+from baomi.common.levels import Level
 from ..model import MountedMedium
-from ..policy import Decision, file_action
+from baomi.common.policy import Decision, file_action
 from ..scan.model import Evidence, Verdict
 from .writer import Writer, owner_writer
 

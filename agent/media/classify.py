@@ -1,12 +1,12 @@
 """Bind a medium to its registration and decide the gate: registry + level history →
-the pure policy decision (baomi.agent.policy.device_action)."""
+the pure policy decision (baomi.common.policy.device_action)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..levels import Level
-from ..policy import Decision, device_action
+from baomi.common.levels import Level
+from baomi.common.policy import Decision, device_action
 from .registry import Record, Registry
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..context import AgentContext
 from ..model import MountedMedium
-from ..tomlconf import ConfigError
+from baomi.common.tomlconf import ConfigError
 from . import gate, registry as registry_mod
 from .classify import Classified, classify
 from .history import LevelHistory

@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from ..levels import Level
+from baomi.common.levels import Level
 
 _LOCK = threading.Lock()
 

@@ -30,9 +30,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..events import canonical
-from ..levels import Level
-from ..tomlconf import ConfigError, read_toml
+from baomi.common.events import canonical
+from baomi.common.levels import Level
+from baomi.common.tomlconf import ConfigError, read_toml
 from .identity import BINDING_KEYS, matches
 
 HOST_CLASSES = ("classified", "unclassified")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..levels import Level
+from baomi.common.levels import Level
 from .model import Evidence
 from .normalize import for_fingerprint
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
-from ..levels import Level
+from baomi.common.levels import Level
 
 Zone = Literal["metadata", "first_page_top", "header", "footer", "body"]
 ZONES: tuple[str, ...] = ("metadata", "first_page_top", "header", "footer", "body")

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..levels import Level
+from baomi.common.levels import Level
 from .matcher import KeywordMatcher
 from .model import ZONES, Evidence, TextChunk
 from .normalize import normalize, squeeze_cjk

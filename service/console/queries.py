@@ -15,8 +15,8 @@ from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
 
-from baomi.agent.events import ACTIONS, SEVERITIES
-from baomi.agent.levels import LEVEL_IDS
+from baomi.common.events import ACTIONS, SEVERITIES
+from baomi.common.levels import LEVEL_IDS
 
 from .. import db
 from ..store import COLLECTOR_AGENT_ID

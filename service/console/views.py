@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from baomi.agent import policy as agent_policy
-from baomi.agent.events import ACTIONS, SEVERITIES
-from baomi.agent.levels import LEVEL_IDS, Level
+from baomi.common import policy as agent_policy
+from baomi.common.events import ACTIONS, SEVERITIES
+from baomi.common.levels import LEVEL_IDS, Level
 
 from .. import db
 from ..config import CollectorConfig

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from baomi.agent import events as ev
-from baomi.agent.identity import Identity
+from baomi.common import events as ev
+from baomi.agent.agent_key import Identity
 from tests.support.collector import Collector, SigningAgent
 
 pytestmark = pytest.mark.timeout(180)

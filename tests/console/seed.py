@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import sqlalchemy as sa
 
-from baomi.agent import events as ev
+from baomi.common import events as ev
 from baomi.service import db
 
 HOSTS = [("财务部-PC01", "unclassified"), ("财务部-PC02", "unclassified"), ("保密室-WS01", "classified"),

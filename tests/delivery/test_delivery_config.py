@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from baomi.agent.config import load
-from baomi.agent.tomlconf import ConfigError
+from baomi.common.tomlconf import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

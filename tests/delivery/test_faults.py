@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from baomi.agent import events as ev
-from baomi.agent.identity import load_or_create
+from baomi.common import events as ev
+from baomi.agent.agent_key import load_or_create
 from baomi.agent.spool import open_spool
 from tests.delivery.conftest import REPO, Driver, agent_config
 from tests.support.collector import Collector

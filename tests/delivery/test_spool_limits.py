@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from baomi.agent import events as ev
+from baomi.common import events as ev
 from baomi.agent.spool import Spool, _runs
 from tests.support.skips import need_tools
 

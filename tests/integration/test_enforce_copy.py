@@ -182,7 +182,7 @@ def test_inventory_of_a_medium_already_holding_files() -> None:
 
 
 def test_registered_medium_level_history_rises() -> None:
-    from baomi.agent.levels import Level
+    from baomi.common.levels import Level
     with Rig("ext4", medium_class="registered") as rig:
         rig.medium.level_ceiling = Level.SECRET  # the record's ceiling: a secret file may go there
         rig.medium.registry_id = "REG-0001"

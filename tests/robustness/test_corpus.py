@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from baomi.agent.config import AgentConfig
-from baomi.agent.levels import Level
+from baomi.common.levels import Level
 from baomi.agent.scan.engine import Scanner
 from baomi.agent.scan.extract import extract_data
 from baomi.agent.scan.limits import Limits

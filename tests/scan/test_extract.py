@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from baomi.agent.levels import Level
+from baomi.common.levels import Level
 from baomi.agent.scan.extract import extract, extract_data
 from baomi.agent.scan.limits import Limits
 from baomi.agent.scan.rules import RuleSet

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from baomi.agent.levels import Level
+from baomi.common.levels import Level
 from baomi.agent.scan.fingerprint import FingerprintDB, FingerprintIndex
 from baomi.agent.scan.model import TextChunk
 from baomi.agent.scan.rules import RuleSet

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baomi.agent.levels import Level
+from baomi.common.levels import Level
 from baomi.agent.scan.model import TextChunk
 from baomi.agent.scan.rules import RuleError, RuleSet
 

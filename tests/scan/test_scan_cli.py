@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from baomi.agent.config import AgentConfig
-from baomi.agent.levels import Level
+from baomi.common.levels import Level
 from baomi.agent.scan.engine import Scanner
 from tests.support import docs
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from baomi.agent import events as ev
-from baomi.agent.identity import Identity
+from baomi.common import events as ev
+from baomi.agent.agent_key import Identity
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTOR = [sys.executable, "-m", "baomi.service.cli"]

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from baomi.agent import config, events
-from baomi.agent.levels import Level
+from baomi.agent import config
+from baomi.common import events
+from baomi.common.levels import Level
 from baomi.agent.spool import Spool
-from baomi.agent.tomlconf import ConfigError
+from baomi.common.tomlconf import ConfigError
 
 
 def test_level_parse_and_order() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from baomi.agent import notify
 from baomi.agent.enforce.pipeline import VerdictCache, current_path, hash_fd
-from baomi.agent.levels import Level
+from baomi.common.levels import Level
 from baomi.agent.scan.model import Verdict
 
 

@@ -5,12 +5,12 @@ import stat
 
 import pytest
 
-from baomi.agent.levels import Level
+from baomi.common.levels import Level
 from baomi.agent.media import registry as reg
 from baomi.agent.media.classify import classify
 from baomi.agent.media.history import LevelHistory
 from baomi.agent.media.identity import matches, medium_key
-from baomi.agent.tomlconf import ConfigError
+from baomi.common.tomlconf import ConfigError
 
 STICK = {"vendor_id": "0781", "product_id": "5567", "serial": "4C53", "fs_uuid": "3A5F-1C2D"}
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from baomi.agent.levels import Level
-from baomi.agent.policy import device_action, file_action, validate_overrides
+from baomi.common.levels import Level
+from baomi.common.policy import device_action, file_action, validate_overrides
 
 DEVICE_TABLE = [
     ("classified", "personal", None, "deny", "classified.personal"),

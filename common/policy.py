@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .levels import Level
+from baomi.common.levels import Level
 
 ACTIONS = ("allow", "audit", "notify", "block", "read_only", "deny")
 DEVICE_ACTIONS = ("allow", "read_only", "deny")
