@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from baomi.common.tomlconf import ConfigError, build, read_toml, resolve_paths
+from baomi.common.tomlconf import ConfigError, build, read_layers, resolve_paths
 
 DEFAULT_CONFIG = Path("/etc/baomi/agent.toml")
 HostClass = Literal["classified", "unclassified"]
@@ -62,20 +62,60 @@ class ScanSection:
 
 @dataclass
 class PolicySection:
-    # overrides of the default policy table: "<host>.<medium class>.<level>" = action
+    # overrides of the policy table, cell by rule id (docs/policy.md): "<host>.<medium class>.<level>" = action
     actions: dict[str, str] = field(default_factory=dict)
-    # action for files that could not be inspected, per medium class
-    uninspectable: dict[str, str] = field(default_factory=lambda: {"personal": "block", "registered": "audit"})
 
     def validate(self, file: str | Path, prefix: str) -> None:
         from baomi.common.policy import validate_overrides
         problem = validate_overrides(self.actions)
         if problem:
             raise ConfigError(file, f"{prefix}.actions", problem)
-        for cls, action in self.uninspectable.items():
-            if cls not in ("personal", "registered") or action not in ("allow", "audit", "notify", "block"):
-                raise ConfigError(file, f"{prefix}.uninspectable.{cls}",
-                                  "keys are personal/registered, values allow/audit/notify/block")
+
+
+@dataclass
+class EnforceSection:
+    # enforcement (its threads and scanning processes) runs below the user's own work, so a
+    # `cp -r` to the medium keeps its speed and the checks use the CPU it leaves
+    nice: int = 5
+    # threads applying verdicts; 0 = twice [scan] jobs, at least 2 and at most 4
+    workers: int = 0
+    # hold written files on the host until scanned (docs/enforcement.md); off = after-write mode
+    gateway: bool = True
+    # per host class / medium class, e.g. {"classified.registered" = false}; unset cells follow `gateway`
+    gateway_for: dict[str, bool] = field(default_factory=dict)
+    # total size of files held for scanning at once; past it a write fails with ENOSPC
+    staging_max_bytes: int = 4 * 1024 * 1024 * 1024
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if not -20 <= self.nice <= 19:
+            raise ConfigError(file, f"{prefix}.nice", f"must be a whole number from -20 to 19, got {self.nice}")
+        if not 0 <= self.workers <= 64:
+            raise ConfigError(file, f"{prefix}.workers", f"must be 0 (automatic) to 64, got {self.workers}")
+        if self.staging_max_bytes < 1024 * 1024:
+            raise ConfigError(file, f"{prefix}.staging_max_bytes", "must be at least 1048576 (1 MiB)")
+        for key in self.gateway_for:
+            host, _, medium = key.partition(".")
+            if host not in ("classified", "unclassified") or medium not in ("personal", "registered"):
+                raise ConfigError(file, f"{prefix}.gateway_for.{key}",
+                                  "keys are <host class>.<medium class>, e.g. \"unclassified.personal\"")
+
+    def worker_count(self, scan_jobs: int) -> int:
+        return self.workers or max(2, min(4, scan_jobs * 2))
+
+    def gateway_on(self, host_class: str, medium_class: str) -> bool:
+        return self.gateway_for.get(f"{host_class}.{medium_class}", self.gateway)
+
+
+@dataclass
+class DebugSection:
+    # test hook: the agent kills itself (SIGKILL) right after this step of a block, to prove
+    # recovery (intent, storing, stored, removed, recorded). Never set it in production.
+    crash_at: str = ""
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        steps = ("", "intent", "storing", "stored", "removed", "recorded")
+        if self.crash_at not in steps:
+            raise ConfigError(file, f"{prefix}.crash_at", f"must be one of {', '.join(map(repr, steps))}")
 
 
 @dataclass
@@ -176,7 +216,11 @@ class AgentConfig:
     collector: CollectorSection = field(default_factory=CollectorSection)
     spool: SpoolSection = field(default_factory=SpoolSection)
     screenlock: ScreenlockSection = field(default_factory=ScreenlockSection)
+    enforce: EnforceSection = field(default_factory=EnforceSection)
+    debug: DebugSection = field(default_factory=DebugSection)
     source: Path | None = field(default=None, metadata={"internal": True})
+    # dotted key -> the file (agent.toml or a drop-in) its value came from, for `config show`
+    sources: dict[str, Path] = field(default_factory=dict, metadata={"internal": True})
 
     @property
     def state_dir(self) -> Path:
@@ -184,14 +228,31 @@ class AgentConfig:
 
 
 def load(path: str | Path | None = None) -> AgentConfig:
-    """Load agent.toml; with no path, $BAOMI_AGENT_CONFIG or /etc/baomi/agent.toml if present."""
+    """Load agent.toml and its drop-ins (agent.d/*.toml, merged in name order); with no path,
+    $BAOMI_AGENT_CONFIG or /etc/baomi/agent.toml (built-in defaults when neither exists)."""
+    must_exist = path is not None
     if path is None:
         env = os.environ.get("BAOMI_AGENT_CONFIG")
+        must_exist = bool(env)
         path = Path(env) if env else DEFAULT_CONFIG
-        if not env and not path.exists():
-            return AgentConfig()
-    cfg = build(AgentConfig, read_toml(path), path)
-    cfg.source = Path(path)
-    # relative paths in the file are relative to the file's folder
-    resolve_paths(cfg, Path(path).resolve().parent)
+    path = Path(path)
+    data, sources = read_layers(path, must_exist)
+    try:
+        cfg = build(AgentConfig, data, path)
+    except ConfigError as exc:
+        raise _blame(exc, sources) from None
+    cfg.source = path if path.exists() else None
+    cfg.sources = sources
+    # a relative path is relative to the folder of the file that set it
+    resolve_paths(cfg, path.resolve().parent, sources)
     return cfg
+
+
+def _blame(exc: ConfigError, sources: dict[str, Path]) -> ConfigError:
+    """Name the drop-in that set a bad value, not the main file."""
+    key = (exc.key or "").split("[", 1)[0]
+    while key and key not in sources:
+        key = key.rpartition(".")[0]
+    if not key or str(sources[key]) == exc.file:
+        return exc
+    return ConfigError(sources[key], exc.key, exc.message)

@@ -5,9 +5,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .agent_key import Identity, load_or_create
 from .bus import Bus
 from .config import AgentConfig
-from .agent_key import Identity, load_or_create
 from .spool import Spool, open_spool
 
 
@@ -24,18 +24,21 @@ class AgentContext:
 
     @property
     def host(self) -> dict[str, Any]:
-        return {"id": self.identity.agent_id, "name": self.config.host.name,
-                "class": self.config.host.class_}
+        return host_of(self.config, self.identity)
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Commit an event to the spool (durably) and return it as stored."""
-        fields.setdefault("host", self.host)
         return self.spool.record(kind, **fields)
 
 
+def host_of(config: AgentConfig, identity: Identity) -> dict[str, Any]:
+    return {"id": identity.agent_id, "name": config.host.name, "class": config.host.class_}
+
+
 def open_context(config: AgentConfig) -> AgentContext:
-    state = config.state_dir
-    state.mkdir(parents=True, exist_ok=True)
+    from baomi.common.fsutil import private_dir
+    state = private_dir(config.state_dir)
     identity = load_or_create(state)
-    ctx_host = {"id": identity.agent_id, "name": config.host.name, "class": config.host.class_}
-    return AgentContext(config, identity, open_spool(state, identity.agent_id, ctx_host, config.spool.max_bytes))
+    spool = open_spool(state, identity.agent_id, host_of(config, identity), config.spool.max_bytes,
+                       config.spool.overflow_events)
+    return AgentContext(config, identity, spool)

@@ -90,9 +90,7 @@ def enroll(cfg: CollectorSection, identity: Identity, spool: Spool, host: dict[s
     if answer.get("agent_id") != identity.agent_id:
         raise EnrollError(f"collector answered for agent {answer.get('agent_id')!r}, not {identity.agent_id}")
     spool.set_meta(ENROLLED_KEY, f"{cfg.url} {answer.get('enrolled_at') or utcnow()}")
-    spool.record("agent.enrolled", host={"id": identity.agent_id, "name": body["host"]["name"],
-                                         "class": body["host"]["class"]},
-                 details={"collector": cfg.url, "enrolled_at": answer.get("enrolled_at")})
+    spool.record("agent.enrolled", details={"collector": cfg.url, "enrolled_at": answer.get("enrolled_at")})
     return answer
 
 

@@ -65,7 +65,7 @@ def user_lang(uid: int, hint: str | None = None, proc: Path = Path("/proc")) -> 
     """The user's LANG: the writer's own (hint), else any of their processes', else the system's."""
     if hint:
         return hint
-    from .enforce.writer import lang_of
+    from .procinfo import lang_of
     try:
         pids = [p.name for p in proc.iterdir() if p.name.isdigit()]
     except OSError:

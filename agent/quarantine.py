@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from baomi.common.fsutil import atomic_write, private_dir
+
 MAGIC = b"BAOMIQ1\n"
 SUFFIX = ".bqe"
 CHUNK = 1024 * 1024
@@ -126,12 +128,6 @@ class Entry:
                 "level": h.get("level"), "stored_bytes": self.path.stat().st_size}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _chunk_aad(entry_id: str, index: int, last: bool) -> bytes:
@@ -154,7 +150,7 @@ def _read_header(f: BinaryIO, path: Path) -> dict[str, Any]:
 class Quarantine:
     def __init__(self, root: str | Path, public_key: X25519PublicKey | None, max_bytes: int):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.root)
         self.public_key = public_key
         self.max_bytes = max_bytes
 
@@ -180,10 +176,9 @@ class Quarantine:
         header["nonce_prefix"] = prefix.hex()
         aes = AESGCM(file_key)
         final = self.entry_path(entry_id)
-        tmp = final.with_name(f".{entry_id}.tmp")
         hb = json.dumps(header, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
+
+        def write(out: BinaryIO) -> None:
             out.write(MAGIC + _LEN.pack(len(hb)) + hb)
             index, block = 0, src.read(CHUNK)
             while True:
@@ -194,10 +189,7 @@ class Quarantine:
                 if last:
                     break
                 index, block = index + 1, nxt
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.root)
+        atomic_write(final, write)
         return Entry(entry_id, header, final)
 
     def get(self, entry_id: str) -> Entry:

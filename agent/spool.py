@@ -21,8 +21,10 @@ Two pressures can force the spool to lose something, and both leave a trace:
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from baomi.common import events as ev
+from baomi.common.fsutil import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class Spool:
         self.host = host
         self.max_bytes = max_bytes
         self.overflow_limit = overflow_limit
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._lock = threading.RLock()
         self._db = self._open_schema()
         # set on every committed append; the uploader waits on it instead of polling
@@ -104,6 +107,12 @@ class Spool:
         raise AssertionError("unreachable")
 
     def _connect(self) -> sqlite3.Connection:
+        # SQLite creates the file and its -wal/-shm with the process umask: create them first,
+        # root-only, so a umask of 022 never leaves events world-readable
+        for suffix in ("", "-wal", "-shm"):
+            fd = os.open(f"{self.path}{suffix}", os.O_RDWR | os.O_CREAT, 0o600)
+            os.fchmod(fd, 0o600)
+            os.close(fd)
         db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
@@ -197,8 +206,14 @@ class Spool:
         return stored
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Build and append an event in one call (see events.make_event for fields)."""
+        """The one way to record: build the event (its kind must be in the catalogue), commit it
+        durably and return it as stored. The spool fills in the host. See events.make_event."""
         return self.append(ev.make_event(kind, **fields))
+
+    def last_seq(self) -> int:
+        """The highest sequence number committed to disk so far."""
+        with self._lock:
+            return int(self._meta("last_seq", "0"))
 
     def _notify(self, stored: dict[str, Any]) -> None:
         self.appended.set()
@@ -360,6 +375,19 @@ class Spool:
         self._set_meta("last_seq", str(last_seq))
         self._set_meta("last_hash", last_hash)
 
+    def housekeep(self, acked_retention_s: float) -> None:
+        """Periodic upkeep, in one place: write what a full disk held back, drop acknowledged
+        events past their retention, and bring the spool under its cap."""
+        self.flush_overflow()
+        cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=acked_retention_s)
+        self.prune_acked(cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        if self.used_bytes() > self.max_bytes:
+            try:
+                self.enforce_cap()
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+
     def prune_acked(self, older_than: str) -> int:
         """Delete acknowledged events recorded before the ISO time `older_than`."""
         with self._lock:
@@ -453,5 +481,6 @@ def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
 
 
 def open_spool(state_dir: Path, agent_id: str, host: dict[str, Any] | None = None,
-               max_bytes: int = DEFAULT_MAX_BYTES) -> Spool:
-    return Spool(Path(state_dir) / "spool.db", agent_id, host, max_bytes=max_bytes)
+               max_bytes: int = DEFAULT_MAX_BYTES, overflow_limit: int = DEFAULT_OVERFLOW) -> Spool:
+    return Spool(Path(state_dir) / "spool.db", agent_id, host, max_bytes=max_bytes,
+                 overflow_limit=overflow_limit)

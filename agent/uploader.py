@@ -13,7 +13,6 @@ so it runs even when no collector is configured (events then stay local).
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import json
 import logging
 import random
@@ -197,8 +196,6 @@ class UploaderComponent:
     def __init__(self, ctx: AgentContext):
         self.ctx = ctx
         cfg = ctx.config
-        ctx.spool.max_bytes = cfg.spool.max_bytes
-        ctx.spool.overflow_limit = cfg.spool.overflow_events
         self.uploader = Uploader(cfg.collector, ctx.identity, ctx.spool, ctx.host, ctx.record)
         self.backoff = Backoff(cfg.collector.backoff_min_s, cfg.collector.backoff_max_s)
         self._stop = threading.Event()
@@ -247,10 +244,7 @@ class UploaderComponent:
                     beat(self.ctx)
                     next_beat = now + cfg.collector.heartbeat_s
                 if now >= next_prune:
-                    spool.flush_overflow()
-                    cutoff = (_dt.datetime.now(_dt.timezone.utc)
-                              - _dt.timedelta(seconds=cfg.spool.acked_retention_s))
-                    spool.prune_acked(cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+                    spool.housekeep(cfg.spool.acked_retention_s)
                     next_prune = now + 60.0
                 if now >= wake_at:
                     spool.appended.clear()  # cleared before reading: an append after this wakes us

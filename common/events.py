@@ -20,7 +20,10 @@ An event is a plain JSON object:
     prev_hash hash of the previous event of the same agent ("" for seq 1)
     hash      sha256 over prev_hash and the canonical JSON of all other fields
 
-Pure functions only; the spool (spool.py) adds seq and the chain.
+Every kind is declared in catalogue.py; make_event refuses any other. The
+objects (user, medium, file, process) are built by the typed builders below,
+so each is shaped in one place. Pure functions only; the agent's spool adds
+seq and the chain.
 """
 from __future__ import annotations
 
@@ -31,7 +34,11 @@ import re
 import uuid
 from typing import Any
 
-SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+from .catalogue import SEVERITIES, is_security, kind as catalogue_kind
+
+__all__ = ["SEVERITIES", "ACTIONS", "FIELDS", "is_security", "make_event", "validate", "canonical",
+           "event_hash", "verify_chain", "utcnow", "user_obj", "process_obj", "medium_obj", "file_obj"]
+
 ACTIONS: tuple[str, ...] = ("allow", "audit", "notify", "block", "read_only", "deny")
 
 # Fields every stored event has; the collector checks these (schema validation).
@@ -40,14 +47,6 @@ FIELDS: tuple[str, ...] = (
     "file", "session", "process", "action", "rule", "details", "prev_hash", "hash",
 )
 
-# Kinds that must never be dropped silently by a full spool (security events).
-SECURITY_KIND_PREFIXES: tuple[str, ...] = (
-    "file.blocked", "medium.denied", "medium.read_only", "medium.forged", "registry.",
-    "screenlock.failed", "screenlock.settings_drift", "helper.missing", "tamper.",
-    "agent.gap", "chain.", "file.discovered", "file.uninspectable",
-)
-# Low-value telemetry dropped first when the spool is full.
-TELEMETRY_KINDS: tuple[str, ...] = ("agent.heartbeat",)
 
 
 def utcnow() -> str:
@@ -80,14 +79,10 @@ def verify_chain(events: list[dict[str, Any]], prev_hash: str = "") -> int | Non
     return None
 
 
-def is_security(kind: str, severity: str = "info") -> bool:
-    return severity in ("high", "critical") or kind.startswith(SECURITY_KIND_PREFIXES)
-
-
 def make_event(
     kind: str,
     *,
-    severity: str = "info",
+    severity: str | None = None,
     host: dict[str, Any] | None = None,
     user: dict[str, Any] | None = None,
     medium: dict[str, Any] | None = None,
@@ -97,14 +92,16 @@ def make_event(
     action: str | None = None,
     rule: str | None = None,
     details: dict[str, Any] | None = None,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
-    """A new event without seq/agent/chain fields (the spool fills those in)."""
+    """A new event without seq/agent/chain fields (the spool fills those in).
+
+    The kind must be in the catalogue; severity defaults to the kind's own."""
+    severity = severity or catalogue_kind(kind).severity
     if severity not in SEVERITIES:
         raise ValueError(f"severity {severity!r} is not one of {SEVERITIES}")
-    if not kind or "." not in kind:
-        raise ValueError(f"event kind {kind!r} must be dotted, e.g. 'medium.inserted'")
     return {
-        "id": str(uuid.uuid4()),
+        "id": event_id or str(uuid.uuid4()),
         "time": utcnow(),
         "host": host,
         "user": user,
@@ -152,3 +149,50 @@ def validate(event: Any) -> str | None:
 
 
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+
+
+# -- the event's objects, each shaped in one place ------------------------------
+def user_obj(uid: int | None, name: str | None = None, session: str | None = None) -> dict[str, Any] | None:
+    """`user`: who. None when no user is involved (or the uid is unknown)."""
+    if uid is None:
+        return None
+    return {"uid": uid, "name": name, "session": session}
+
+
+def process_obj(pid: int | None, exe: str | None = None, comm: str | None = None) -> dict[str, Any] | None:
+    if pid is None:
+        return None
+    return {"pid": pid, "exe": exe, "comm": comm}
+
+
+def medium_obj(identity: dict[str, Any] | None, mountpoint: str | None = None, **extra: Any) -> dict[str, Any]:
+    """`medium`: the medium's identity (media/identity.py), with where it is mounted when it is."""
+    out = dict(identity or {})
+    if mountpoint is not None:
+        out["mountpoint"] = mountpoint
+    out.update(extra)
+    return out
+
+
+def file_obj(path: str, *, mountpoint: str | None = None, size: int | None = None, sha256: str | None = None,
+             verdict: Any = None, **extra: Any) -> dict[str, Any]:
+    """`file`: path relative to the medium (when under its mount point), name, size, hash and,
+    when scanned, type, level, evidence and whether it could be inspected."""
+    rel = path
+    if mountpoint and (path == mountpoint or path.startswith(mountpoint.rstrip("/") + "/")):
+        rel = path[len(mountpoint.rstrip("/")) + 1:] or "."
+    out: dict[str, Any] = {"path": rel, "name": path.rsplit("/", 1)[-1]}
+    if mountpoint is not None:
+        out["mountpoint"] = mountpoint
+    if size is not None:
+        out["size"] = size
+    if sha256 is not None:
+        out["sha256"] = sha256
+    if verdict is not None:
+        out.update(type=verdict.type, level=verdict.level.id,
+                   evidence=[e.to_json() if hasattr(e, "to_json") else e for e in verdict.evidence],
+                   inspectable=verdict.inspectable)
+        if not verdict.inspectable:
+            out["reason"] = verdict.reason
+    out.update(extra)
+    return out

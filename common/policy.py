@@ -88,6 +88,9 @@ def device_action(
 
 
 # -- file writes -------------------------------------------------------------
+UNINSPECTABLE_DEFAULTS: dict[str, str] = {"personal": "block", "registered": "audit"}
+HOST_CLASSES: tuple[str, ...] = ("classified", "unclassified")
+
 def _personal_file_default(host_class: str, level: Level) -> str:
     if host_class == "classified":
         # a personal medium on a classified host should never be writable; if it is, nothing marked leaves
@@ -106,14 +109,12 @@ def file_action(
     level_ceiling: Level | None = None,
     inspectable: bool = True,
     overrides: Mapping[str, str] | None = None,
-    uninspectable: Mapping[str, str] | None = None,
 ) -> Decision:
     """Decide what happens to a file written to a medium."""
     overrides = overrides or {}
     if not inspectable:
         rule = f"uninspectable.{medium_class}"
-        default = (uninspectable or {}).get(medium_class, "block" if medium_class == "personal" else "audit")
-        return Decision(_override(rule, default, overrides, FILE_ACTIONS), rule,
+        return Decision(_override(rule, UNINSPECTABLE_DEFAULTS[medium_class], overrides, FILE_ACTIONS), rule,
                         "the file could not be inspected")
     if medium_class == "registered":
         ceiling = level_ceiling if level_ceiling is not None else Level.PUBLIC
@@ -135,13 +136,26 @@ def file_action(
     return Decision(_override(rule, default, overrides, FILE_ACTIONS), rule, reason)
 
 
+def file_cells() -> dict[str, str]:
+    """Every file cell: rule id -> default action (the docs and the console show these)."""
+    cells: dict[str, str] = {}
+    for h in HOST_CLASSES:
+        for level in Level:
+            cells[f"{h}.personal.{level.id}"] = _personal_file_default(h, level)
+        cells[f"{h}.registered.above_ceiling"] = "block"
+        cells[f"{h}.registered.within_ceiling"] = "audit"
+    cells.update({f"uninspectable.{c}": a for c, a in UNINSPECTABLE_DEFAULTS.items()})
+    return cells
+
+
+def device_cells() -> dict[str, str]:
+    return {k: v for k, v in DEVICE_DEFAULTS.items() if v}
+
+
 def validate_overrides(overrides: Mapping[str, str]) -> str | None:
     """Check `[policy] actions` at load time; returns a message naming a bad key or value."""
-    file_rules = {f"{h}.personal.{l.id}" for h in ("classified", "unclassified") for l in Level}
-    file_rules |= {f"{h}.registered.{c}" for h in ("classified", "unclassified")
-                   for c in ("above_ceiling", "within_ceiling")}
-    file_rules |= {"uninspectable.personal", "uninspectable.registered"}
-    device_rules = {k for k, v in DEVICE_DEFAULTS.items() if v}
+    file_rules = set(file_cells())
+    device_rules = set(device_cells())
     for key, action in overrides.items():
         if key in device_rules:
             if action not in DEVICE_ACTIONS:

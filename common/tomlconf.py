@@ -19,7 +19,7 @@ class ConfigError(ValueError):
     """A configuration file is unreadable or holds a wrong value."""
 
     def __init__(self, file: str | Path, key: str | None, message: str, line: int | None = None):
-        self.file, self.key, self.line = str(file), key, line
+        self.file, self.key, self.line, self.message = str(file), key, line, message
         where = self.file + (f":{line}" if line else "")
         super().__init__(f"{where}: {key + ': ' if key else ''}{message}")
 
@@ -135,13 +135,57 @@ def build(cls: type[T], data: dict[str, Any], file: str | Path, prefix: str = ""
     return obj
 
 
-def resolve_paths(obj: Any, base: Path) -> None:
-    """Make every relative Path in a (nested) config dataclass relative to `base`."""
+def resolve_paths(obj: Any, base: Path, sources: dict[str, Path] | None = None, prefix: str = "") -> None:
+    """Make every relative Path in a (nested) config dataclass relative to the folder of
+    the file that set it (`sources`, from read_layers), else to `base`."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
+        key = f"{prefix}{f.name.rstrip('_')}"
+        here = sources[key].resolve().parent if sources and key in sources else base
         if isinstance(value, Path) and not value.is_absolute():
-            setattr(obj, f.name, base / value)
+            setattr(obj, f.name, here / value)
         elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
-            setattr(obj, f.name, [v if v.is_absolute() else base / v for v in value])
+            setattr(obj, f.name, [v if v.is_absolute() else here / v for v in value])
         elif dataclasses.is_dataclass(value):
-            resolve_paths(value, base)
+            resolve_paths(value, base, sources, key + ".")
+
+
+def dropins(main: Path) -> list[Path]:
+    """The drop-in files of `main` (agent.toml → agent.d/*.toml), in name order."""
+    folder = main.with_suffix(".d")
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix == ".toml" and p.is_file()
+                      and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def read_layers(main: Path, must_exist: bool = True) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The main file merged with its drop-ins, like fail2ban's jail.d: tables merge key by key,
+    any other value (lists included) is replaced by the later file. Also returns, for every
+    dotted key, the file its value came from."""
+    merged: dict[str, Any] = {}
+    sources: dict[str, Path] = {}
+    files = ([main] if must_exist or main.exists() else []) + dropins(main)
+    for path in files:
+        _merge(merged, read_toml(path), path, sources, "")
+    return merged, sources
+
+
+def _merge(into: dict[str, Any], layer: dict[str, Any], path: Path, sources: dict[str, Path], prefix: str) -> None:
+    for key, value in layer.items():
+        full = prefix + key
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value, path, sources, full + ".")
+        else:
+            into[key] = value
+            for old in [k for k in sources if k.startswith(full + ".")]:
+                del sources[old]
+            _mark(value, path, sources, full)
+
+
+def _mark(value: Any, path: Path, sources: dict[str, Path], key: str) -> None:
+    sources[key] = path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _mark(v, path, sources, f"{key}.{k}")

@@ -19,18 +19,16 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 def cmd(args: argparse.Namespace) -> int:
     # imported here: every `baomi-agent` command builds the parser, and httpx is slow to load
     from ..enroll import EnrollError, enroll, is_enrolled
-    from ..agent_key import load_or_create
-    from ..spool import open_spool
+    from ..context import open_context
     cfg = load_config(args)
-    identity = load_or_create(cfg.state_dir)
-    spool = open_spool(cfg.state_dir, identity.agent_id)
+    ctx = open_context(cfg)
+    identity, spool = ctx.identity, ctx.spool
     try:
         if is_enrolled(spool, cfg.collector.url) and not args.force:
             print(f"already enrolled with {cfg.collector.url} as {identity.agent_id}")
             return 0
-        host = {"name": cfg.host.name, "class": cfg.host.class_}
         try:
-            answer = enroll(cfg.collector, identity, spool, host, token=args.token)
+            answer = enroll(cfg.collector, identity, spool, ctx.host, token=args.token)
         except EnrollError as exc:
             print(f"baomi-agent enroll: {exc}", file=sys.stderr)
             return 2

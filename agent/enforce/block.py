@@ -1,44 +1,42 @@
-"""The `block` effect: quarantine, then remove from the medium, then record —
-each step journalled (journal.py) so a crash at any point is resumed, never
-repeated or lost."""
+"""The `block` effect in after-write mode: quarantine, then wipe and remove from
+the medium, then record — each step journalled (journal.py) so a crash at any
+point is resumed, never repeated or lost.
+
+Removing is not enough on its own: a deleted file's clusters stay on the stick
+for undelete tools, so the content is overwritten in place and synced first
+(`details.wiped`). Where the gateway holds files until scanned, a blocked file
+never reaches the medium and none of this is needed."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
 import threading
 import uuid
-from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from baomi.common.events import make_event
+from baomi.common.fsutil import CHUNK, fsync_dir, sha256_stream
+from ..decide.copy import blocked_severity
 from ..quarantine import Quarantine, QuarantineError, new_entry_id
 from .journal import Journal
 
 log = logging.getLogger(__name__)
 
-# Test hook: kill the agent (SIGKILL) right after the named step, to prove recovery.
-CRASH_ENV = "BAOMI_ENFORCE_CRASH_AT"
+# Test hook ([debug] crash_at): kill the agent (SIGKILL) right after the named step, to prove recovery.
 CRASH_POINTS = ("intent", "storing", "stored", "removed", "recorded")
 
 
-def sha256_of(f: BinaryIO) -> str:
-    h = hashlib.sha256()
-    for block in iter(lambda: f.read(1024 * 1024), b""):
-        h.update(block)
-    return h.hexdigest()
-
-
-def fsync_dir(path: str | Path) -> None:
+def wipe(path: str) -> None:
+    """Overwrite a file's content in place with zeros and sync it, so the clusters a later
+    unlink frees hold nothing of it."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
+        size = os.fstat(fd).st_size
+        zeros = bytes(min(CHUNK, max(size, 1)))
+        off = 0
+        while off < size:
+            off += os.pwrite(fd, zeros[: size - off], off)
         os.fsync(fd)
-    except OSError:
-        pass  # some FUSE filesystems do not implement fsync on folders
     finally:
         os.close(fd)
 
@@ -61,7 +59,7 @@ class Blocker:
         self.ctx = ctx
         self.quarantine = quarantine
         self.journal = journal
-        self.crash_at = os.environ.get(CRASH_ENV, "")
+        self.crash_at = ctx.config.debug.crash_at
         self._active: set[str] = set()   # records being worked on now; recovery leaves them alone
         self._lock = threading.Lock()
 
@@ -92,6 +90,14 @@ class Blocker:
 
     def _remove(self, rec: dict[str, Any], path: str) -> None:
         try:
+            try:
+                wipe(path)
+                rec["wiped"] = True
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                rec["wiped"] = False
+                rec["wipe_error"] = f"{type(exc).__name__}: {exc}"
             os.unlink(path)
             fsync_dir(os.path.dirname(path))
         except FileNotFoundError:
@@ -119,14 +125,16 @@ class Blocker:
             details["remove_error"] = rec["remove_error"]
         else:
             details["removed"] = True
+        details["held"] = False
+        details["wiped"] = bool(rec.get("wiped"))
+        if rec.get("wipe_error"):
+            details["wipe_error"] = rec["wipe_error"]
         if rec.get("recovered"):
             details["recovered_after_restart"] = True
-        event = make_event("file.blocked", severity="critical" if rec.get("remove_error") else "high",
-                           host=self.ctx.host, user=f.get("user"), medium=f.get("medium"),
-                           file=f.get("file"), process=f.get("process"), action="block",
-                           rule=f.get("rule"), details=details)
-        event["id"] = rec["event_id"]
-        stored = self.ctx.spool.append(event)
+        stored = self.ctx.spool.record(
+            "file.blocked", event_id=rec["event_id"], severity=blocked_severity(not rec.get("remove_error")),
+            user=f.get("user"), medium=f.get("medium"), file=f.get("file"), process=f.get("process"),
+            action="block", rule=f.get("rule"), details=details)
         self._hook("recorded")
         return stored
 
@@ -157,12 +165,7 @@ class Blocker:
         return event
 
     def _last_seq(self) -> int:
-        try:
-            with self.ctx.spool._lock:
-                row = self.ctx.spool._db.execute("SELECT MAX(seq) FROM events").fetchone()
-            return int(row[0] or 0)
-        except Exception:
-            return 0
+        return self.ctx.spool.last_seq()
 
     # -- recovery ---------------------------------------------------------
     def recover(self, find_mount: Callable[[dict[str, Any]], str | None]) -> list[dict[str, Any]]:
@@ -199,7 +202,7 @@ class Blocker:
                     return None  # wait until the medium is back
                 try:
                     with open(path, "rb") as f:
-                        same = sha256_of(f) == rec["sha256"]
+                        same = sha256_stream(f) == rec["sha256"]
                         if not same:
                             # changed since: it will be (or was) scanned as its own write
                             self.journal.done(rec["id"])
@@ -214,7 +217,7 @@ class Blocker:
                 return None
             if path and os.path.exists(path):
                 with open(path, "rb") as f:
-                    same = sha256_of(f) == rec["sha256"]
+                    same = sha256_stream(f) == rec["sha256"]
                 if same:
                     self._remove(rec, path)
                 else:

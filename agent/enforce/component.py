@@ -6,47 +6,28 @@ import logging
 import os
 import resource
 import threading
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from baomi.common.levels import Level
-from ..model import MountedMedium
+from ..messages import MountedMedium
 from ..quarantine import Quarantine, QuarantineError, load_public_key
 from .block import Blocker
-from .inventory import InventoryRun
+from .effects import Effects
+from .inventory import AtRestFiles, InventoryRun
 from .journal import Journal
-from .pipeline import INVENTORY, Item, Pipeline, Watched
+from .pipeline import INVENTORY, WRITE, Item, Pipeline
+from .verdicts import Verdicts
 from .watcher import make_watcher
-from .writer import Writer
+from .written import Watched, WrittenFiles
 
 log = logging.getLogger(__name__)
 
 
-# enforcement (its threads and scanning processes) runs below the user's own work: a
-# `cp -r` to the medium keeps its speed and the checks use the CPU it leaves
-DEFAULT_NICE = 5
-NICE_VARIABLE = "BAOMI_ENFORCE_NICE"
-
-
-def enforce_nice(environ: Mapping[str, str] = os.environ) -> int:
-    """The nice value from BAOMI_ENFORCE_NICE (default 5); ValueError naming it when bad."""
-    raw = environ.get(NICE_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_NICE
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not -20 <= value <= 19:
-        raise ValueError(f"{NICE_VARIABLE} must be a whole number from -20 to 19, not {raw[:20]!r}")
-    return value
-
-
-def make_scanner(config: Any, nice: int = DEFAULT_NICE) -> Any:
+def make_scanner(config: Any, nice: int | None = None) -> Any:
     from ..scan.engine import Scanner
     from ..scan.rules import RuleSet
     from ..scan.fingerprint import default_db
-    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)), nice=nice)
+    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)),
+                   nice=config.enforce.nice if nice is None else nice)
 
 
 def _raise_fd_limit() -> None:
@@ -66,21 +47,15 @@ class EnforceComponent:
         self._own_scanner = scanner is None
         self.inventory_enabled = inventory
         self.inventories: dict[str, InventoryRun] = {}
+        self.watched: dict[str, Watched] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
         cfg = self.ctx.config
         _raise_fd_limit()
-        try:
-            nice = enforce_nice()
-        except ValueError as exc:  # enforcement still runs, at the default priority
-            log.error("%s; using %d", exc, DEFAULT_NICE)
-            self.ctx.record("agent.config_problem", severity="high",
-                            details={"section": "environment", "key": NICE_VARIABLE, "error": str(exc)})
-            nice = DEFAULT_NICE
         if self._scanner is None:
-            self._scanner = make_scanner(cfg, nice)
+            self._scanner = make_scanner(cfg)
         public = None
         if cfg.quarantine.public_key is not None:
             try:
@@ -93,12 +68,13 @@ class EnforceComponent:
             log.warning("[quarantine] public_key not set: blocked files are removed but their content is not kept")
         qroot = cfg.state_dir / "quarantine"
         self.quarantine = Quarantine(qroot, public, cfg.quarantine.max_bytes)
-        self.journal = Journal(qroot / "journal")
-        self.blocker = Blocker(self.ctx, self.quarantine, self.journal)
-        self.pipeline = Pipeline(self.ctx, self._scanner, self.blocker,
-                                 workers=max(2, min(4, cfg.scan.jobs * 2)),
-                                 notify=self._notify, raise_level=self._raise_level,
-                                 nice=nice)
+        self.blocker = Blocker(self.ctx, self.quarantine, Journal(qroot / "journal"))
+        self.verdicts = Verdicts(self._scanner)
+        effects = Effects(self.ctx, self.blocker)
+        written = WrittenFiles(self.ctx, self.verdicts, effects, self.watched)
+        at_rest = AtRestFiles(self.ctx, self.verdicts, effects, self.watched)
+        self.pipeline = Pipeline({WRITE: written.handle, INVENTORY: at_rest.handle},
+                                 workers=cfg.enforce.worker_count(cfg.scan.jobs), nice=cfg.enforce.nice)
         self.watcher = make_watcher(self.pipeline.submit, self.ctx.stopping)
         self.pipeline.start()
         self.watcher.start()
@@ -117,7 +93,7 @@ class EnforceComponent:
     # -- media -------------------------------------------------------------------
     def _find_mount(self, rec: dict[str, Any]) -> str | None:
         with self._lock:
-            for w in self.pipeline.watched.values():
+            for w in self.watched.values():
                 if w.gone or w.medium.read_only:
                     continue
                 ident = w.medium.identity or {}
@@ -129,10 +105,10 @@ class EnforceComponent:
     def on_mounted(self, medium: MountedMedium) -> None:
         mp = str(medium.mountpoint)
         with self._lock:
-            old = self.pipeline.watched.get(medium.key)
+            old = self.watched.get(medium.key)
             if old is not None and not old.gone and str(old.medium.mountpoint) == mp:
                 return
-            self.pipeline.watched[medium.key] = Watched(medium, os.stat(mp).st_dev)
+            self.watched[medium.key] = Watched(medium, os.stat(mp).st_dev)
         if not medium.read_only:
             try:
                 self.watcher.add(medium.key, mp)
@@ -154,29 +130,8 @@ class EnforceComponent:
 
     def on_unmounted(self, medium: MountedMedium) -> None:
         with self._lock:
-            w = self.pipeline.watched.get(medium.key)
+            w = self.watched.get(medium.key)
             if w is None:
                 return
             w.gone = True
         self.watcher.remove(medium.key)
-
-    # -- effects ------------------------------------------------------------------
-    def _raise_level(self, medium_id: str, level: Level) -> None:
-        try:
-            from ..media.history import LevelHistory
-        except ImportError:
-            return
-        try:
-            LevelHistory(self.ctx.config.state_dir).raise_to(medium_id, level)
-        except Exception as exc:
-            log.warning("could not raise the level of medium %s: %s", medium_id, exc)
-
-    def _notify(self, writer: Writer, decision: Any, verdict: Any, name: str) -> None:
-        from .. import notify
-        lang = notify.user_lang(writer.uid, writer.lang) if writer.uid is not None else None
-        key = decision.action if verdict.inspectable else f"{decision.action}_uninspectable"
-        summary, body = notify.render(key, lang, name=name, level_zh=verdict.level.zh,
-                                      level_en=verdict.level.en, reason=decision.reason,
-                                      why=verdict.reason or "")
-        notify.deliver_async(writer.uid, summary, body,
-                             "critical" if decision.action == "block" else "normal", self.ctx.notifiers)

@@ -9,7 +9,7 @@ next one starts:
     removed -> the file is gone from the medium (folder synced)
     done    -> the file.blocked event is in the spool; the record is deleted
 
-After a SIGKILL at any point, recovery (agent/enforce/recover.py) resumes each
+After a SIGKILL at any point, recovery (Blocker.recover in block.py) resumes each
 record from its state: nothing is removed from the medium before it is stored,
 and the event id is fixed in the intent, so a resumed step never records the
 event twice.
@@ -17,25 +17,18 @@ event twice.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from baomi.common.fsutil import atomic_write, fsync_dir, private_dir
+
 STATES = ("intent", "stored", "removed")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Journal:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.root)
 
     def _path(self, rec_id: str) -> Path:
         return self.root / f"{rec_id}.json"
@@ -44,19 +37,12 @@ class Journal:
         """Write (or advance) a record atomically and durably."""
         if record.get("state") not in STATES:
             raise ValueError(f"journal state must be one of {STATES}, got {record.get('state')!r}")
-        final = self._path(record["id"])
-        tmp = final.with_name(f".{record['id']}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, sort_keys=True, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.root)
+        atomic_write(self._path(record["id"]),
+                     json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8"))
 
     def done(self, rec_id: str) -> None:
         self._path(rec_id).unlink(missing_ok=True)
-        _fsync_dir(self.root)
+        fsync_dir(self.root, strict=True)
 
     def pending(self) -> Iterator[dict[str, Any]]:
         for path in sorted(self.root.glob("*.json")):

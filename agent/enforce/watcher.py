@@ -18,7 +18,7 @@ from typing import Callable
 
 from .fanotify import Fanotify
 from .pipeline import Item
-from .writer import WriterCache
+from ..procinfo import ProcessCache
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class FanotifyWatcher:
         self.stopping = stopping
         self.by_dev: dict[int, str] = {}   # st_dev of a watched mount -> medium key
         self.paths: dict[str, str] = {}    # medium key -> mountpoint
-        self.writers = WriterCache()
+        self.writers = ProcessCache()
         self.overflows = 0
         self._thread = threading.Thread(target=self._run, name="baomi-fanotify", daemon=True)
 

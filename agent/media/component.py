@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..context import AgentContext
-from ..model import MountedMedium
+from baomi.common.events import medium_obj
 from baomi.common.tomlconf import ConfigError
+from ..context import AgentContext
+from ..decide.arrival import ArrivalOutcome, decide_arrival, decide_mount, usb_device_kind
+from ..messages import MountedMedium
 from . import gate, registry as registry_mod
-from .classify import Classified, classify
+from .recognise import Recognised, recognise
 from .history import LevelHistory
 from .identity import identify, medium_key
 from .mounts import Mount, MountWatcher, mounts_of, read_mounts
@@ -29,15 +31,13 @@ from .users import active_user
 
 log = logging.getLogger(__name__)
 
-DECISION_KIND = {"allow": "medium.allowed", "read_only": "medium.read_only", "deny": "medium.denied"}
-DECISION_SEVERITY = {"allow": "info", "read_only": "medium", "deny": "high"}
-
 
 @dataclass
 class Tracked:
     dev: BlockDevice
     key: str
-    c: Classified
+    c: Recognised
+    arrival: ArrivalOutcome
     mounts: dict[int, Mount] = field(default_factory=dict)
     published: dict[int, MountedMedium] = field(default_factory=dict)
     enforced: set[int] = field(default_factory=set)     # mounts the agent took down
@@ -45,7 +45,11 @@ class Tracked:
 
     @property
     def action(self) -> str:
-        return self.c.decision.action
+        return self.arrival.decision.action
+
+    @property
+    def rule(self) -> str:
+        return self.arrival.decision.rule
 
 
 class MediaComponent:
@@ -159,9 +163,9 @@ class MediaComponent:
         if not initial:
             # media attached now are judged again under the new registry
             for t in list(self.media.values()):
-                c = classify(t.c.identity, new, self.history.all(), self.host_class, self.overrides)
-                if (c.decision, c.identity.get("registry_id"), c.ceiling) != \
-                        (t.c.decision, t.c.identity.get("registry_id"), t.c.ceiling):
+                c = recognise(t.c.identity, new, self.history.all())
+                if (self._decide(t.dev, c).decision, c.identity.get("registry_id"), c.ceiling) != \
+                        (t.arrival.decision, t.c.identity.get("registry_id"), t.c.ceiling):
                     self._removed(t, "registry changed")
                     self._sync_block(t.dev.name)
 
@@ -207,8 +211,9 @@ class MediaComponent:
         if dev is None:
             return
         self.usb_seen[key] = dev.kind or ""
-        if dev.kind in ("phone", "wireless"):
-            self.ctx.record(f"device.{dev.kind}", severity="medium", user=active_user(),
+        kind = usb_device_kind(dev.kind)
+        if kind is not None:
+            self.ctx.record(kind, user=active_user(),
                             details={"vendor_id": dev.vendor_id, "product_id": dev.product_id,
                                      "serial": dev.serial, "manufacturer": dev.manufacturer,
                                      "product": dev.product, "reason": dev.reason,
@@ -232,9 +237,13 @@ class MediaComponent:
             self._removed(known, "replaced")
         self._inserted(dev, ident, key)
 
+    def _decide(self, dev: BlockDevice, c: Recognised) -> ArrivalOutcome:
+        return decide_arrival(self.host_class, c.medium_class, c.ceiling, c.allowed_hosts,
+                              gate.is_read_only(dev.devnode), dev.read_only, self.overrides)
+
     def _inserted(self, dev: BlockDevice, ident: dict[str, Any], key: str) -> None:
-        c = classify(ident, self.registry, self.history.all(), self.host_class, self.overrides)
-        t = Tracked(dev=dev, key=key, c=c)
+        c = recognise(ident, self.registry, self.history.all())
+        t = Tracked(dev=dev, key=key, c=c, arrival=self._decide(dev, c))
         self.media[dev.name] = t
         effects = self._gate(t)                      # before anything else: speed is the point
         user = active_user()
@@ -247,8 +256,9 @@ class MediaComponent:
                             rule="registered.bad_signature",
                             details={"registry_id": c.forged.id, "problem": c.forged.problem,
                                      "treated_as": "personal"})
-        d = c.decision
-        self.ctx.record(DECISION_KIND[d.action], severity=DECISION_SEVERITY[d.action], user=user,
+        a = t.arrival
+        d = a.decision
+        self.ctx.record(a.kind, severity=a.severity, user=user,
                         medium=c.identity, action=d.action, rule=d.rule,
                         details={"reason": d.reason, "effects": effects, "host_class": self.host_class})
         try:
@@ -258,16 +268,16 @@ class MediaComponent:
 
     def _gate(self, t: Tracked) -> list[str]:
         effects = []
-        if t.action in ("deny", "read_only"):
+        if t.arrival.set_read_only:
             for node in dict.fromkeys([t.dev.devnode] + ([f"/dev/{t.dev.disk}"] if t.dev.partition else [])):
                 if gate.set_read_only(node):
                     t.ro_set = True
                     effects.append(f"blkroset:{node}")
-        if t.action == "deny":
+        if t.arrival.deauthorize:
             for iface in t.dev.usb_interfaces:
                 if gate.deauthorize(iface):
                     effects.append(f"deauthorized:{iface.name}")
-        elif t.action == "allow" and gate.is_read_only(t.dev.devnode) and not t.dev.read_only:
+        if t.arrival.clear_read_only:
             gate.set_read_only(t.dev.devnode, False)  # left over from a previous medium on this node
         return effects
 
@@ -296,20 +306,19 @@ class MediaComponent:
     def _mounted(self, t: Tracked, m: Mount) -> None:
         ident = t.c.identity
         details = {"mountpoint": m.mountpoint, "read_only": m.read_only, "fstype": m.fstype}
-        self.ctx.record("medium.mounted", medium=ident, action=t.action, rule=t.c.decision.rule, details=details)
-        if t.action == "deny":
+        self.ctx.record("medium.mounted", medium=ident, action=t.action, rule=t.rule, details=details)
+        mo = decide_mount(t.action, m.read_only)
+        if mo.effect == "unmount":
             ok, msg = gate.unmount(m.mountpoint)
             gate.set_read_only(t.dev.devnode)
-            t.enforced.add(m.mount_id)
-            self.ctx.record("medium.denied", severity="high", user=active_user(), medium=ident, action="deny",
-                            rule=t.c.decision.rule, details={**details, "effect": msg, "unmounted": ok})
-            return
-        if t.action == "read_only" and not m.read_only:
+            done = {"effect": msg, "unmounted": ok}
+        elif mo.effect == "remount_read_only":
             ok, msg = gate.remount_read_only(t.dev.devnode, m.mountpoint, ident.get("fs_type", ""))
+            done = {"effect": msg, "remounted": ok}
+        if mo.kind is not None:
             t.enforced.add(m.mount_id)
-            self.ctx.record("medium.read_only", severity="medium", user=active_user(), medium=ident,
-                            action="read_only", rule=t.c.decision.rule,
-                            details={**details, "effect": msg, "remounted": ok})
+            self.ctx.record(mo.kind, severity=mo.severity, user=active_user(), medium=ident, action=t.action,
+                            rule=t.rule, details={**details, **done})
             return
         mm = MountedMedium(key=t.key, devnode=t.dev.devnode, mountpoint=Path(m.mountpoint),
                            read_only=m.read_only, medium_class=ident["class"],
@@ -325,13 +334,13 @@ class MediaComponent:
         by_agent = m.mount_id in t.enforced
         t.enforced.discard(m.mount_id)
         self.ctx.record("medium.unmounted", medium=t.c.identity, action=t.action if by_agent else None,
-                        rule=t.c.decision.rule if by_agent else None,
+                        rule=t.rule if by_agent else None,
                         details={"mountpoint": m.mountpoint, "why": "by the gate" if by_agent else why,
                                  "mountpoint_exists": os.path.isdir(m.mountpoint)})
 
     # -- for `media list` and tests ---------------------------------------------
     def snapshot(self) -> list[dict[str, Any]]:
-        return [{**t.c.identity, "action": t.action, "rule": t.c.decision.rule,
+        return [{**t.c.identity, "action": t.action, "rule": t.rule,
                  "mounts": [m.mountpoint for m in t.mounts.values()]} for t in self.media.values()]
 
 
@@ -348,8 +357,10 @@ def inventory(config: Any, root: str = "/") -> list[dict[str, Any]]:
         mounts = []
     out = []
     for dev in removable_media(root, cfg.extra_removable):
-        c = classify(identify(dev), reg, levels, config.host.class_, config.policy.actions)
-        out.append({**c.identity, "action": c.decision.action, "rule": c.decision.rule,
+        c = recognise(identify(dev), reg, levels)
+        d = decide_arrival(config.host.class_, c.medium_class, c.ceiling, c.allowed_hosts,
+                           False, dev.read_only, config.policy.actions).decision
+        out.append({**c.identity, "action": d.action, "rule": d.rule,
                     "forged": c.forged.id if c.forged else None,
                     "usb_interfaces": [i.name for i in dev.usb_interfaces],
                     "mounts": [{"mountpoint": m.mountpoint, "read_only": m.read_only}

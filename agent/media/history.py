@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import threading
 from pathlib import Path
 
+from baomi.common.fsutil import atomic_write
 from baomi.common.levels import Level
 
 _LOCK = threading.Lock()
@@ -49,10 +49,5 @@ class LevelHistory:
             if old is not None and old >= level:
                 return old
             data[medium_id] = level.id
-            tmp = self.path.with_name(f".{self.FILE}.{os.getpid()}")
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(data, f, sort_keys=True, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(data, sort_keys=True, indent=1).encode("utf-8"))
             return level

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from baomi.common.events import canonical
+from baomi.common.fsutil import atomic_write
 from baomi.common.levels import Level
 from baomi.common.tomlconf import ConfigError, read_toml
 from .identity import BINDING_KEYS, matches
@@ -181,15 +182,9 @@ def add_record(path: Path | str, record: dict[str, Any]) -> None:
     data = read_toml(path) if path.exists() else {}
     media = [m for m in data.get("medium", []) if m.get("id") != record["id"]]
     media.append(record)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as f:
-        f.write(b"# baomi media registry: records signed by the security administrator (docs/media.md)\n")
-        tomli_w.dump({"medium": media}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, b"# baomi media registry: records signed by the security administrator (docs/media.md)\n"
+                 + tomli_w.dumps({"medium": media}).encode("utf-8"), mode=0o644)
 
 
 def generate_keypair(private_path: Path | str, public_path: Path | str) -> None:

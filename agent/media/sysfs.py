@@ -170,7 +170,7 @@ class UsbDevice:
     reason: str
 
 
-def classify_usb(vendor: str, product_name: str, manufacturer: str, interfaces: list[tuple[int, int, int, str]],
+def usb_kind(vendor: str, product_name: str, manufacturer: str, interfaces: list[tuple[int, int, int, str]],
                  has_wireless_net: bool = False) -> tuple[str | None, str]:
     """(kind, reason) from the interface descriptors (class, subclass, protocol, name).
 
@@ -210,7 +210,7 @@ def usb_device(syspath: Path) -> UsbDevice | None:
                                                for n in net.iterdir())
     vendor, product = read_attr(syspath / "idVendor"), read_attr(syspath / "idProduct")
     name, manuf = read_attr(syspath / "product"), read_attr(syspath / "manufacturer")
-    kind, reason = classify_usb(vendor, name, manuf, ifaces, wireless_net)
+    kind, reason = usb_kind(vendor, name, manuf, ifaces, wireless_net)
     return UsbDevice(syspath=syspath, vendor_id=vendor, product_id=product, serial=read_attr(syspath / "serial"),
                      manufacturer=manuf, product=name, interface_classes=[i[0] for i in ifaces],
                      kind=kind, reason=reason)

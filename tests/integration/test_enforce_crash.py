@@ -44,7 +44,10 @@ def test_sigkill_while_quarantining(stage: str) -> None:
                   "read_only": False, "medium_class": "personal", "level_ceiling": None,
                   "identity": {"fs_uuid": loop.fs_uuid, "devnode": loop.devnode}}
         try:
-            agent = Agent(conf, medium, {"BAOMI_ENFORCE_CRASH_AT": stage})
+            base = conf.read_text()
+            conf.write_text(base + f'[debug]\ncrash_at = "{stage}"\n')
+            agent = Agent(conf, medium)
+            conf.write_text(base)
             write(mp / "机密文件.txt", data)
             assert agent.proc.wait(timeout=60) == -signal.SIGKILL
             # at the moment of the crash the file is on the medium or whole in the quarantine

@@ -303,7 +303,7 @@ def test_mounts_are_published_on_the_bus(tmp_path, media):
     from baomi.agent.config import AgentConfig
     from baomi.agent.context import open_context
     from baomi.agent.media.component import MediaComponent
-    from baomi.agent.model import MountedMedium
+    from baomi.agent.messages import MountedMedium
 
     early = media("ext4")
     early_dev = early.attach()

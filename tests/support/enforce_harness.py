@@ -17,7 +17,7 @@ import pytest
 from baomi.agent import quarantine as q
 from baomi.agent.config import AgentConfig
 from baomi.agent.context import open_context
-from baomi.agent.model import MountedMedium
+from baomi.agent.messages import MountedMedium
 
 from .media import LoopMedium
 
@@ -137,7 +137,7 @@ import json, signal, sys, threading
 from pathlib import Path
 from baomi.agent import config as C
 from baomi.agent.context import open_context
-from baomi.agent.model import MountedMedium
+from baomi.agent.messages import MountedMedium
 from baomi.agent.enforce.component import EnforceComponent
 cfg = C.load(sys.argv[1])
 m = json.loads(sys.argv[2])

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from baomi.agent import notify
-from baomi.agent.enforce.pipeline import VerdictCache, current_path, hash_fd
+from baomi.agent.enforce.paths import current_path
+from baomi.agent.enforce.verdicts import VerdictCache
+from baomi.common.fsutil import sha256_fd as hash_fd
 from baomi.common.levels import Level
 from baomi.agent.scan.model import Verdict
 
@@ -88,12 +90,16 @@ def test_deliver_without_any_session_bus_reports_failure() -> None:
     assert notify.deliver(59999, "s", "b", "normal", [lambda *a: False]) is None
 
 
-def test_enforce_nice_from_the_environment() -> None:
-    from baomi.agent.enforce.component import DEFAULT_NICE, enforce_nice
-    assert enforce_nice({}) == DEFAULT_NICE == 5
-    assert enforce_nice({"BAOMI_ENFORCE_NICE": " "}) == DEFAULT_NICE
-    assert enforce_nice({"BAOMI_ENFORCE_NICE": "0"}) == 0
-    assert enforce_nice({"BAOMI_ENFORCE_NICE": " 19 "}) == 19
-    for bad in ("fast", "5.5", "20", "-21", "1e3"):
-        with pytest.raises(ValueError, match=r"BAOMI_ENFORCE_NICE must be a whole number from -20 to 19"):
-            enforce_nice({"BAOMI_ENFORCE_NICE": bad})
+def test_enforce_nice_is_a_config_value_with_a_clear_error(tmp_path: Path) -> None:
+    from baomi.agent import config
+    from baomi.common.tomlconf import ConfigError
+    assert config.AgentConfig().enforce.nice == 5
+    conf = tmp_path / "agent.toml"
+    conf.write_text("[enforce]\nnice = 19\n")
+    assert config.load(conf).enforce.nice == 19
+    for bad in ('"fast"', "5.5", "20", "-21"):
+        conf.write_text(f"[enforce]\nnice = {bad}\n")
+        with pytest.raises(ConfigError, match=r"agent.toml: enforce.nice: .*(whole number from -20 to 19|integer)"):
+            config.load(conf)
+
+

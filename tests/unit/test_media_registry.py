@@ -7,7 +7,8 @@ import pytest
 
 from baomi.common.levels import Level
 from baomi.agent.media import registry as reg
-from baomi.agent.media.classify import classify
+from baomi.agent.decide.arrival import decide_arrival
+from baomi.agent.media.recognise import recognise
 from baomi.agent.media.history import LevelHistory
 from baomi.agent.media.identity import matches, medium_key
 from baomi.common.tomlconf import ConfigError
@@ -136,23 +137,30 @@ def test_level_history_only_rises(tmp_path):
     assert LevelHistory(tmp_path).get("M-1") == Level.TOP_SECRET
 
 
-def test_classify_uses_history_ceiling_and_policy(tmp_path, keys):
+def classify(identity, registry, history, host_class, overrides):
+    """Recognise the medium, then decide its gate, as the media component does."""
+    c = recognise(identity, registry, history)
+    return c, decide_arrival(host_class, c.medium_class, c.ceiling, c.allowed_hosts, False, False,
+                             overrides).decision
+
+
+def test_recognise_uses_history_ceiling_and_policy(tmp_path, keys):
     key, pub, _ = keys
     r = reg.load(write(tmp_path, signed(key, level="internal", hosts=["classified", "unclassified"])), pub)
-    c = classify(dict(STICK), r, {}, "unclassified", {})
-    assert c.decision.action == "allow" and c.identity["class"] == "registered" and c.ceiling == Level.INTERNAL
+    c, d = classify(dict(STICK), r, {}, "unclassified", {})
+    assert d.action == "allow" and c.identity["class"] == "registered" and c.ceiling == Level.INTERNAL
     # it once held a secret file: now a classified medium, so cross-use on an unclassified host
-    c = classify(dict(STICK), r, {"M-1": Level.SECRET}, "unclassified", {})
-    assert c.decision.action == "deny" and c.decision.rule == "unclassified.registered.classified"
+    c, d = classify(dict(STICK), r, {"M-1": Level.SECRET}, "unclassified", {})
+    assert d.action == "deny" and d.rule == "unclassified.registered.classified"
     assert c.identity["level"] == "secret"
-    c = classify({**STICK, "fs_uuid": "other"}, r, {}, "classified", {})
-    assert (c.decision.action, c.identity["class"]) == ("deny", "personal")
-    c = classify({**STICK, "fs_uuid": "other"}, r, {}, "classified", {"classified.personal": "read_only"})
-    assert c.decision.action == "read_only"
+    c, d = classify({**STICK, "fs_uuid": "other"}, r, {}, "classified", {})
+    assert (d.action, c.identity["class"]) == ("deny", "personal")
+    c, d = classify({**STICK, "fs_uuid": "other"}, r, {}, "classified", {"classified.personal": "read_only"})
+    assert d.action == "read_only"
 
 
 def test_host_class_not_allowed(tmp_path, keys):
     key, pub, _ = keys
     r = reg.load(write(tmp_path, signed(key, level="public", hosts=["classified"])), pub)
-    c = classify(dict(STICK), r, {}, "unclassified", {})
-    assert c.decision.rule == "registered.host_class_not_allowed" and c.decision.action == "deny"
+    c, d = classify(dict(STICK), r, {}, "unclassified", {})
+    assert d.rule == "registered.host_class_not_allowed" and d.action == "deny"

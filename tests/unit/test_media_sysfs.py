@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from baomi.agent.media.sysfs import block_device, classify_usb, list_usb, removable_media
+from baomi.agent.media.sysfs import block_device, usb_kind, list_usb, removable_media
 
 
 def make_block(root: Path, devpath: str, name: str, *, size: int = 2048, removable: str = "0",
@@ -102,7 +102,7 @@ def test_missing_device_is_none(tmp_path):
     ([(0x09, 0, 0, "")], "USB2.0 Hub", None, ""),
 ])
 def test_classify_usb(interfaces, product, kind, reason):
-    assert classify_usb("abcd", product, "", interfaces) == (kind, reason)
+    assert usb_kind("abcd", product, "", interfaces) == (kind, reason)
 
 
 def test_wifi_adapter_by_wireless_netdev(tmp_path):

@@ -51,7 +51,7 @@ def test_uninspectable_defaults_and_override() -> None:
     assert file_action("unclassified", "personal", Level.PUBLIC, inspectable=False).action == "block"
     assert file_action("unclassified", "registered", Level.PUBLIC, Level.SECRET, inspectable=False).action == "audit"
     assert file_action("unclassified", "personal", Level.PUBLIC, inspectable=False,
-                       uninspectable={"personal": "notify"}).action == "notify"
+                       overrides={"uninspectable.personal": "notify"}).action == "notify"
 
 
 def test_override_validation_names_key() -> None:

@@ -1,7 +1,8 @@
-"""Who wrote a file: the writing process (from fanotify's pid) and its user.
+"""Who a process is: its user, command, logind session and language.
 
-Read at the moment the event arrives, because a `cp` is usually gone a few
-milliseconds after its last close. Cached per pid for bursts.
+Enforcement reads it for the process that wrote a file (fanotify's pid) at the
+moment the event arrives, because a `cp` is usually gone a few milliseconds
+after its last close; cached per pid for bursts.
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from baomi.common.events import process_obj, user_obj
+
 _SESSION_RE = re.compile(r"/session-([^/.]+)\.scope")
 
 
 @dataclass
-class Writer:
+class ProcessInfo:
     pid: int | None = None
     uid: int | None = None
     name: str | None = None
@@ -27,14 +30,10 @@ class Writer:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def user_json(self) -> dict[str, Any] | None:
-        if self.uid is None:
-            return None
-        return {"uid": self.uid, "name": self.name, "session": self.session}
+        return user_obj(self.uid, self.name, self.session)
 
     def process_json(self) -> dict[str, Any] | None:
-        if self.pid is None:
-            return None
-        return {"pid": self.pid, "exe": self.exe, "comm": self.comm}
+        return process_obj(self.pid, self.exe, self.comm)
 
 
 def user_name(uid: int) -> str | None:
@@ -62,8 +61,8 @@ def lang_of(pid: int) -> str | None:
     return None
 
 
-def describe_pid(pid: int) -> Writer:
-    w = Writer(pid=pid)
+def describe_pid(pid: int) -> ProcessInfo:
+    w = ProcessInfo(pid=pid)
     status = _read(f"/proc/{pid}/status")
     if status is None:
         return w  # already exited
@@ -87,14 +86,14 @@ def describe_pid(pid: int) -> Writer:
     return w
 
 
-class WriterCache:
-    """pid -> Writer, short-lived (pids are reused) and bounded."""
+class ProcessCache:
+    """pid -> ProcessInfo, short-lived (pids are reused) and bounded."""
 
     def __init__(self, size: int = 256):
-        self._cache: OrderedDict[int, Writer] = OrderedDict()
+        self._cache: OrderedDict[int, ProcessInfo] = OrderedDict()
         self._size = size
 
-    def get(self, pid: int) -> Writer:
+    def get(self, pid: int) -> ProcessInfo:
         w = self._cache.get(pid)
         if w is not None:
             # a `cp` that already exited is still the writer of its last files
@@ -108,6 +107,6 @@ class WriterCache:
         return w
 
 
-def owner_writer(st: os.stat_result) -> Writer:
+def file_owner(st: os.stat_result) -> ProcessInfo:
     """When the process is unknown, the file's owner is the best guess at who wrote it."""
-    return Writer(uid=st.st_uid, name=user_name(st.st_uid), extra={"from": "file owner"})
+    return ProcessInfo(uid=st.st_uid, name=user_name(st.st_uid), extra={"from": "file owner"})

@@ -1,0 +1,151 @@
+"""The event catalogue: every kind baomi records, declared once.
+
+Each kind has a default severity (a decision table may raise it, e.g. a
+`file.copied` of an internal file is `low`), whether it is a security event
+(never dropped silently by a full spool; see docs/delivery.md), which objects
+of the event schema it carries, who makes it (agent or collector), and its
+name for people in Chinese and English (the console shows these).
+
+`make_event` refuses a kind that is not here, and tests check docs/events.md
+against this table in both directions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+OBJECTS: tuple[str, ...] = ("user", "medium", "file", "session", "process")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    severity: str
+    zh: str
+    en: str
+    security: bool = False
+    objects: tuple[str, ...] = ()
+    source: str = "agent"        # "agent" or "collector" (or "both")
+    telemetry: bool = False      # low-value: the first to go when a spool is full
+
+
+def _k(name: str, severity: str, zh: str, en: str, objects: str = "", **kw: object) -> Kind:
+    return Kind(name, severity, zh, en, objects=tuple(objects.split()), **kw)  # type: ignore[arg-type]
+
+
+_MEDIUM = "user medium"
+_COPY = "user medium file process"
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    # -- the agent itself
+    _k("agent.started", "info", "代理启动", "Agent started"),
+    _k("agent.stopped", "info", "代理停止", "Agent stopped"),
+    _k("agent.component_failed", "high", "代理组件未启动", "Agent component not started"),
+    _k("agent.config_problem", "high", "配置有误", "Configuration problem"),
+    _k("agent.heartbeat", "info", "心跳", "Heartbeat", telemetry=True),
+    _k("agent.enrolled", "info", "代理已注册", "Agent enrolled", source="both"),
+    _k("agent.delivery_rejected", "high", "事件投递被拒", "Delivery rejected"),
+    _k("agent.gap", "medium", "事件缺失(已声明)", "Events dropped (announced)", security=True),
+    _k("agent.spool_over_cap", "high", "事件缓存超限", "Spool over its cap"),
+    # -- removable media
+    _k("medium.inserted", "info", "介质接入", "Medium inserted", _MEDIUM),
+    _k("medium.removed", "info", "介质移除", "Medium removed", _MEDIUM),
+    _k("medium.mounted", "info", "介质挂载", "Medium mounted", "medium"),
+    _k("medium.unmounted", "info", "介质卸载", "Medium unmounted", "medium"),
+    _k("medium.allowed", "info", "介质准许使用", "Medium allowed", _MEDIUM),
+    _k("medium.read_only", "medium", "介质设为只读", "Medium made read-only", _MEDIUM, security=True),
+    _k("medium.denied", "high", "介质被禁用", "Medium denied", _MEDIUM, security=True),
+    _k("medium.forged", "high", "介质登记签名无效", "Forged medium registration", _MEDIUM, security=True),
+    _k("medium.inventory", "info", "介质内容盘点", "Medium inventory", "medium"),
+    _k("media.error", "medium", "介质检测出错", "Media detection error"),
+    _k("media.uevent_overflow", "medium", "设备事件溢出", "Device events overflowed"),
+    _k("device.phone", "medium", "手机接入", "Phone connected", "user"),
+    _k("device.wireless", "medium", "无线设备接入", "Wireless device connected", "user"),
+    _k("registry.loaded", "info", "介质登记表已加载", "Media registry loaded", security=True),
+    _k("registry.error", "high", "介质登记表有误", "Media registry error", security=True),
+    _k("registry.level_lowering_refused", "high", "拒绝降低介质密级", "Medium level lowering refused",
+       "medium", security=True),
+    # -- files written to media
+    _k("file.copied", "info", "文件拷贝", "File copied", _COPY),
+    _k("file.blocked", "high", "文件拷贝被阻止", "File copy blocked", _COPY, security=True),
+    _k("file.uninspectable", "medium", "文件无法检查", "File not inspectable", _COPY, security=True),
+    _k("file.discovered", "high", "介质上发现涉密文件", "Marked file found on a medium", "medium file",
+       security=True),
+    _k("scan.unfinished", "medium", "检查未完成", "Check not finished", _COPY),
+    _k("enforce.watch_failed", "high", "无法监视介质", "Medium could not be watched", "medium"),
+    _k("enforce.mode", "info", "拷贝管控方式", "Enforcement mode", "medium"),
+    _k("gateway.staging_full", "high", "暂存区已满", "Staging area full", _COPY, security=True),
+    _k("gateway.not_committed", "high", "文件未写入介质", "File not committed", _COPY, security=True),
+    _k("gateway.lost", "high", "暂存文件丢失", "Staged file lost", "medium file", security=True),
+    _k("gateway.recovered", "medium", "暂存文件已恢复", "Staged file recovered", "medium file"),
+    _k("gateway.released", "info", "介质已释放", "Medium released", "medium"),
+    _k("quarantine.restored", "high", "隔离文件已恢复", "Quarantined file restored", "user file"),
+    # -- sessions and screen lock
+    _k("session.started", "info", "会话开始", "Session started", "user session"),
+    _k("session.ended", "info", "会话结束", "Session ended", "user session"),
+    _k("session.terminated", "high", "会话被终止", "Session terminated", "user session"),
+    _k("screenlock.enforced", "info", "已锁屏", "Screen locked", "user session"),
+    _k("screenlock.failed", "high", "锁屏失败", "Screen lock failed", "user session", security=True),
+    _k("screenlock.disputed", "high", "锁屏状态不一致", "Screen lock disputed", "user session",
+       security=True),
+    _k("screenlock.settings_drift", "medium", "锁屏设置被改", "Screen-lock settings changed",
+       security=True),
+    _k("screenlock.settings_failed", "medium", "锁屏设置未能写入", "Screen-lock settings not written"),
+    _k("screenlock.absence_warning", "info", "离开提醒", "Absence warning", "user session"),
+    _k("screenlock.absence", "medium", "长时间离开", "Long absence", "user session"),
+    _k("screenlock.unavailable", "high", "无法读取会话状态", "Session state unavailable"),
+    _k("screenlock.available", "info", "会话状态恢复", "Session state available"),
+    _k("screenlock.helper_socket_failed", "high", "会话助手接口失败", "Helper socket failed"),
+    _k("helper.missing", "high", "会话助手缺失", "Session helper missing", "user session", security=True),
+    _k("helper.rejected", "high", "会话助手被拒", "Session helper rejected", "user session"),
+    # -- the collector
+    _k("chain.break", "high", "事件链断裂", "Event chain broken", source="collector", security=True),
+    _k("chain.gap", "high", "事件缺失(未声明)", "Events missing", source="collector", security=True),
+    _k("host.offline", "medium", "主机离线", "Host offline", source="collector"),
+    _k("host.online", "info", "主机上线", "Host online", source="collector"),
+    _k("collector.token_created", "info", "已创建注册令牌", "Enrollment token created", source="collector"),
+    _k("collector.token_revoked", "info", "已撤销注册令牌", "Enrollment token revoked", source="collector"),
+    _k("ingest.conflict", "high", "事件冲突", "Conflicting event", source="collector", security=True),
+    _k("console.login", "info", "登录", "Login", source="collector"),
+    _k("console.login_failed", "low", "登录失败", "Login failed", source="collector"),
+    _k("console.lockout", "high", "账户锁定", "Account locked", source="collector"),
+    _k("console.logout", "info", "退出登录", "Logout", source="collector"),
+    _k("console.forbidden", "medium", "越权访问", "Forbidden", source="collector"),
+    _k("console.csrf_rejected", "medium", "跨站请求被拒", "CSRF rejected", source="collector"),
+    _k("console.evidence_viewed", "info", "查看证据", "Evidence viewed", source="collector"),
+    _k("console.export", "info", "导出事件", "Events exported", source="collector"),
+    _k("console.triage", "info", "事件处置", "Event triaged", source="collector"),
+    _k("console.token_created", "info", "创建注册令牌", "Token created", source="collector"),
+    _k("console.user_added", "info", "添加账户", "Account added", source="collector"),
+    _k("console.user_disabled", "info", "停用账户", "Account disabled", source="collector"),
+    _k("console.user_enabled", "info", "启用账户", "Account enabled", source="collector"),
+    _k("console.password_changed", "info", "修改密码", "Password changed", source="collector"),
+)}
+
+TELEMETRY_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.telemetry)
+
+
+class UnknownKind(ValueError):
+    pass
+
+
+def kind(name: str) -> Kind:
+    """The catalogue entry for `name`; UnknownKind for anything not declared."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UnknownKind(f"event kind {name!r} is not in the catalogue (baomi.common.catalogue)") from None
+
+
+def is_security(name: str, severity: str = "info") -> bool:
+    """Security events are never dropped silently: declared so, or high/critical whatever their kind."""
+    k = KINDS.get(name)
+    return severity in ("high", "critical") or (k is not None and k.security)
+
+
+def label(name: str, lang: str) -> str:
+    """The kind's name for people ("zh" or "en"); the raw kind when unknown (older agents)."""
+    k = KINDS.get(name)
+    if k is None:
+        return name
+    return k.zh if lang.startswith("zh") else k.en
