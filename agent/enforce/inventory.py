@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from baomi.common.levels import Level
 from ..model import MountedMedium
-from ..scan.model import Verdict
+from ..scan.verdict import Verdict
 
 
 class InventoryRun:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol
 from baomi.common.levels import Level
 from ..model import MountedMedium
 from baomi.common.policy import Decision, file_action
-from ..scan.model import Evidence, Verdict
+from ..scan.verdict import Evidence, Verdict
 from .writer import Writer, owner_writer
 
 log = logging.getLogger(__name__)

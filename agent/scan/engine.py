@@ -14,11 +14,10 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .limits import Limits
-from .model import Verdict
+from .verdict import Verdict
 from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 
 from baomi.common.levels import Level
 from .matcher import KeywordMatcher
-from .model import ZONES, Evidence, TextChunk
+from .verdict import ZONES, Evidence, TextChunk
 from .normalize import normalize, squeeze_cjk
 
 KINDS = ("marking", "label", "keywords")

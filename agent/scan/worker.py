@@ -13,7 +13,7 @@ from typing import Any
 
 from .extract import Extraction, extract_data, read_capped, too_large
 from .limits import Limits
-from .model import Verdict
+from .verdict import Verdict
 
 READ = 1024 * 1024
 
@@ -103,7 +103,7 @@ def _warm_up(ruleset: Any) -> None:
     import pypdf  # noqa: F401
     detect.magic_type(b"warm up")
     if ruleset is not None:
-        from .model import TextChunk
+        from .verdict import TextChunk
         ruleset.evaluate([TextChunk("body", "warm up", {})])
 
 

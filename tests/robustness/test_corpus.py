@@ -14,7 +14,7 @@ from baomi.common.levels import Level
 from baomi.agent.scan.engine import Scanner
 from baomi.agent.scan.extract import extract_data
 from baomi.agent.scan.limits import Limits
-from baomi.agent.scan.model import Verdict
+from baomi.agent.scan.verdict import Verdict
 from tests.support import docs
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"

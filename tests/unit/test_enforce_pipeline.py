@@ -10,7 +10,7 @@ import pytest
 from baomi.agent import notify
 from baomi.agent.enforce.pipeline import VerdictCache, current_path, hash_fd
 from baomi.common.levels import Level
-from baomi.agent.scan.model import Verdict
+from baomi.agent.scan.verdict import Verdict
 
 
 def test_cache_keeps_verdicts_by_content_and_skips_transient_failures() -> None:

@@ -9,8 +9,8 @@ import struct
 
 import olefile
 
-from ..extract import Ctx, Incomplete, TopLines
-from .ooxml import cells_to_chunks
+from .base import Ctx, Incomplete, TopLines
+from .xmlutil import cells_to_chunks
 
 
 def _open(data: bytes, ctx: Ctx) -> olefile.OleFileIO:
