@@ -44,9 +44,7 @@ def enforce_nice(environ: Mapping[str, str] = os.environ) -> int:
 
 def make_scanner(config: Any, nice: int = DEFAULT_NICE) -> Any:
     from ..scan.engine import Scanner
-    from ..scan.rules import RuleSet
-    from ..scan.fingerprint import default_db
-    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)), nice=nice)
+    return Scanner(config, nice=nice)  # rules: RuleSet.for_config(config)
 
 
 def _raise_fd_limit() -> None:

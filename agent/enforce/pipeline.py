@@ -232,7 +232,7 @@ class Pipeline:
 
     def _scan(self, target: str, size: int, sha: str) -> Verdict:
         try:
-            return self.scanner.scan_file(target)
+            return self.scanner.scan_file(target, sha)
         except Exception as exc:
             log.warning("scanner failed on %s: %s", target, exc)
             return Verdict(path=target, inspectable=False, reason="unreadable", detail=str(exc),

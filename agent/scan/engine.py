@@ -81,11 +81,14 @@ class _Worker:
 
 
 class Scanner:
-    def __init__(self, scan_cfg: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0):
-        """nice: CPU priority of the worker processes (the daemon yields to the user's own work)."""
+    def __init__(self, config: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0):
+        """config: the agent configuration ([scan] and the state folder); ruleset:
+        by default RuleSet.for_config(config), as everywhere else; nice: CPU
+        priority of the worker processes (the daemon yields to the user's own work)."""
         if ruleset is None:
             from .rules import RuleSet
-            ruleset = RuleSet.load(scan_cfg.rule_dirs, scan_cfg.fingerprint_db)
+            ruleset = RuleSet.for_config(config)
+        scan_cfg = config.scan
         self.ruleset = ruleset
         self.limits = Limits.from_config(scan_cfg)
         self.timeout_s = float(scan_cfg.timeout_s)
@@ -116,8 +119,10 @@ class Scanner:
             self._all.discard(w)
         w.kill()
 
-    def scan_file(self, path: str | os.PathLike[str]) -> Verdict:
-        """The verdict on one file; never raises for a bad file."""
+    def scan_file(self, path: str | os.PathLike[str], sha256: str | None = None) -> Verdict:
+        """The verdict on one file; never raises for a bad file. sha256: the
+        content's hash if the caller already computed it (the worker then does
+        not hash the file again and reports this one)."""
         if self._closed:
             raise RuntimeError("scanner is closed")
         path = os.fspath(path)
@@ -128,7 +133,7 @@ class Scanner:
                     self._drop(w)
                 w = self._new_worker()
             try:
-                w.conn.send(path)
+                w.conn.send((path, sha256))
                 if w.conn.poll(self.timeout_s):
                     verdict, retire = w.conn.recv()
                     if retire:

@@ -237,6 +237,14 @@ class RuleSet:
                     by_id[r.id] = r
         return cls(by_id.values(), FingerprintSettings(**fp), Path(fingerprint_db) if fingerprint_db else None)
 
+    @classmethod
+    def for_config(cls, config: Any) -> "RuleSet":
+        """The rules an agent configuration names: the folders of [scan] rule_dirs and
+        the fingerprint database (fingerprint.default_db). Every scanner's rules come
+        from here: the daemon's, `baomi-agent scan`'s and a Scanner given none."""
+        from .fingerprint import default_db
+        return cls.load(config.scan.rule_dirs, default_db(config))
+
     # -- evaluation -------------------------------------------------------
     def evaluate(self, chunks: list[TextChunk], sha256: str | None = None) -> list[Evidence]:
         found: list[Evidence] = []

@@ -29,7 +29,7 @@ def test_whole_corpus_gets_a_verdict_per_file() -> None:
     cfg.scan.timeout_s = 60
     files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and not p.is_symlink())
     verdicts: list[Verdict] = []
-    with Scanner(cfg.scan, jobs=2) as s:
+    with Scanner(cfg, jobs=2) as s:
         verdicts = list(s.scan_paths([CORPUS]))
     by_path = {v.path: v for v in verdicts}
     assert len(by_path) >= len(files)
