@@ -158,28 +158,24 @@ class Scanner:
         """Verdicts for every file under paths (folders recursively, symbolic
         links reported but not followed), scanned by all workers in parallel,
         in the order they finish."""
+        def report(v: Verdict) -> Verdict:
+            if progress:
+                progress(v)
+            return v
+
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="baomi-scan") as pool:
             pending: set[Future[Verdict]] = set()
             for f in walk(paths):
                 if isinstance(f, Verdict):
-                    done_now = f
-                    if progress:
-                        progress(done_now)
-                    yield done_now
+                    yield report(f)
                     continue
                 pending.add(pool.submit(self.scan_file, f))
                 if len(pending) >= self.jobs * 4:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
-                        v = fut.result()
-                        if progress:
-                            progress(v)
-                        yield v
+                        yield report(fut.result())
             for fut in list(pending):
-                v = fut.result()
-                if progress:
-                    progress(v)
-                yield v
+                yield report(fut.result())
 
     def close(self) -> None:
         self._closed = True

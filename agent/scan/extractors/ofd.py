@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import posixpath
 
-from .base import Ctx, Incomplete, TopLines
-from .xmlutil import local, open_zip, optional_xml, read_xml
+from .base import Ctx, TopLines
+from .xmlutil import local, open_zip, optional_xml, read_xml, required_xml
 
 
 def _floats(s: str | None) -> list[float]:
@@ -40,9 +40,7 @@ def _page_lines(root) -> list[str]:
 def ofd(data: bytes, ctx: Ctx) -> None:
     zf = open_zip(data, ctx)
     names = {n.lower(): n for n in zf.namelist()}
-    root = read_xml(zf, names.get("ofd.xml", "OFD.xml"), ctx)
-    if root is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: OFD.xml missing")
+    root = required_xml(zf, names.get("ofd.xml", "OFD.xml"), ctx, "OFD.xml")
     doc_roots = []
     for el in root.iter():
         tag = local(el.tag)

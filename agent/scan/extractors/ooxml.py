@@ -10,8 +10,8 @@ import zipfile
 from typing import Iterator
 from xml.etree.ElementTree import Element
 
-from .base import Ctx, Incomplete, TopLines
-from .xmlutil import cells_to_chunks, local, open_zip, optional_xml, read_xml
+from .base import Ctx, TopLines
+from .xmlutil import cells_to_chunks, local, open_zip, optional_xml, read_xml, required_xml
 
 
 def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
@@ -102,9 +102,7 @@ def _story(root: Element, ctx: Ctx, zone: str | None, part: str) -> None:
 def docx(data: bytes, ctx: Ctx) -> None:
     zf = open_zip(data, ctx)
     properties(zf, ctx)
-    body = read_xml(zf, "word/document.xml", ctx)
-    if body is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: word/document.xml missing")
+    body = required_xml(zf, "word/document.xml", ctx)
     _story(body, ctx, None, "word/document.xml")
     for name in sorted(zf.namelist()):
         m = re.fullmatch(r"word/(header|footer|footnotes|endnotes|comments)\d*\.xml", name)
@@ -129,6 +127,16 @@ def _rels(zf: zipfile.ZipFile, part: str, ctx: Ctx) -> dict[str, str]:
     return out
 
 
+def _t_text(el: Element) -> str:
+    """The text of every <t> element under el (xlsx strings, pptx paragraphs)."""
+    return "".join(t.text or "" for t in el.iter() if local(t.tag) == "t")
+
+
+def _rel_id(el: Element) -> str:
+    """The r:id attribute of el (any namespace prefix), or ""."""
+    return next((v for k, v in el.attrib.items() if local(k) == "id"), "")
+
+
 _HF_CODES = re.compile(r"&(?:[LCRPNDTZFAGSUXYEB]|\d+|\"[^\"]*\")")
 
 
@@ -139,13 +147,10 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
     sst = read_xml(zf, "xl/sharedStrings.xml", ctx)
     if sst is not None:
         for si in sst:
-            shared.append("".join(t.text or "" for t in si.iter() if local(t.tag) == "t"))
-    wb = read_xml(zf, "xl/workbook.xml", ctx)
-    if wb is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: xl/workbook.xml missing")
+            shared.append(_t_text(si))
+    wb = required_xml(zf, "xl/workbook.xml", ctx)
     rels = _rels(zf, "xl/workbook.xml", ctx)
-    sheets = [(s.get("name", "?"), rels.get(next((v for k, v in s.attrib.items() if local(k) == "id"), ""), ""))
-              for s in wb.iter() if local(s.tag) == "sheet"]
+    sheets = [(s.get("name", "?"), rels.get(_rel_id(s), "")) for s in wb.iter() if local(s.tag) == "sheet"]
     for i, (name, part) in enumerate(sheets):
         root = optional_xml(zf, part, ctx) if part else None
         if root is None:
@@ -163,7 +168,7 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
                 except (ValueError, IndexError):
                     continue
             elif typ == "inlineStr":
-                text = "".join(t.text or "" for t in c.iter() if local(t.tag) == "t")
+                text = _t_text(c)
             elif typ == "str":
                 text = next((x.text or "" for x in c if local(x.tag) == "v"), "")
             if text.strip():
@@ -187,12 +192,9 @@ def _slide_no(name: str) -> int:
 def pptx(data: bytes, ctx: Ctx) -> None:
     zf = open_zip(data, ctx)
     properties(zf, ctx)
-    pres = read_xml(zf, "ppt/presentation.xml", ctx)
-    if pres is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: ppt/presentation.xml missing")
+    pres = required_xml(zf, "ppt/presentation.xml", ctx)
     rels = _rels(zf, "ppt/presentation.xml", ctx)
-    order = [rels.get(next((v for k, v in s.attrib.items() if local(k) == "id"), ""))
-             for s in pres.iter() if local(s.tag) == "sldId"]
+    order = [rels.get(_rel_id(s)) for s in pres.iter() if local(s.tag) == "sldId"]
     slides = [s for s in order if s] or sorted((n for n in zf.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
                                                key=_slide_no)
     for i, part in enumerate(slides, 1):
@@ -202,7 +204,7 @@ def pptx(data: bytes, ctx: Ctx) -> None:
         top = TopLines() if i == 1 else None
         for p in root.iter():
             if local(p.tag) == "p":
-                text = "".join(t.text or "" for t in p.iter() if local(t.tag) == "t")
+                text = _t_text(p)
                 if text.strip():
                     ctx.add(top.zone(text) if top else "body", text, slide=i)
         notes = _rels(zf, part, ctx)
@@ -212,5 +214,5 @@ def pptx(data: bytes, ctx: Ctx) -> None:
                 if nroot is not None:
                     for p in nroot.iter():
                         if local(p.tag) == "p":
-                            ctx.add("body", "".join(t.text or "" for t in p.iter() if local(t.tag) == "t"),
+                            ctx.add("body", _t_text(p),
                                     slide=i, part="notes")

@@ -71,6 +71,14 @@ def read_xml(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
         raise Incomplete("corrupt", f"{ctx.where()}:{name}: truncated or damaged ({exc})") from None
 
 
+def required_xml(zf: zipfile.ZipFile, name: str, ctx: Ctx, shown: str | None = None) -> Element:
+    """A part the document cannot do without: its absence makes the file corrupt."""
+    root = read_xml(zf, name, ctx)
+    if root is None:
+        raise Incomplete("corrupt", f"{ctx.where()}: {shown or name} missing")
+    return root
+
+
 def optional_xml(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
     """A part whose damage loses only that part: note it and go on."""
     try:
