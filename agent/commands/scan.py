@@ -35,7 +35,6 @@ def _line(v) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..scan.engine import Scanner, file_count
-    from ..scan.fingerprint import default_db
     from ..scan.rules import RuleError, RuleSet
     missing = [p for p in args.paths if not os.path.lexists(p)]
     if missing:
@@ -47,14 +46,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cfg = load_config(args)
     try:
-        ruleset = RuleSet.load(cfg.scan.rule_dirs, default_db(cfg))
+        ruleset = RuleSet.for_config(cfg)
     except RuleError as exc:
         print(f"baomi-agent scan: {exc}", file=sys.stderr)
         return 2
     jobs = args.jobs or (cfg.scan.jobs if cfg.source else (os.cpu_count() or 1))
     found = Level.PUBLIC
     show_bar = not args.no_progress and sys.stderr.isatty()
-    with Scanner(cfg.scan, ruleset, jobs=jobs) as scanner:
+    with Scanner(cfg, ruleset, jobs=jobs) as scanner:
         if show_bar:
             from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
             total_files, total_bytes = file_count(args.paths)

@@ -24,10 +24,7 @@ log = logging.getLogger(__name__)
 
 def make_scanner(config: Any, nice: int | None = None) -> Any:
     from ..scan.engine import Scanner
-    from ..scan.rules import RuleSet
-    from ..scan.fingerprint import default_db
-    return Scanner(config.scan, RuleSet.load(config.scan.rule_dirs, default_db(config)),
-                   nice=config.enforce.nice if nice is None else nice)
+    return Scanner(config, nice=config.enforce.nice if nice is None else nice)  # rules: RuleSet.for_config
 
 
 def _raise_fd_limit() -> None:

@@ -9,7 +9,7 @@ from baomi.common.levels import Level
 from ..decide.copy import Outcome
 from ..messages import MountedMedium
 from ..procinfo import ProcessInfo
-from ..scan.model import Verdict
+from ..scan.verdict import Verdict
 from .block import Blocker
 
 log = logging.getLogger(__name__)

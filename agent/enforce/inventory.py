@@ -14,7 +14,7 @@ from baomi.common.fsutil import sha256_fd
 from baomi.common.levels import Level
 from ..decide.at_rest import decide_at_rest, inventory_severity
 from ..messages import MountedMedium
-from ..scan.model import Verdict
+from ..scan.verdict import Verdict
 
 
 class InventoryRun:

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
-from ..scan.model import Verdict
+from ..scan.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ TRANSIENT = ("timeout", "vanished", "unreadable")  # worth scanning again next t
 
 
 class ScannerLike(Protocol):
-    def scan_file(self, path: str) -> Verdict: ...
+    def scan_file(self, path: str, sha256: str | None = None) -> Verdict: ...
 
 
 class VerdictCache:
@@ -67,7 +67,7 @@ class Verdicts:
 
     def _scan(self, target: str, size: int, sha: str) -> Verdict:
         try:
-            return self.scanner.scan_file(target)
+            return self.scanner.scan_file(target, sha)  # hashed once, by the caller
         except Exception as exc:
             log.warning("scanner failed on %s: %s", target, exc)
             return Verdict(path=target, inspectable=False, reason="unreadable", detail=str(exc),

@@ -14,11 +14,10 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .limits import Limits
-from .model import Verdict
+from .verdict import Verdict
 from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)
@@ -82,11 +81,14 @@ class _Worker:
 
 
 class Scanner:
-    def __init__(self, scan_cfg: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0):
-        """nice: CPU priority of the worker processes (the daemon yields to the user's own work)."""
+    def __init__(self, config: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0):
+        """config: the agent configuration ([scan] and the state folder); ruleset:
+        by default RuleSet.for_config(config), as everywhere else; nice: CPU
+        priority of the worker processes (the daemon yields to the user's own work)."""
         if ruleset is None:
             from .rules import RuleSet
-            ruleset = RuleSet.load(scan_cfg.rule_dirs, scan_cfg.fingerprint_db)
+            ruleset = RuleSet.for_config(config)
+        scan_cfg = config.scan
         self.ruleset = ruleset
         self.limits = Limits.from_config(scan_cfg)
         self.timeout_s = float(scan_cfg.timeout_s)
@@ -117,8 +119,10 @@ class Scanner:
             self._all.discard(w)
         w.kill()
 
-    def scan_file(self, path: str | os.PathLike[str]) -> Verdict:
-        """The verdict on one file; never raises for a bad file."""
+    def scan_file(self, path: str | os.PathLike[str], sha256: str | None = None) -> Verdict:
+        """The verdict on one file; never raises for a bad file. sha256: the
+        content's hash if the caller already computed it (the worker then does
+        not hash the file again and reports this one)."""
         if self._closed:
             raise RuntimeError("scanner is closed")
         path = os.fspath(path)
@@ -129,7 +133,7 @@ class Scanner:
                     self._drop(w)
                 w = self._new_worker()
             try:
-                w.conn.send(path)
+                w.conn.send((path, sha256))
                 if w.conn.poll(self.timeout_s):
                     verdict, retire = w.conn.recv()
                     if retire:
@@ -154,28 +158,24 @@ class Scanner:
         """Verdicts for every file under paths (folders recursively, symbolic
         links reported but not followed), scanned by all workers in parallel,
         in the order they finish."""
+        def report(v: Verdict) -> Verdict:
+            if progress:
+                progress(v)
+            return v
+
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="baomi-scan") as pool:
             pending: set[Future[Verdict]] = set()
             for f in walk(paths):
                 if isinstance(f, Verdict):
-                    done_now = f
-                    if progress:
-                        progress(done_now)
-                    yield done_now
+                    yield report(f)
                     continue
                 pending.add(pool.submit(self.scan_file, f))
                 if len(pending) >= self.jobs * 4:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
-                        v = fut.result()
-                        if progress:
-                            progress(v)
-                        yield v
+                        yield report(fut.result())
             for fut in list(pending):
-                v = fut.result()
-                if progress:
-                    progress(v)
-                yield v
+                yield report(fut.result())
 
     def close(self) -> None:
         self._closed = True

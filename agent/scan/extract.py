@@ -8,27 +8,18 @@ text was found before the problem. It raises OSError only for the path itself
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import logging
 
 from . import detect as d
+from .extractors.base import Budget, Ctx, Incomplete
 from .limits import Limits
-from .model import TextChunk
+from .verdict import TextChunk
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported in the verdict, not on stderr
-
-FIRST_LINES = 8  # GB/T 9704 puts the marking in the first lines of the first page
-
-
-class Incomplete(Exception):
-    """Raised by an extractor that cannot go on: the reason and a detail for people."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason, self.detail = reason, detail
 
 
 @dataclass
@@ -38,63 +29,6 @@ class Extraction:
     inspectable: bool = True
     reason: str | None = None
     detail: str | None = None
-
-
-@dataclass
-class Budget:
-    """Shared by every member of one file, however deeply nested."""
-    limits: Limits
-    unpacked: int = 0
-    members: int = 0
-
-    def take(self, size: int, what: str) -> None:
-        self.unpacked += size
-        if self.unpacked > self.limits.max_archive_bytes:
-            raise Incomplete("limit_exceeded", f"{what}: more than {self.limits.max_archive_bytes} bytes unpacked")
-
-
-@dataclass
-class Ctx:
-    """What an extractor needs: limits, where it is (member path, depth) and where to put text."""
-    budget: Budget
-    chunks: list[TextChunk] = field(default_factory=list)
-    member: str | None = None
-    depth: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (reason, detail) of parts not inspected
-
-    @property
-    def limits(self) -> Limits:
-        return self.budget.limits
-
-    def add(self, zone: str, text: str, **location: Any) -> None:
-        text = text.strip()
-        if text:
-            if self.member:
-                location["member"] = self.member
-            self.chunks.append(TextChunk(zone, text, location))
-
-    def problem(self, reason: str, detail: str) -> None:
-        self.problems.append((reason, detail))
-
-    def where(self) -> str:
-        return self.member or "file"
-
-
-class TopLines:
-    """Hands out the zone for successive lines: the first non-empty ones of the
-    first page are first_page_top, later ones body."""
-
-    def __init__(self, n: int = FIRST_LINES):
-        self.left = n
-
-    def zone(self, text: str) -> str:
-        if self.left > 0 and text.strip():
-            self.left -= 1
-            return "first_page_top"
-        return "body"
-
-    def close(self) -> None:
-        self.left = 0
 
 
 def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
@@ -144,19 +78,6 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
     return mime
 
 
-def member(data: bytes, name: str, parent: Ctx) -> None:
-    """Extract an archive member (or embedded part) into the parent's chunks."""
-    if parent.depth + 1 > parent.limits.max_depth:
-        parent.problem("limit_exceeded", f"{name}: nested deeper than {parent.limits.max_depth}")
-        return
-    parent.budget.members += 1
-    if parent.budget.members > parent.limits.max_members:
-        raise Incomplete("limit_exceeded", f"more than {parent.limits.max_members} archive members")
-    full = f"{parent.member}/{name}" if parent.member else name
-    child = Ctx(parent.budget, parent.chunks, full, parent.depth + 1, parent.problems)
-    dispatch(data, child)
-
-
 # the order in which reasons win when several parts failed differently
 _RANK = ("encrypted", "too_large", "limit_exceeded", "timeout", "corrupt", "unsupported")
 
@@ -170,8 +91,13 @@ def _result(ctx: Ctx, mime: str) -> Extraction:
     return Extraction(ctx.chunks, mime, False, reason, detail)
 
 
+def _root(limits: Limits, depth: int = 0) -> Ctx:
+    """The context of a whole file: nested content comes back through dispatch."""
+    return Ctx(Budget(limits), dispatch, depth=depth)
+
+
 def extract_bytes(data: bytes, name: str, limits: Limits, depth: int = 0) -> Extraction:
-    ctx = Ctx(Budget(limits), depth=depth)
+    ctx = _root(limits, depth)
     ctx.budget.take(len(data), name)
     return _result(ctx, dispatch(data, ctx))
 
@@ -185,7 +111,7 @@ def extract_data(data: bytes, limits: Limits) -> Extraction:
     """Extract a whole file already read into memory."""
     if len(data) > limits.max_file_bytes:
         return too_large(data[:65536], len(data), limits)
-    ctx = Ctx(Budget(limits))
+    ctx = _root(limits)
     return _result(ctx, dispatch(data, ctx))
 
 

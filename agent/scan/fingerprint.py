@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from baomi.common.levels import Level
-from .model import Evidence
+from .verdict import Evidence
 from .normalize import for_fingerprint
 
 K = 8             # characters per n-gram: long enough to be specific in Chinese and English

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 
 from baomi.common.levels import Level
 from .matcher import KeywordMatcher
-from .model import ZONES, Evidence, TextChunk
+from .verdict import ZONES, Evidence, TextChunk
 from .normalize import normalize, squeeze_cjk
 
 KINDS = ("marking", "label", "keywords")
@@ -79,6 +79,14 @@ def _parse_level(value: Any, file: str, rid: str, key: str) -> Level:
         raise _err(file, str(exc), rid, key) from None
 
 
+def _strings(raw: dict, key: str, file: str, rid: str) -> tuple[str, ...]:
+    """raw[key]: a list of non-empty strings (none if absent)."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or any(not isinstance(x, str) or not x for x in value):
+        raise _err(file, "must be a list of non-empty strings", rid, key)
+    return tuple(value)
+
+
 def _parse_rule(raw: Any, file: str) -> Rule | str:
     """A Rule, or the id of a rule to disable (`enabled = false`)."""
     if not isinstance(raw, dict):
@@ -126,14 +134,8 @@ def _parse_rule(raw: Any, file: str) -> Rule | str:
         if not isinstance(mc, int) or mc < 1:
             raise _err(file, "must be a positive integer", rid, "max_chars")
         rule.max_chars = mc
-        sw = raw.get("starts_with", [])
-        if not isinstance(sw, list) or any(not isinstance(x, str) or not x for x in sw):
-            raise _err(file, "must be a list of non-empty strings", rid, "starts_with")
-        rule.starts_with = tuple(sw)
-        req = raw.get("requires", [])
-        if not isinstance(req, list) or any(not isinstance(x, str) or not x for x in req):
-            raise _err(file, "must be a list of non-empty strings", rid, "requires")
-        rule.requires = tuple(req)
+        rule.starts_with = _strings(raw, "starts_with", file, rid)
+        rule.requires = _strings(raw, "requires", file, rid)
     if kind == "keywords":
         words = raw.get("words", [])
         if not isinstance(words, list) or any(not isinstance(w, str) or not normalize(w) for w in words):
@@ -236,6 +238,14 @@ class RuleSet:
                     by_id.pop(r.id, None)  # re-insert: later files decide the order too
                     by_id[r.id] = r
         return cls(by_id.values(), FingerprintSettings(**fp), Path(fingerprint_db) if fingerprint_db else None)
+
+    @classmethod
+    def for_config(cls, config: Any) -> "RuleSet":
+        """The rules an agent configuration names: the folders of [scan] rule_dirs and
+        the fingerprint database (fingerprint.default_db). Every scanner's rules come
+        from here: the daemon's, `baomi-agent scan`'s and a Scanner given none."""
+        from .fingerprint import default_db
+        return cls.load(config.scan.rule_dirs, default_db(config))
 
     # -- evaluation -------------------------------------------------------
     def evaluate(self, chunks: list[TextChunk], sha256: str | None = None) -> list[Evidence]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .extract import Extraction, extract_data, read_capped, too_large
 from .limits import Limits
-from .model import Verdict
+from .verdict import Verdict
 
 READ = 1024 * 1024
 
@@ -32,7 +32,9 @@ def limit_memory(memory_mb: int) -> None:
 _FD_LINK = re.compile(r"/proc/(\d+|self)/fd/\d+")
 
 
-def scan_one(path: str, limits: Limits, ruleset: Any) -> Verdict:
+def scan_one(path: str, limits: Limits, ruleset: Any, sha256: str | None = None) -> Verdict:
+    """sha256: the content's hash when the caller already has it (the file is then
+    not hashed again); otherwise the worker hashes what it reads."""
     v = Verdict(path=path)
     # a descriptor's magic link (a file deleted or renamed since it was written) is followed;
     # any other symbolic link is not
@@ -55,28 +57,31 @@ def scan_one(path: str, limits: Limits, ruleset: Any) -> Verdict:
         return _fail(v, "vanished", "the file disappeared before it was read")
     except OSError as exc:
         return _fail(v, "unreadable", f"cannot open: {exc.strerror}")
-    h = hashlib.sha256()
     with os.fdopen(fd, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         v.size = size
         if size > limits.max_file_bytes:
             head = f.read(65536)
-            h.update(head)
-            while block := f.read(READ):
-                h.update(block)
-            ex = too_large(head, size, limits)
-            v.sha256 = h.hexdigest()
-            return _apply(v, ex, [], ruleset)
+            v.sha256 = sha256 if sha256 is not None else _hash_on(head, f)
+            return _apply(v, too_large(head, size, limits), [], ruleset)
         try:
             data = read_capped(f, size, limits.max_file_bytes)
         except OSError as exc:  # EIO on a yanked medium
             return _fail(v, "unreadable", f"read failed: {exc.strerror}")
-    v.sha256 = hashlib.sha256(data).hexdigest()
+    v.sha256 = sha256 if sha256 is not None else hashlib.sha256(data).hexdigest()
     v.size = len(data)
     ex = extract_data(data, limits)
     del data
     evidence = ruleset.evaluate(ex.chunks, v.sha256) if ruleset is not None else []
     return _apply(v, ex, evidence, ruleset)
+
+
+def _hash_on(head: bytes, f: Any) -> str:
+    """sha256 of head and the rest of f, read a block at a time."""
+    h = hashlib.sha256(head)
+    while block := f.read(READ):
+        h.update(block)
+    return h.hexdigest()
 
 
 def _apply(v: Verdict, ex: Extraction, evidence: list, ruleset: Any) -> Verdict:
@@ -103,12 +108,13 @@ def _warm_up(ruleset: Any) -> None:
     import pypdf  # noqa: F401
     detect.magic_type(b"warm up")
     if ruleset is not None:
-        from .model import TextChunk
+        from .verdict import TextChunk
         ruleset.evaluate([TextChunk("body", "warm up", {})])
 
 
 def serve(conn: Connection) -> None:
-    """Worker main loop: settings first, then one path in, one Verdict out, until the pipe closes."""
+    """Worker main loop: settings first, then one (path, sha256 or None) in, one
+    Verdict out, until the pipe closes."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     try:
@@ -123,14 +129,15 @@ def serve(conn: Connection) -> None:
     conn.send("ready")  # the parent starts a file's clock only once the worker is up
     while True:
         try:
-            path = conn.recv()
+            job = conn.recv()
         except (EOFError, OSError):
             return
-        if path is None:
+        if job is None:
             return
+        path, sha256 = job
         retire = False  # after running out of memory this process is not to be trusted again
         try:
-            verdict = scan_one(path, limits, ruleset)
+            verdict = scan_one(path, limits, ruleset, sha256)
         except MemoryError:
             retire = True
             verdict = _fail(Verdict(path=path), "limit_exceeded", f"needed more than memory_mb={memory_mb}")

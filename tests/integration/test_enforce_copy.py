@@ -136,10 +136,10 @@ class SlowScanner:
     def __init__(self, real, delay: float):
         self.real, self.delay, self.started = real, delay, 0
 
-    def scan_file(self, path: str):
+    def scan_file(self, path: str, sha256: str | None = None):
         self.started += 1
         time.sleep(self.delay)
-        return self.real.scan_file(path)
+        return self.real.scan_file(path, sha256)
 
 
 @pytest.mark.parametrize("fstype", ["ext4", "exfat"])

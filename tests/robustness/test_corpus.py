@@ -14,7 +14,7 @@ from baomi.common.levels import Level
 from baomi.agent.scan.engine import Scanner
 from baomi.agent.scan.extract import extract_data
 from baomi.agent.scan.limits import Limits
-from baomi.agent.scan.model import Verdict
+from baomi.agent.scan.verdict import Verdict
 from tests.support import docs
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -29,7 +29,7 @@ def test_whole_corpus_gets_a_verdict_per_file() -> None:
     cfg.scan.timeout_s = 60
     files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and not p.is_symlink())
     verdicts: list[Verdict] = []
-    with Scanner(cfg.scan, jobs=2) as s:
+    with Scanner(cfg, jobs=2) as s:
         verdicts = list(s.scan_paths([CORPUS]))
     by_path = {v.path: v for v in verdicts}
     assert len(by_path) >= len(files)

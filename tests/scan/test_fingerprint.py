@@ -13,7 +13,7 @@ import pytest
 
 from baomi.common.levels import Level
 from baomi.agent.scan.fingerprint import FingerprintDB, FingerprintIndex
-from baomi.agent.scan.model import TextChunk
+from baomi.agent.scan.verdict import TextChunk
 from baomi.agent.scan.rules import RuleSet
 from tests.support import docs
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baomi.common.levels import Level
-from baomi.agent.scan.model import TextChunk
+from baomi.agent.scan.verdict import TextChunk
 from baomi.agent.scan.rules import RuleError, RuleSet
 
 SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"

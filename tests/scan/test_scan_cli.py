@@ -97,18 +97,18 @@ def cfg(**scan: object) -> AgentConfig:
 
 
 def test_vanished_file_and_timeout_and_memory(tmp_path: Path) -> None:
-    with Scanner(cfg().scan, jobs=1) as s:
+    with Scanner(cfg(), jobs=1) as s:
         v = s.scan_file(tmp_path / "never-was.txt")
         assert (v.inspectable, v.reason) == (False, "vanished")
     big = tmp_path / "big.txt"
     big.write_text("正文内容\n" * 3_000_000, encoding="utf-8")
-    with Scanner(cfg(timeout_s=0.05).scan, jobs=1) as s:
+    with Scanner(cfg(timeout_s=0.05), jobs=1) as s:
         v = s.scan_file(big)
         assert (v.inspectable, v.reason) == (False, "timeout")
         small = tmp_path / "small.txt"
         small.write_text("机密★1年\n")
         assert s.scan_file(small).level == Level.SECRET, "the killed worker was replaced"
-    with Scanner(cfg(memory_mb=40).scan, jobs=1) as s:
+    with Scanner(cfg(memory_mb=40), jobs=1) as s:
         v = s.scan_file(big)
         assert (v.inspectable, v.reason) == (False, "limit_exceeded")
         assert s.scan_file(small).level == Level.SECRET
@@ -117,7 +117,7 @@ def test_vanished_file_and_timeout_and_memory(tmp_path: Path) -> None:
 def test_worker_killed_from_outside_is_replaced(tmp_path: Path) -> None:
     f = tmp_path / "m.txt"
     f.write_text("秘密★1年\n")
-    with Scanner(cfg().scan, jobs=1) as s:
+    with Scanner(cfg(), jobs=1) as s:
         assert s.scan_file(f).level == Level.CONFIDENTIAL
         (w,) = list(s._all)
         os.kill(w.proc.pid, signal.SIGKILL)
@@ -130,12 +130,12 @@ def test_workers_run_at_the_priority_asked(tmp_path: Path) -> None:
     f = tmp_path / "m.txt"
     f.write_text("秘密★1年\n")
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    with Scanner(cfg().scan, jobs=1, nice=5) as s:
+    with Scanner(cfg(), jobs=1, nice=5) as s:
         assert s.scan_file(f).level == Level.CONFIDENTIAL
         (w,) = list(s._all)
         # an absolute nice value; without privilege a process can only go lower (a higher value)
         assert os.getpriority(os.PRIO_PROCESS, w.proc.pid) == (5 if os.geteuid() == 0 else max(5, base))
-    with Scanner(cfg().scan, jobs=1) as s:
+    with Scanner(cfg(), jobs=1) as s:
         s.scan_file(f)
         (w,) = list(s._all)
         assert os.getpriority(os.PRIO_PROCESS, w.proc.pid) == base
@@ -148,7 +148,7 @@ def test_threads_share_the_pool(tmp_path: Path) -> None:
         f.write_text(("机密★1年\n" if i % 4 == 0 else "") + f"第{i}号文件\n", encoding="utf-8")
         files.append(f)
     results: dict[str, Level] = {}
-    with Scanner(cfg().scan, jobs=2) as s:
+    with Scanner(cfg(), jobs=2) as s:
         def work(part: list[Path]) -> None:
             for f in part:
                 results[f.name] = s.scan_file(f).level
@@ -159,3 +159,42 @@ def test_threads_share_the_pool(tmp_path: Path) -> None:
             t.join()
     assert {n for n, l in results.items() if l == Level.SECRET} == {f"f{i}.txt" for i in range(0, 40, 4)}
     assert len(results) == 40
+
+
+def test_a_given_sha256_is_reported_and_used_instead_of_hashing_again(tmp_path: Path) -> None:
+    import hashlib
+    f = tmp_path / "m.txt"
+    f.write_text("秘密★1年\n")
+    real = hashlib.sha256(f.read_bytes()).hexdigest()
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * 4096)
+    with Scanner(cfg(max_file_bytes=1024), jobs=1) as s:
+        assert s.scan_file(f).sha256 == real
+        v = s.scan_file(f, "ab" * 32)
+        assert v.sha256 == "ab" * 32 and v.level == Level.CONFIDENTIAL
+        assert s.scan_file(big).sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
+        v = s.scan_file(big, "cd" * 32)
+        assert v.sha256 == "cd" * 32 and v.reason == "too_large"
+
+
+def test_a_scanner_given_no_rules_uses_the_fingerprints_in_the_state_folder(tmp_path: Path) -> None:
+    """Scanner(config) builds its rules as the daemon and `baomi-agent scan` do
+    (RuleSet.for_config): the default database is state_dir/fingerprints.db."""
+    import hashlib
+    from baomi.agent.scan.fingerprint import FingerprintDB
+    c = cfg()
+    c.paths.state_dir = tmp_path / "state"
+    f = tmp_path / "registered.txt"
+    f.write_text("一份登记过的文件。\n")
+    sha = hashlib.sha256(f.read_bytes()).hexdigest()
+    db = FingerprintDB(tmp_path / "state" / "fingerprints.db")
+    db.add("登记文件", Level.SECRET, sha, f.read_text())
+    db.close()
+    other = tmp_path / "other.txt"
+    other.write_text("无关内容\n")
+    with Scanner(c, jobs=1) as s:
+        v = s.scan_file(f)
+        assert v.level == Level.SECRET and [e.rule for e in v.evidence] == ["fingerprint.exact"]
+        assert s.scan_file(other).level == Level.PUBLIC
+        v = s.scan_file(other, sha)  # the caller's hash is the one the rules see
+        assert v.level == Level.SECRET and [e.rule for e in v.evidence] == ["fingerprint.exact"]

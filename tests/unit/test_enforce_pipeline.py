@@ -12,7 +12,7 @@ from baomi.agent.enforce.paths import current_path
 from baomi.agent.enforce.verdicts import VerdictCache
 from baomi.common.fsutil import sha256_fd as hash_fd
 from baomi.common.levels import Level
-from baomi.agent.scan.model import Verdict
+from baomi.agent.scan.verdict import Verdict
 
 
 def test_cache_keeps_verdicts_by_content_and_skips_transient_failures() -> None:

@@ -11,7 +11,7 @@ import tarfile
 import zipfile
 import zlib
 
-from ..extract import Ctx, Incomplete, member
+from .base import Ctx, Incomplete
 from .xmlutil import read_member
 
 CHUNK = 1024 * 1024
@@ -53,7 +53,7 @@ def zip_(data: bytes, ctx: Ctx) -> None:
         except NotImplementedError as exc:  # an unknown compression method
             ctx.problem("unsupported", f"{ctx.where()}:{name}: {exc}")
             continue
-        member(body, name, ctx)
+        ctx.descend(body, name)
 
 
 def tar(data: bytes, ctx: Ctx) -> None:
@@ -69,7 +69,7 @@ def tar(data: bytes, ctx: Ctx) -> None:
             f = tf.extractfile(info)
             if f is None:
                 continue
-            member(f.read(info.size), info.name, ctx)
+            ctx.descend(f.read(info.size), info.name)
     except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         ctx.problem("corrupt", f"{ctx.where()}: tar stream damaged: {exc}")
 
@@ -114,7 +114,7 @@ def compressed(data: bytes, ctx: Ctx) -> None:
     if len(inner) > 262 and inner[257:262] == b"ustar":
         tar(inner, ctx)  # .tar.gz and friends
     else:
-        member(inner, f"({kind})", ctx)
+        ctx.descend(inner, f"({kind})")
 
 
 def sevenzip(data: bytes, ctx: Ctx) -> None:
@@ -143,4 +143,4 @@ def sevenzip(data: bytes, ctx: Ctx) -> None:
             raise Incomplete("corrupt", f"{ctx.where()}: 7z content damaged: {exc}") from None
         for name, bio in factory.products.items():
             bio.seek(0)
-            member(bio.read(), name, ctx)
+            ctx.descend(bio.read(), name)

@@ -4,11 +4,9 @@ TextCode pieces are put back into lines by their position."""
 from __future__ import annotations
 
 import posixpath
-import re
 
-from ..extract import Ctx, Incomplete, TopLines
-from .ooxml import _open, _optional, _xml
-from .xmlutil import local
+from .base import Ctx, TopLines
+from .xmlutil import local, open_zip, optional_xml, read_xml, required_xml
 
 
 def _floats(s: str | None) -> list[float]:
@@ -40,11 +38,9 @@ def _page_lines(root) -> list[str]:
 
 
 def ofd(data: bytes, ctx: Ctx) -> None:
-    zf = _open(data, ctx)
+    zf = open_zip(data, ctx)
     names = {n.lower(): n for n in zf.namelist()}
-    root = _xml(zf, names.get("ofd.xml", "OFD.xml"), ctx)
-    if root is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: OFD.xml missing")
+    root = required_xml(zf, names.get("ofd.xml", "OFD.xml"), ctx, "OFD.xml")
     doc_roots = []
     for el in root.iter():
         tag = local(el.tag)
@@ -55,7 +51,7 @@ def ofd(data: bytes, ctx: Ctx) -> None:
         elif tag in ("Title", "Author", "Subject", "Abstract", "Keyword", "Creator") and el.text:
             ctx.add("metadata", el.text, key=tag, part="OFD.xml")
     for doc_root in doc_roots:
-        doc = _xml(zf, names.get(doc_root.lower(), doc_root), ctx)
+        doc = read_xml(zf, names.get(doc_root.lower(), doc_root), ctx)
         if doc is None:
             ctx.problem("corrupt", f"{ctx.where()}: {doc_root} missing")
             continue
@@ -64,7 +60,7 @@ def ofd(data: bytes, ctx: Ctx) -> None:
         for i, loc in enumerate(pages, 1):
             path = posixpath.normpath(posixpath.join(base, loc.lstrip("/"))) if not loc.startswith("/") \
                 else loc.lstrip("/")
-            page = _optional(zf, names.get(path.lower(), path), ctx)
+            page = optional_xml(zf, names.get(path.lower(), path), ctx)
             if page is None:
                 continue
             top = TopLines() if i == 1 else None

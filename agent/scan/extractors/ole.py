@@ -9,8 +9,8 @@ import struct
 
 import olefile
 
-from ..extract import Ctx, Incomplete, TopLines
-from .ooxml import cells_to_chunks
+from .base import Ctx, Incomplete, TopLines
+from .xmlutil import cells_to_chunks
 
 
 def _open(data: bytes, ctx: Ctx) -> olefile.OleFileIO:
@@ -143,13 +143,16 @@ def _sst(first: bytes, continues: list[bytes]) -> list[str]:
     out: list[str] = []
     (_total, unique) = struct.unpack_from("<II", first, 0)
 
-    def need(n: int) -> None:
+    def next_block() -> None:  # the string goes on in the next CONTINUE record
         nonlocal bi, pos
+        bi += 1
+        pos = 0
+        if bi >= len(blocks):
+            raise IndexError
+
+    def need(n: int) -> None:
         if pos + n > len(blocks[bi]):
-            bi += 1
-            pos = 0
-            if bi >= len(blocks):
-                raise IndexError
+            next_block()
 
     def read(n: int) -> bytes:
         nonlocal pos
@@ -168,10 +171,7 @@ def _sst(first: bytes, continues: list[bytes]) -> list[str]:
             left, wide = cch, bool(flags & 0x01)
             while left > 0:
                 if pos >= len(blocks[bi]):
-                    bi += 1
-                    pos = 0
-                    if bi >= len(blocks):
-                        raise IndexError
+                    next_block()
                     wide = bool(blocks[bi][0] & 0x01)
                     pos = 1
                 avail = (len(blocks[bi]) - pos) // (2 if wide else 1)
@@ -186,10 +186,7 @@ def _sst(first: bytes, continues: list[bytes]) -> list[str]:
             while skip > 0:
                 avail = len(blocks[bi]) - pos
                 if avail <= 0:
-                    bi += 1
-                    pos = 0
-                    if bi >= len(blocks):
-                        raise IndexError
+                    next_block()
                     continue
                 step = min(avail, skip)
                 pos += step

@@ -4,62 +4,32 @@ footer), pptx (slides and notes) and the properties in docProps/ and
 docMetadata/LabelInfo.xml. A paragraph's text is joined across its runs."""
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import zipfile
 from typing import Iterator
 from xml.etree.ElementTree import Element
 
-from ..extract import Ctx, Incomplete, TopLines
-from .xmlutil import local, parse, read_member
-
-
-def _open(data: bytes, ctx: Ctx) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise Incomplete("corrupt", f"{ctx.where()}: damaged zip container: {exc}") from None
-
-
-def _xml(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
-    try:
-        info = zf.getinfo(name)
-    except KeyError:
-        return None
-    try:
-        return parse(read_member(zf, info, ctx), name)
-    except zipfile.BadZipFile as exc:
-        raise Incomplete("corrupt", f"{ctx.where()}:{name}: {exc}") from None
-    except (EOFError, OSError, ValueError) as exc:  # truncated deflate stream, bad CRC
-        raise Incomplete("corrupt", f"{ctx.where()}:{name}: truncated or damaged ({exc})") from None
-
-
-def _optional(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
-    """A part whose damage loses only that part: note it and go on."""
-    try:
-        return _xml(zf, name, ctx)
-    except Incomplete as exc:
-        ctx.problem(exc.reason, exc.detail)
-        return None
+from .base import Ctx, TopLines
+from .xmlutil import cells_to_chunks, local, open_zip, optional_xml, read_xml, required_xml
 
 
 def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
     """docProps/core.xml, app.xml, custom.xml and docMetadata/LabelInfo.xml → metadata chunks."""
     for part in ("docProps/core.xml", "docProps/app.xml"):
-        root = _optional(zf, part, ctx)
+        root = optional_xml(zf, part, ctx)
         if root is not None:
             for el in root:
                 if el.text and el.text.strip() and len(el) == 0:
                     ctx.add("metadata", el.text, key=local(el.tag), part=part)
-    root = _optional(zf, "docProps/custom.xml", ctx)
+    root = optional_xml(zf, "docProps/custom.xml", ctx)
     if root is not None:
         for prop in root:
             name = prop.get("name")
             value = "".join(prop.itertext())
             if name and value.strip():
                 ctx.add("metadata", value, key=name, part="docProps/custom.xml")
-    root = _optional(zf, "docMetadata/LabelInfo.xml", ctx)
+    root = optional_xml(zf, "docMetadata/LabelInfo.xml", ctx)
     if root is not None:
         for lab in root.iter():
             if local(lab.tag) == "label" and lab.get("id") and lab.get("enabled", "1") in ("1", "true"):
@@ -130,16 +100,14 @@ def _story(root: Element, ctx: Ctx, zone: str | None, part: str) -> None:
 
 
 def docx(data: bytes, ctx: Ctx) -> None:
-    zf = _open(data, ctx)
+    zf = open_zip(data, ctx)
     properties(zf, ctx)
-    body = _xml(zf, "word/document.xml", ctx)
-    if body is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: word/document.xml missing")
+    body = required_xml(zf, "word/document.xml", ctx)
     _story(body, ctx, None, "word/document.xml")
     for name in sorted(zf.namelist()):
         m = re.fullmatch(r"word/(header|footer|footnotes|endnotes|comments)\d*\.xml", name)
         if m:
-            root = _optional(zf, name, ctx)
+            root = optional_xml(zf, name, ctx)
             if root is not None:
                 kind = m.group(1)
                 _story(root, ctx, kind if kind in ("header", "footer") else "body", name)
@@ -149,7 +117,7 @@ def docx(data: bytes, ctx: Ctx) -> None:
 
 def _rels(zf: zipfile.ZipFile, part: str, ctx: Ctx) -> dict[str, str]:
     folder, name = posixpath.split(part)
-    root = _optional(zf, f"{folder}/_rels/{name}.rels", ctx)
+    root = optional_xml(zf, f"{folder}/_rels/{name}.rels", ctx)
     out = {}
     if root is not None:
         for rel in root:
@@ -159,46 +127,32 @@ def _rels(zf: zipfile.ZipFile, part: str, ctx: Ctx) -> dict[str, str]:
     return out
 
 
+def _t_text(el: Element) -> str:
+    """The text of every <t> element under el (xlsx strings, pptx paragraphs)."""
+    return "".join(t.text or "" for t in el.iter() if local(t.tag) == "t")
+
+
+def _rel_id(el: Element) -> str:
+    """The r:id attribute of el (any namespace prefix), or ""."""
+    return next((v for k, v in el.attrib.items() if local(k) == "id"), "")
+
+
 _HF_CODES = re.compile(r"&(?:[LCRPNDTZFAGSUXYEB]|\d+|\"[^\"]*\")")
 
 
-def cells_to_chunks(ctx: Ctx, sheet: str, first: bool, cells: list[tuple[int, str, str]]) -> None:
-    """cells: (row, ref, text) in order. On the first sheet, the leading rows
-    (at most three) holding one or two texts (a banner, a marking) are
-    first_page_top; a register's header row and data rows are body."""
-    by_row: dict[int, int] = {}
-    for row, _ref, _text in cells:
-        by_row[row] = by_row.get(row, 0) + 1
-    rows = sorted(by_row)
-    top_rows: set[int] = set()
-    for i, row in enumerate(rows[:3] if first else []):
-        nxt = by_row[rows[i + 1]] if i + 1 < len(rows) else 0
-        # the banner ends where a table starts: a wider row, or a pair of cells
-        # repeated on the next row (a two-column register)
-        if by_row[row] > 2 or (by_row[row] == 2 and nxt == 2):
-            break
-        top_rows.add(row)
-    for row, ref, text in cells:
-        zone = "first_page_top" if row in top_rows else "body"
-        ctx.add(zone, text, sheet=sheet, cell=ref)
-
-
 def xlsx(data: bytes, ctx: Ctx) -> None:
-    zf = _open(data, ctx)
+    zf = open_zip(data, ctx)
     properties(zf, ctx)
     shared: list[str] = []
-    sst = _xml(zf, "xl/sharedStrings.xml", ctx)
+    sst = read_xml(zf, "xl/sharedStrings.xml", ctx)
     if sst is not None:
         for si in sst:
-            shared.append("".join(t.text or "" for t in si.iter() if local(t.tag) == "t"))
-    wb = _xml(zf, "xl/workbook.xml", ctx)
-    if wb is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: xl/workbook.xml missing")
+            shared.append(_t_text(si))
+    wb = required_xml(zf, "xl/workbook.xml", ctx)
     rels = _rels(zf, "xl/workbook.xml", ctx)
-    sheets = [(s.get("name", "?"), rels.get(next((v for k, v in s.attrib.items() if local(k) == "id"), ""), ""))
-              for s in wb.iter() if local(s.tag) == "sheet"]
+    sheets = [(s.get("name", "?"), rels.get(_rel_id(s), "")) for s in wb.iter() if local(s.tag) == "sheet"]
     for i, (name, part) in enumerate(sheets):
-        root = _optional(zf, part, ctx) if part else None
+        root = optional_xml(zf, part, ctx) if part else None
         if root is None:
             continue
         cells: list[tuple[int, str, str]] = []
@@ -214,7 +168,7 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
                 except (ValueError, IndexError):
                     continue
             elif typ == "inlineStr":
-                text = "".join(t.text or "" for t in c.iter() if local(t.tag) == "t")
+                text = _t_text(c)
             elif typ == "str":
                 text = next((x.text or "" for x in c if local(x.tag) == "v"), "")
             if text.strip():
@@ -236,32 +190,29 @@ def _slide_no(name: str) -> int:
 
 
 def pptx(data: bytes, ctx: Ctx) -> None:
-    zf = _open(data, ctx)
+    zf = open_zip(data, ctx)
     properties(zf, ctx)
-    pres = _xml(zf, "ppt/presentation.xml", ctx)
-    if pres is None:
-        raise Incomplete("corrupt", f"{ctx.where()}: ppt/presentation.xml missing")
+    pres = required_xml(zf, "ppt/presentation.xml", ctx)
     rels = _rels(zf, "ppt/presentation.xml", ctx)
-    order = [rels.get(next((v for k, v in s.attrib.items() if local(k) == "id"), ""))
-             for s in pres.iter() if local(s.tag) == "sldId"]
+    order = [rels.get(_rel_id(s)) for s in pres.iter() if local(s.tag) == "sldId"]
     slides = [s for s in order if s] or sorted((n for n in zf.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
                                                key=_slide_no)
     for i, part in enumerate(slides, 1):
-        root = _optional(zf, part, ctx)
+        root = optional_xml(zf, part, ctx)
         if root is None:
             continue
         top = TopLines() if i == 1 else None
         for p in root.iter():
             if local(p.tag) == "p":
-                text = "".join(t.text or "" for t in p.iter() if local(t.tag) == "t")
+                text = _t_text(p)
                 if text.strip():
                     ctx.add(top.zone(text) if top else "body", text, slide=i)
         notes = _rels(zf, part, ctx)
         for target in notes.values():
             if "notesSlide" in target:
-                nroot = _optional(zf, target, ctx)
+                nroot = optional_xml(zf, target, ctx)
                 if nroot is not None:
                     for p in nroot.iter():
                         if local(p.tag) == "p":
-                            ctx.add("body", "".join(t.text or "" for t in p.iter() if local(t.tag) == "t"),
+                            ctx.add("body", _t_text(p),
                                     slide=i, part="notes")

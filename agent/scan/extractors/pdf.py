@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ..extract import Ctx, Incomplete, TopLines
+from .base import Ctx, Incomplete, TopLines
 
 _CJK = "\u3400-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
 _WRAP = re.compile(rf"(?<=[{_CJK}])\s*\n\s*(?=[{_CJK}])")

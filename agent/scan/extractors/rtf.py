@@ -6,7 +6,7 @@ import re
 
 from striprtf.striprtf import rtf_to_text
 
-from ..extract import Ctx, Incomplete, TopLines
+from .base import Ctx, Incomplete, TopLines
 
 _CPG = re.compile(rb"\\ansicpg(\d+)")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import codecs
 import re
 
-from ..extract import Ctx, TopLines
-from ..model import TextChunk
+from .base import Ctx, TopLines
+from ..verdict import TextChunk
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))

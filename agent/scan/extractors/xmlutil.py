@@ -1,7 +1,11 @@
-"""Safe XML for hostile documents: defusedxml refuses entity expansion and
-external references; zip members are read with size and ratio caps."""
+"""Helpers shared by the extractors of zip-based and spreadsheet formats.
+
+Safe XML for hostile documents: defusedxml refuses entity expansion and
+external references; zip members are read with size and ratio caps. Also the
+zoning of spreadsheet cells, shared by xlsx and the legacy xls."""
 from __future__ import annotations
 
+import io
 import zipfile
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -9,7 +13,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
-from ..extract import Ctx, Incomplete
+from .base import Ctx, Incomplete
 
 SMALL = 1024 * 1024  # below this a high compression ratio is normal (repetitive XML)
 
@@ -45,3 +49,61 @@ def parse(data: bytes, what: str) -> Element:
         raise Incomplete("corrupt", f"{what}: refused XML ({type(exc).__name__})") from None
     except SafeET.ParseError as exc:
         raise Incomplete("corrupt", f"{what}: XML error: {exc}") from None
+
+
+def open_zip(data: bytes, ctx: Ctx) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged zip container: {exc}") from None
+
+
+def read_xml(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        return None
+    try:
+        return parse(read_member(zf, info, ctx), name)
+    except zipfile.BadZipFile as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}:{name}: {exc}") from None
+    except (EOFError, OSError, ValueError) as exc:  # truncated deflate stream, bad CRC
+        raise Incomplete("corrupt", f"{ctx.where()}:{name}: truncated or damaged ({exc})") from None
+
+
+def required_xml(zf: zipfile.ZipFile, name: str, ctx: Ctx, shown: str | None = None) -> Element:
+    """A part the document cannot do without: its absence makes the file corrupt."""
+    root = read_xml(zf, name, ctx)
+    if root is None:
+        raise Incomplete("corrupt", f"{ctx.where()}: {shown or name} missing")
+    return root
+
+
+def optional_xml(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
+    """A part whose damage loses only that part: note it and go on."""
+    try:
+        return read_xml(zf, name, ctx)
+    except Incomplete as exc:
+        ctx.problem(exc.reason, exc.detail)
+        return None
+
+
+def cells_to_chunks(ctx: Ctx, sheet: str, first: bool, cells: list[tuple[int, str, str]]) -> None:
+    """cells: (row, ref, text) in order. On the first sheet, the leading rows
+    (at most three) holding one or two texts (a banner, a marking) are
+    first_page_top; a register's header row and data rows are body."""
+    by_row: dict[int, int] = {}
+    for row, _ref, _text in cells:
+        by_row[row] = by_row.get(row, 0) + 1
+    rows = sorted(by_row)
+    top_rows: set[int] = set()
+    for i, row in enumerate(rows[:3] if first else []):
+        nxt = by_row[rows[i + 1]] if i + 1 < len(rows) else 0
+        # the banner ends where a table starts: a wider row, or a pair of cells
+        # repeated on the next row (a two-column register)
+        if by_row[row] > 2 or (by_row[row] == 2 and nxt == 2):
+            break
+        top_rows.add(row)
+    for row, ref, text in cells:
+        zone = "first_page_top" if row in top_rows else "body"
+        ctx.add(zone, text, sheet=sheet, cell=ref)

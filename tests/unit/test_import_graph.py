@@ -1,0 +1,100 @@
+"""The content scanner's modules import each other without cycles, and no
+extractor imports the dispatcher (extractors reach nested content through
+Ctx.descend). Read from the source with ast: every import counts, also one
+inside a function."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2] / "agent"
+PACKAGE = "baomi.agent"
+SCAN = f"{PACKAGE}.scan"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join([PACKAGE, *parts])
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted((ROOT / "scan").rglob("*.py"))}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The modules of `known` that the module `name` imports."""
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")
+                base = base[:len(base) - node.level + (1 if is_package else 0)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            # `from pkg import mod` imports the module pkg.mod; `from mod import name` imports mod
+            targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in known else source for a in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in known and t != name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _imports(name, path, known) for name, path in modules.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_the_graph_sees_the_scanner_modules() -> None:
+    graph = _graph()
+    assert f"{SCAN}.extract" in graph and f"{SCAN}.extractors.base" in graph
+    assert f"{SCAN}.extractors.ooxml" in graph[f"{SCAN}.extract"], "imports inside functions count"
+    assert f"{SCAN}.extractors.base" in graph[f"{SCAN}.extractors.ooxml"], "relative imports resolve"
+
+
+def test_cycle_detection_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_scan_package_has_no_import_cycle() -> None:
+    graph = _graph()
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle in agent/scan: " + " -> ".join(cycle or [])
+    extractors = [m for m in graph if m.startswith(f"{SCAN}.extractors.")]
+    assert extractors
+    offenders = sorted(m for m in extractors if f"{SCAN}.extract" in graph[m])
+    assert not offenders, f"extractors importing {SCAN}.extract: {offenders}"
