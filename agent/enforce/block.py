@@ -60,6 +60,8 @@ class Blocker:
         self.quarantine = quarantine
         self.journal = journal
         self.crash_at = ctx.config.debug.crash_at
+        # told before the agent writes a file itself, so its own wipe is not taken for a copy
+        self.before_wipe: Callable[[str], None] = lambda path: None
         self._active: set[str] = set()   # records being worked on now; recovery leaves them alone
         self._lock = threading.Lock()
 
@@ -91,6 +93,7 @@ class Blocker:
     def _remove(self, rec: dict[str, Any], path: str) -> None:
         try:
             try:
+                self.before_wipe(path)
                 wipe(path)
                 rec["wiped"] = True
             except OSError as exc:

@@ -73,6 +73,7 @@ class EnforceComponent:
         self.pipeline = Pipeline({WRITE: written.handle, INVENTORY: at_rest.handle},
                                  workers=cfg.enforce.worker_count(cfg.scan.jobs), nice=cfg.enforce.nice)
         self.watcher = make_watcher(self.pipeline.submit, self.ctx.stopping)
+        self.blocker.before_wipe = self.watcher.ignore
         self.pipeline.start()
         self.watcher.start()
         self.blocker.recover(self._find_mount)  # finish what a crash interrupted

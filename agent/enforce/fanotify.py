@@ -21,6 +21,8 @@ FAN_UNLIMITED_QUEUE = 0x00000010
 FAN_MARK_ADD = 0x00000001
 FAN_MARK_REMOVE = 0x00000002
 FAN_MARK_MOUNT = 0x00000010
+FAN_MARK_IGNORED_MASK = 0x00000020
+FAN_MARK_IGNORED_SURV_MODIFY = 0x00000040
 FAN_NOFD = -1
 AT_FDCWD = -100
 
@@ -54,17 +56,21 @@ class Fanotify:
         self.fd = fd
 
     def _mark(self, op: int, path: str) -> None:
-        rc = _libc.fanotify_mark(self.fd, op | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, os.fsencode(path))
+        rc = _libc.fanotify_mark(self.fd, op, FAN_CLOSE_WRITE, AT_FDCWD, os.fsencode(path))
         if rc < 0:
             err = ctypes.get_errno()
             raise OSError(err, f"fanotify_mark {path}: {os.strerror(err)}")
 
     def add_mount(self, path: str) -> None:
-        self._mark(FAN_MARK_ADD, path)
+        self._mark(FAN_MARK_ADD | FAN_MARK_MOUNT, path)
+
+    def ignore(self, path: str) -> None:
+        """No events for this one file (an inode ignore mark that survives its writes)."""
+        self._mark(FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY, path)
 
     def remove_mount(self, path: str) -> None:
         try:
-            self._mark(FAN_MARK_REMOVE, path)
+            self._mark(FAN_MARK_REMOVE | FAN_MARK_MOUNT, path)
         except OSError:
             pass  # the mount is already gone
 

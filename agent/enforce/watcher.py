@@ -47,6 +47,13 @@ class FanotifyWatcher:
         self.by_dev[dev] = key
         self.paths[key] = mountpoint
 
+    def ignore(self, path: str) -> None:
+        """The agent is about to write `path` itself (wiping a blocked file): not a copy."""
+        try:
+            self.fan.ignore(path)
+        except OSError as exc:
+            log.warning("cannot exclude the agent's own write to %s: %s", path, exc)
+
     def remove(self, key: str) -> None:
         mp = self.paths.pop(key, None)
         for dev, k in list(self.by_dev.items()):
@@ -112,6 +119,9 @@ class InotifyWatcher:
                     submit(Item(medium_key=key, fd=fd))
 
         self.watches[key] = self.observer.schedule(Handler(), mountpoint, recursive=True)
+
+    def ignore(self, path: str) -> None:
+        pass  # the wiped file is unlinked at once: its close event finds nothing to open
 
     def remove(self, key: str) -> None:
         watch = self.watches.pop(key, None)
