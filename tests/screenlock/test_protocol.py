@@ -111,7 +111,7 @@ def test_session_check_refuses_someone_elses_session(tmp_path: Path) -> None:
     recorded = []
     owners = {"7": 1000}
     srv = HelperServer(tmp_path / "s.sock", lambda kind, **f: recorded.append((kind, f)),
-                       check_session=lambda sid, uid: None if owners.get(sid) == uid
+                       check_session=lambda sid, uid, _pid: None if owners.get(sid) == uid
                        else f"session {sid} belongs to uid {owners.get(sid)}, not {uid}")
     srv.start()
     try:
