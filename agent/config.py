@@ -188,6 +188,12 @@ class ScreenlockSection:
     helper_grace_s: float = 60.0
     # how often to try again when logind cannot be reached
     logind_retry_s: float = 30.0
+    # the helper socket, per connecting uid: open connections at most, new connections per second
+    # (sustained) with a burst, and at most one helper.rejected event per interval (with a count)
+    helper_max_connections_per_uid: int = 8
+    helper_connect_rate_per_s: float = 2.0
+    helper_connect_burst: int = 10
+    helper_rejected_interval_s: float = 60.0
 
     def validate(self, file: str | Path, prefix: str) -> None:
         if not 1 <= self.idle_limit_s <= 300:
@@ -195,7 +201,11 @@ class ScreenlockSection:
                               f"must be between 1 and 300 seconds (rule: lock within 5 minutes), got {self.idle_limit_s}")
         if self.poll_s <= 0:
             raise ConfigError(file, f"{prefix}.poll_s", "must be > 0")
-        for key in ("verify_s", "helper_grace_s", "logind_retry_s"):
+        for key in ("helper_max_connections_per_uid", "helper_connect_burst"):
+            if getattr(self, key) < 1:
+                raise ConfigError(file, f"{prefix}.{key}", f"must be at least 1, got {getattr(self, key)}")
+        for key in ("verify_s", "helper_grace_s", "logind_retry_s", "helper_connect_rate_per_s",
+                    "helper_rejected_interval_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(file, f"{prefix}.{key}", f"must be > 0, got {getattr(self, key)}")
         if self.absence_min < 0:

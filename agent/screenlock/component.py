@@ -11,8 +11,8 @@ import threading
 
 from ..context import AgentContext
 from .desktop_settings import DesktopSettings
-from .enforcer import Enforcer
-from .server import HelperServer
+from .enforcer import Enforcer, helper_report_s
+from .server import HelperLimits, HelperServer
 
 log = logging.getLogger("baomi.agent.screenlock")
 
@@ -38,9 +38,10 @@ class ScreenlockComponent:
         self.enforcer = Enforcer(self.ctx)
         self.server = HelperServer(self.cfg.helper_socket, self.ctx.record,
                                    check_session=self.enforcer.check_session,
-                                   report_s=min(2.0, self.cfg.poll_s),
+                                   report_s=helper_report_s(self.cfg),
                                    on_state=self.enforcer.helper_state,
-                                   on_disconnect=self.enforcer.helper_gone)
+                                   on_disconnect=self.enforcer.helper_gone,
+                                   limits=HelperLimits.from_config(self.cfg))
         self.enforcer.server = self.server
         try:
             self.server.start()

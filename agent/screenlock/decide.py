@@ -23,11 +23,17 @@ class Policy:
     helper_grace_s: float = 60.0
     # longest wait between two lock attempts of a session that will not lock
     max_retry_s: float = 60.0
+    # logind and the helper disagreeing about the lock for this long is a screenlock.disputed
+    dispute_after_s: float = 2.0
 
 
 @dataclass(frozen=True)
 class SessionView:
-    """What is known about a session right now (logind merged with its helper)."""
+    """What is known about a session right now (logind merged with its helper).
+
+    `locked` is logind's LockedHint and the only proof of a lock; `helper_locked`
+    is what the session's helper reports (None: no report), evidence beside it.
+    """
     id: str
     uid: int
     name: str
@@ -37,6 +43,7 @@ class SessionView:
     idle_s: float | None = None   # None: nobody reports idleness
     locked: bool = False
     helper: bool = False          # a helper of this session is connected
+    helper_locked: bool | None = None
 
     @property
     def graphical(self) -> bool:
@@ -55,11 +62,13 @@ class SessionMemory:
     absence_done: bool = False
     helper_missing_reported: bool = False
     terminated: bool = False
+    disagree_since: float | None = None  # logind and the helper disagree about the lock since then
+    disputed_attempt: int | None = None  # the lock attempt (mem.attempts) last reported as disputed
 
 
 @dataclass(frozen=True)
 class Action:
-    """kind: lock | enforced | failed | terminate | absence_warn | absence | helper_missing"""
+    """kind: lock | enforced | failed | terminate | absence_warn | absence | helper_missing | disputed"""
     kind: str
     session_id: str
     details: dict = field(default_factory=dict)
@@ -95,6 +104,18 @@ def step(policy: Policy, view: SessionView, mem: SessionMemory, now: float) -> t
         actions.append(Action("helper_missing", view.id, {"reason": "not connected",
                                                           "grace_s": policy.helper_grace_s}))
         mem = replace(mem, helper_missing_reported=True)
+
+    # the helper contradicting logind about the lock: once per lock attempt, after it has persisted
+    if view.helper_locked is not None and view.helper_locked != view.locked:
+        since = mem.disagree_since if mem.disagree_since is not None else now
+        mem = replace(mem, disagree_since=since)
+        if now - since >= policy.dispute_after_s and mem.disputed_attempt != mem.attempts:
+            actions.append(Action("disputed", view.id, {
+                "logind_locked": view.locked, "helper_locked": view.helper_locked,
+                "attempt": mem.attempts, "for_s": round(now - since, 3)}))
+            mem = replace(mem, disputed_attempt=mem.attempts)
+    elif mem.disagree_since is not None:
+        mem = replace(mem, disagree_since=None)
 
     idle = view.idle_s if view.idle_s is not None else 0.0
     over = idle >= policy.idle_limit_s

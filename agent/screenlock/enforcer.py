@@ -2,9 +2,13 @@
 
 Every poll_s (sooner when logind signals a session change, and every 0.2 s
 while a lock awaits verification) the enforcer lists all sessions, records
-sessions that came and went, merges each session's idle/lock state from
-logind and its helper, runs decide.step and carries out the actions: lock via
-logind LockSession then the helper's desktop lock; verify; report.
+sessions that came and went, merges each session's idle time from logind and
+its helper, runs decide.step and carries out the actions: lock via logind
+LockSession then the helper's desktop lock; verify; report.
+
+Proof of a lock is logind's LockedHint alone: the helper runs as the session's
+user, so its report is evidence recorded beside it (details.helper_locked),
+never a substitute; a helper contradicting logind is screenlock.disputed.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from ..context import AgentContext
 from .decide import Action, Policy, SessionMemory, SessionView, logind_idle_s, merge_idle, session_changes, step
 from .desktop_settings import settings_drift
 from .logind import Logind, LogindSession, LogindUnavailable, SignalWatcher
-from .server import HelperConn, HelperServer
+from .server import HelperConn, HelperServer, proc_login
 
 log = logging.getLogger("baomi.agent.screenlock")
 
@@ -28,7 +32,14 @@ VERIFY_POLL_S = 0.2
 def policy_from(ctx: AgentContext) -> Policy:
     c = ctx.config.screenlock
     return Policy(idle_limit_s=float(c.idle_limit_s), verify_s=c.verify_s, on_failure=c.on_failure,
-                  absence_min=c.absence_min, absence_action=c.absence_action, helper_grace_s=c.helper_grace_s)
+                  absence_min=c.absence_min, absence_action=c.absence_action, helper_grace_s=c.helper_grace_s,
+                  # a disagreement that outlives two helper reports is not a report in flight
+                  dispute_after_s=2 * helper_report_s(c) + 1.0)
+
+
+def helper_report_s(c: Any) -> float:
+    """How often helpers report (the welcome tells them)."""
+    return min(2.0, c.poll_s)
 
 
 class Enforcer:
@@ -74,10 +85,19 @@ class Enforcer:
 
     # -- hooks for the helper server
 
-    def check_session(self, session_id: str, uid: int) -> str | None:
-        """Refusal reason for a helper claiming (session, uid), or None when plausible."""
+    def check_session(self, session_id: str, uid: int, pid: int) -> str | None:
+        """Refusal reason for a helper (process pid) claiming (session, uid), or None when plausible."""
         if not self.available.is_set():
-            return None  # no logind to ask: the SO_PEERCRED uid check alone applies
+            # no logind to ask: the kernel's record of the process's login (set by PAM, inherited) must match
+            login = proc_login(pid)
+            if login is None:
+                return (f"logind is not reachable and process {pid} has no login session in "
+                        f"/proc/{pid}/loginuid and sessionid")
+            login_uid, login_session = login
+            if login_uid != uid or login_session != session_id:
+                return (f"logind is not reachable and process {pid} belongs to session {login_session} "
+                        f"of uid {login_uid}, not session {session_id} of uid {uid}")
+            return None
         s = self.sessions.get(session_id)
         if s is None:  # maybe newer than our last listing: resync once and look again
             self._wait_tick(timeout=self.poll_s + 2)
@@ -195,10 +215,11 @@ class Enforcer:
         helper = self.server.state(s.id) if self.server else None
         helper_idle = helper["idle_ms"] / 1000.0 if helper and helper.get("idle_ms") is not None else None
         idle = merge_idle(logind_idle_s(s.idle_hint, s.idle_since_mono_us, s.idle_since_us, now, wall), helper_idle)
-        locked = s.locked_hint or bool(helper and helper.get("locked") is True)
+        helper_locked = helper.get("locked") if helper and isinstance(helper.get("locked"), bool) else None
         connected = self.server.helper_for(s.id) is not None if self.server else False
+        # LockedHint is the proof; the helper's word is evidence beside it (docs/screenlock.md)
         return SessionView(id=s.id, uid=s.uid, name=s.name, seat=s.seat, type=s.type, class_=s.class_,
-                           idle_s=idle, locked=locked, helper=connected)
+                           idle_s=idle, locked=s.locked_hint, helper=connected, helper_locked=helper_locked)
 
     # -- effects
 
@@ -221,13 +242,25 @@ class Enforcer:
             self.ctx.record("screenlock.enforced", user=user, session=session,
                             rule="screenlock.idle_limit",
                             details={**a.details, "idle_limit_s": self.policy.idle_limit_s,
-                                     "helper": view.helper})
+                                     "helper": view.helper, "helper_locked": view.helper_locked})
         elif a.kind == "failed":
             log.warning("session %s of %s did not lock within %ss", s.id, s.name, self.policy.verify_s)
             self.ctx.record("screenlock.failed", severity="high", user=user, session=session,
                             rule="screenlock.idle_limit",
                             details={**a.details, "idle_limit_s": self.policy.idle_limit_s,
-                                     "helper": view.helper, "locked_hint": s.locked_hint})
+                                     "helper": view.helper, "locked_hint": s.locked_hint,
+                                     "helper_locked": view.helper_locked})
+        elif a.kind == "disputed":
+            h = self.server.helper_for(s.id) if self.server else None
+            log.warning("session %s of %s: logind says %s, its helper says %s", s.id, s.name,
+                        "locked" if a.details["logind_locked"] else "unlocked",
+                        "locked" if a.details["helper_locked"] else "unlocked")
+            self.ctx.record("screenlock.disputed", severity="high", user=user, session=session,
+                            rule="screenlock.idle_limit",
+                            process={"pid": h.peer.pid} if h else None,
+                            details={**a.details, "proof": "logind",
+                                     "helper_pid": h.peer.pid if h else None,
+                                     "desktop": h.desktop if h else None})
         elif a.kind == "terminate":
             self._terminate(s, user, session, "screenlock.failed")
         elif a.kind == "helper_missing":

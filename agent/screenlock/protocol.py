@@ -11,7 +11,8 @@ daemon → helper
     {"type": "notify", "id": 8, "summary": "...", "body": "...", "urgency": "normal"}
 
 The daemon trusts nothing the helper claims about itself: uid and session are
-checked against the socket's SO_PEERCRED credentials and logind (server.py).
+checked against the socket's SO_PEERCRED credentials and logind, or the peer's
+/proc login session when logind is down (server.py, enforcer.py).
 """
 from __future__ import annotations
 

@@ -106,12 +106,17 @@ def test_agent_with_helper_locks_an_idle_desktop(tmp_path: Path, logind: MockLog
                          dbus_interface=dbusmock.MOCK_IFACE)
         saver = sbus.get_object("org.gnome.ScreenSaver", "/org/gnome/ScreenSaver")
         saver.AddProperty("org.gnome.ScreenSaver", "TestLocked", dbus.Boolean(False), dbus_interface=dbusmock.MOCK_IFACE)
+        # locking, the shell tells logind (gnome-shell calls the session's SetLockedHint): LockedHint is the proof
+        tell_logind = ("dbus.bus.BusConnection(%r).get_object('org.freedesktop.login1', "
+                       "'/org/freedesktop/login1/session/g1').UpdateProperties('org.freedesktop.login1.Session', "
+                       "{'LockedHint': dbus.Boolean(True)}, dbus_interface='org.freedesktop.DBus.Mock')"
+                       % logind.address)
         saver.AddMethods("org.gnome.ScreenSaver", [
             ("GetActive", "", "b", "ret = self.Get('org.gnome.ScreenSaver', 'TestLocked')"),
-            ("Lock", "", "", "self.Set('org.gnome.ScreenSaver', 'TestLocked', dbus.Boolean(True))"),
+            ("Lock", "", "", "self.Set('org.gnome.ScreenSaver', 'TestLocked', dbus.Boolean(True))\n" + tell_logind),
         ], dbus_interface=dbusmock.MOCK_IFACE)
         # logind: the session exists but its hints say nothing (IdleHint false), and LockSession does nothing:
-        # only the helper's report and its desktop lock can get this session locked
+        # only the helper's idle report and its desktop lock can get this session locked
         logind.set_lock_behaviour(works=False)
         logind.add_session("g1", os.getuid(), "root")
 
@@ -129,6 +134,7 @@ def test_agent_with_helper_locks_an_idle_desktop(tmp_path: Path, logind: MockLog
         assert saver.GetMethodCalls("Lock", dbus_interface=dbusmock.MOCK_IFACE)
         assert logind.obj.GetMethodCalls("LockSession", dbus_interface=dbusmock.MOCK_IFACE)
         assert not kinds_of(config, "helper.rejected")
+        assert "helper_locked" in e["details"] and not kinds_of(config, "screenlock.disputed")
         # the helper dying while its session lives on is reported
         helper.kill()
         helper.wait()

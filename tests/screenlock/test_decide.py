@@ -115,3 +115,25 @@ def test_idle_sources() -> None:
 
 def test_session_changes() -> None:
     assert session_changes({"1", "2"}, {"2", "3", "4"}) == (["3", "4"], ["1"])
+
+
+def test_helper_saying_locked_is_not_a_lock_but_a_dispute_once_per_attempt() -> None:
+    pol = Policy(idle_limit_s=300, verify_s=5, helper_grace_s=60, dispute_after_s=2.0)
+    mem, acts = step(pol, view(idle_s=302, helper_locked=True), SessionMemory(), 100.0)
+    assert kinds(acts) == ["lock"]                              # logind says unlocked: lock anyway
+    mem, acts = step(pol, view(idle_s=303, helper_locked=True), mem, 101.0)
+    assert acts == []                                           # not yet: a report may be in flight
+    mem, acts = step(pol, view(idle_s=304, helper_locked=True), mem, 102.0)
+    assert kinds(acts) == ["disputed"] and acts[0].details == {
+        "logind_locked": False, "helper_locked": True, "attempt": 1, "for_s": 2.0}
+    mem, acts = step(pol, view(idle_s=305, helper_locked=True), mem, 103.0)
+    assert acts == []                                           # once for this attempt
+    mem, acts = step(pol, view(idle_s=307, helper_locked=True), mem, 105.0)
+    assert kinds(acts) == ["failed"] and not mem.locked         # never "enforced" on the helper's word
+    mem, acts = step(pol, view(idle_s=317, helper_locked=True), mem, 115.0)
+    assert kinds(acts) == ["lock"] and mem.attempts == 2
+    mem, acts = step(pol, view(idle_s=317.2, helper_locked=True), mem, 115.2)
+    assert kinds(acts) == ["disputed"] and acts[0].details["attempt"] == 2   # the next attempt: once more
+    # agreeing again ends the dispute; logind's lock is the proof
+    mem, acts = step(pol, view(idle_s=318, locked=True, helper_locked=True), mem, 116.0)
+    assert kinds(acts) == ["enforced"] and mem.disagree_since is None

@@ -219,3 +219,58 @@ def test_logind_going_away_and_coming_back(logind: MockLogind, run_enforcer) -> 
         back.terminate()
         back.wait(timeout=5)
         wait_for(lambda: not logind.bus.name_has_owner(LOGIND), 5)
+
+
+def test_helper_cannot_override_logind_locked_hint(tmp_path: Path, logind: MockLogind) -> None:
+    """A process of the session's own user says "locked" on the helper socket; logind says unlocked."""
+    import os
+    import socket
+    import threading
+
+    from baomi.agent.screenlock.component import ScreenlockComponent
+    from baomi.agent.screenlock.protocol import encode
+
+    logind.set_lock_behaviour(works=False)             # nothing locks the session
+    logind.add_session("f1", os.getuid(), "root", idle_s=5)
+    ctx = open_context(load(write_config(tmp_path)))
+    comp = ScreenlockComponent(ctx)
+    comp.start()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lying = threading.Event()
+    try:
+        assert wait_for(lambda: comp.enforcer.sessions.get("f1"), 10)
+        s.settimeout(5)
+        s.connect(str(tmp_path / "session.sock"))
+        s.sendall(encode({"type": "hello", "uid": os.getuid(), "session": "f1", "desktop": "forged"}))
+        assert b"welcome" in s.recv(4096)
+
+        def lie() -> None:                              # a helper's reports, every half second: "locked"
+            while not lying.is_set():
+                try:
+                    s.sendall(encode({"type": "state", "idle_ms": 9000, "locked": True}))
+                except OSError:
+                    return
+                lying.wait(0.3)
+
+        threading.Thread(target=lie, daemon=True).start()
+        failed = wait_for(lambda: len(events(ctx, "screenlock.failed")) >= 2 and events(ctx, "screenlock.failed"), 20)
+        assert failed, [e["kind"] for e in events(ctx)]
+        assert not events(ctx, "screenlock.enforced")
+        assert logind.get("f1", "LockedHint") is False
+        assert failed[0]["details"]["locked_hint"] is False and failed[-1]["details"]["helper_locked"] is True
+        disputed = wait_for(lambda: events(ctx, "screenlock.disputed"), 5)
+        assert disputed, [e["kind"] for e in events(ctx)]
+        d = disputed[0]
+        assert d["severity"] == "high" and d["session"]["id"] == "f1" and d["user"]["uid"] == os.getuid()
+        assert d["details"]["logind_locked"] is False and d["details"]["helper_locked"] is True
+        assert d["details"]["proof"] == "logind" and d["details"]["desktop"] == "forged"
+        # at most once per lock attempt, however many reports repeat the claim
+        attempts = [e["details"]["attempt"] for e in events(ctx, "screenlock.disputed")]
+        assert len(attempts) == len(set(attempts))
+        sent = len(logind.obj.GetMethodCalls("LockSession", dbus_interface="org.freedesktop.DBus.Mock"))
+        assert len(attempts) <= sent + 1
+    finally:
+        lying.set()
+        s.close()
+        comp.stop()
+        ctx.spool.close()

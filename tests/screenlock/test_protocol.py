@@ -111,7 +111,7 @@ def test_session_check_refuses_someone_elses_session(tmp_path: Path) -> None:
     recorded = []
     owners = {"7": 1000}
     srv = HelperServer(tmp_path / "s.sock", lambda kind, **f: recorded.append((kind, f)),
-                       check_session=lambda sid, uid: None if owners.get(sid) == uid
+                       check_session=lambda sid, uid, _pid: None if owners.get(sid) == uid
                        else f"session {sid} belongs to uid {owners.get(sid)}, not {uid}")
     srv.start()
     try:
@@ -166,3 +166,18 @@ def test_second_helper_of_a_session_replaces_the_first(server: HelperServer) -> 
     assert decode(rest.strip().splitlines()[0]) == {"type": "replaced"}
     first.close()
     assert not server.recorded
+
+
+def test_socket_limits_come_from_agent_toml(tmp_path: Path) -> None:
+    from baomi.agent.config import load
+    from baomi.agent.screenlock.server import HelperLimits
+    from baomi.common.tomlconf import ConfigError
+
+    from .conftest import write_config
+
+    cfg = load(write_config(tmp_path, helper_max_connections_per_uid=3, helper_connect_rate_per_s=0.5,
+                            helper_connect_burst=4, helper_rejected_interval_s=10.0))
+    assert HelperLimits.from_config(cfg.screenlock) == HelperLimits(3, 0.5, 4, 10.0)
+    assert HelperLimits.from_config() == HelperLimits(8, 2.0, 10, 60.0)   # ScreenlockSection's defaults
+    with pytest.raises(ConfigError, match="helper_max_connections_per_uid"):
+        load(write_config(tmp_path, helper_max_connections_per_uid=0))
