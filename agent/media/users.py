@@ -8,6 +8,8 @@ from typing import Any
 
 import psutil
 
+from baomi.common.events import user_obj
+
 SESSIONS = Path("/run/systemd/sessions")
 
 
@@ -36,7 +38,7 @@ def active_user(sessions_dir: Path = SESSIONS) -> dict[str, Any] | None:
             continue
         score = (s.get("ACTIVE") == "1") * 2 + (s.get("TYPE") in ("x11", "wayland", "mir"))
         if best is None or score > best[0]:
-            best = (score, {"uid": int(s["UID"]), "name": s.get("USER", ""), "session": name})
+            best = (score, user_obj(int(s["UID"]), s.get("USER", ""), name))
     if best:
         return best[1]
     try:
@@ -48,5 +50,5 @@ def active_user(sessions_dir: Path = SESSIONS) -> dict[str, Any] | None:
             uid = pwd.getpwnam(u.name).pw_uid
         except KeyError:
             uid = None
-        return {"uid": uid, "name": u.name, "session": u.terminal or None}
+        return user_obj(uid, u.name, u.terminal or None)
     return None

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
+from baomi.common.events import user_obj
 from ..context import AgentContext
 from .decide import Action, Policy, SessionMemory, SessionView, logind_idle_s, merge_idle, session_changes, step
 from .desktop_settings import settings_drift
@@ -129,7 +130,7 @@ class Enforcer:
         if drift and self.drift_seen.get(conn.session) != key:
             s = self.sessions.get(conn.session)
             self.ctx.record("screenlock.settings_drift", severity="medium",
-                            user=_user(s) if s else {"uid": conn.uid, "name": None, "session": conn.session},
+                            user=_user(s) if s else user_obj(conn.uid, None, conn.session),
                             session=_session(s, None) if s else {"id": conn.session},
                             details={"source": "session", "desktop": conn.desktop, "keys": drift})
         self.drift_seen[conn.session] = key
@@ -308,7 +309,7 @@ class Enforcer:
 
 
 def _user(s: LogindSession) -> dict[str, Any]:
-    return {"uid": s.uid, "name": s.name, "session": s.id}
+    return user_obj(s.uid, s.name, s.id)
 
 
 def _session(s: LogindSession, idle_s: float | None) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import queue
 import re
 import selectors
@@ -34,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from baomi.common.events import user_obj
+from ..procinfo import user_name
 from .protocol import (URGENCIES, LineReader, PeerCred, ProtocolError, check_hello, decode, encode,
                        peer_credentials)
 
@@ -63,12 +64,6 @@ class HelperLimits:
         return cls(max_per_uid=cfg.helper_max_connections_per_uid, rate_per_s=cfg.helper_connect_rate_per_s,
                    burst=cfg.helper_connect_burst, rejected_interval_s=cfg.helper_rejected_interval_s)
 
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 def cgroup_session(pid: int) -> str | None:
@@ -582,7 +577,7 @@ class HelperServer:
         peer, claimed = sample["peer"], sample["claimed"]
         try:
             self.record("helper.rejected", severity="high",
-                        user={"uid": peer.uid, "name": user_name(peer.uid), "session": claimed.get("session")},
+                        user=user_obj(peer.uid, user_name(peer.uid), claimed.get("session")),
                         session={"id": claimed.get("session")} if claimed.get("session") else None,
                         process={"pid": peer.pid, "exe": sample["exe"]},
                         details={"reason": sample["reason"], "peer_uid": peer.uid, "peer_pid": peer.pid,
