@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from baomi.agent.config import load  # noqa: E402
 from baomi.agent.context import open_context  # noqa: E402
-from baomi.agent.screenlock.decide import logind_idle_s  # noqa: E402
+from baomi.agent.decide.screenlock import logind_idle_s  # noqa: E402
 from baomi.agent.screenlock.enforcer import Enforcer  # noqa: E402
 from baomi.agent.screenlock.logind import Logind  # noqa: E402
 

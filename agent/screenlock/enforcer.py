@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from baomi.common.events import user_obj
 from ..context import AgentContext
-from .decide import Action, Policy, SessionMemory, SessionView, logind_idle_s, merge_idle, session_changes, step
+from ..decide.screenlock import Action, Policy, SessionMemory, SessionView, logind_idle_s, merge_idle, session_changes, step
 from .desktop_settings import settings_drift
 from .logind import Logind, LogindSession, LogindUnavailable, SignalWatcher
 from .server import HelperConn, HelperServer, proc_login

@@ -1,7 +1,7 @@
 """The pure screen-lock decisions, without any I/O."""
 from __future__ import annotations
 
-from baomi.agent.screenlock.decide import (Policy, SessionMemory, SessionView, logind_idle_s, merge_idle,
+from baomi.agent.decide.screenlock import (Policy, SessionMemory, SessionView, logind_idle_s, merge_idle,
                                            session_changes, step)
 
 P = Policy(idle_limit_s=300, verify_s=5, helper_grace_s=60)
