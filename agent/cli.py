@@ -18,6 +18,7 @@ COMMANDS: list[str] = [
     "scan",
     "fingerprint",
     "enroll",
+    "config",
 ]
 
 

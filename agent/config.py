@@ -253,8 +253,8 @@ def load(path: str | Path | None = None) -> AgentConfig:
         raise _blame(exc, sources) from None
     cfg.source = path if path.exists() else None
     cfg.sources = sources
-    # a relative path is relative to the folder of the file that set it
-    resolve_paths(cfg, path.resolve().parent, sources)
+    # relative paths are relative to agent.toml's folder, in the drop-ins too
+    resolve_paths(cfg, path.resolve().parent)
     return cfg
 
 

@@ -135,19 +135,17 @@ def build(cls: type[T], data: dict[str, Any], file: str | Path, prefix: str = ""
     return obj
 
 
-def resolve_paths(obj: Any, base: Path, sources: dict[str, Path] | None = None, prefix: str = "") -> None:
-    """Make every relative Path in a (nested) config dataclass relative to the folder of
-    the file that set it (`sources`, from read_layers), else to `base`."""
+def resolve_paths(obj: Any, base: Path) -> None:
+    """Make every relative Path in a (nested) config dataclass relative to `base` (the folder
+    of the main file: drop-ins are pieces of it, so their paths read the same way)."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        key = f"{prefix}{f.name.rstrip('_')}"
-        here = sources[key].resolve().parent if sources and key in sources else base
         if isinstance(value, Path) and not value.is_absolute():
-            setattr(obj, f.name, here / value)
+            setattr(obj, f.name, base / value)
         elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
-            setattr(obj, f.name, [v if v.is_absolute() else here / v for v in value])
+            setattr(obj, f.name, [v if v.is_absolute() else base / v for v in value])
         elif dataclasses.is_dataclass(value):
-            resolve_paths(value, base, sources, key + ".")
+            resolve_paths(value, base)
 
 
 def dropins(main: Path) -> list[Path]:
