@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from baomi.common.fsutil import atomic_write, private_dir
+from baomi.common.keys import write_keypair
 
 MAGIC = b"BAOMIQ1\n"
 SUFFIX = ".bqe"
@@ -78,14 +79,7 @@ def keygen(out_dir: str | Path) -> tuple[Path, Path]:
     for p in (priv_path, pub_path):
         if p.exists():
             raise QuarantineError(f"{p} already exists; refusing to overwrite a key")
-    key = X25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    pub_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
+    write_keypair(X25519PrivateKey.generate(), priv_path, pub_path)
     return priv_path, pub_path
 
 

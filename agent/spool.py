@@ -310,6 +310,9 @@ class Spool:
     def _after_commit(self, stored: dict[str, Any]) -> None:
         if self._bytes is not None:
             self._bytes += len(json.dumps(stored, ensure_ascii=False))
+        self._cap_if_over()
+
+    def _cap_if_over(self) -> None:
         if self.used_bytes() > self.max_bytes:
             try:
                 self.enforce_cap()
@@ -356,7 +359,7 @@ class Spool:
             over = self.used_bytes() > self.max_bytes
             if over and not self._over_cap_warned:
                 self._over_cap_warned = True
-                stored = self._commit_one(ev.make_event("agent.spool_over_cap", severity="high", details={
+                self._commit_one(ev.make_event("agent.spool_over_cap", severity="high", details={
                     "max_bytes": self.max_bytes, "used_bytes": self.used_bytes(),
                     "unsent": self.depth(),
                     "reason": "only security events remain; they are kept over the cap"}))
@@ -381,12 +384,8 @@ class Spool:
         self.flush_overflow()
         cutoff = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=acked_retention_s)
         self.prune_acked(cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        if self.used_bytes() > self.max_bytes:
-            try:
-                self.enforce_cap()
-            except sqlite3.OperationalError as exc:
-                if not _disk_full(exc):
-                    raise
+        with self._lock:
+            self._cap_if_over()
 
     def prune_acked(self, older_than: str) -> int:
         """Delete acknowledged events recorded before the ISO time `older_than`."""

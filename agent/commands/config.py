@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from baomi.common.cli import action
 from .common import add_config_arg, load_config
 
 SECRET_KEYS = {"token"}  # shown as set or not, never printed
@@ -16,10 +17,8 @@ SECRET_KEYS = {"token"}  # shown as set or not, never printed
 def add_parser(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("config", help="show the configuration in force (agent.toml and agent.d/ drop-ins)")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    show = sub.add_parser("show", help="every setting with its value and the file it comes from")
-    add_config_arg(show)
-    show.add_argument("--json", action="store_true", help="one JSON object: {section: {key: {value, source}}}")
-    show.set_defaults(func=cmd_show)
+    action(sub, "show", cmd_show, "every setting with its value and the file it comes from", add_config_arg,
+           json_help="one JSON object: {section: {key: {value, source}}}")
 
 
 def _plain(value: Any) -> Any:

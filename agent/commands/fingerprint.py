@@ -6,7 +6,9 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
+from baomi.common.cli import action
 from baomi.common.levels import LEVEL_IDS, Level
 from .common import add_config_arg, load_config, print_json_line
 
@@ -14,20 +16,13 @@ from .common import add_config_arg, load_config, print_json_line
 def add_parser(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("fingerprint", help="register documents by fingerprint (security administrator)")
     fs = p.add_subparsers(dest="fcmd", metavar="ACTION", required=True)
-    a = fs.add_parser("add", help="fingerprint a document at a level")
+    a = action(fs, "add", cmd_add, "fingerprint a document at a level", add_config_arg)
     a.add_argument("file", type=Path)
     a.add_argument("--level", required=True, choices=[l for l in LEVEL_IDS if l != "public"])
     a.add_argument("--name", help="name shown in evidence (default: the file name)")
-    add_config_arg(a)
-    a.set_defaults(func=cmd_add)
-    ls = fs.add_parser("list", help="registered documents")
-    ls.add_argument("--json", action="store_true")
-    add_config_arg(ls)
-    ls.set_defaults(func=cmd_list)
-    rm = fs.add_parser("remove", help="forget a registered document")
-    rm.add_argument("name", help="its name or id")
-    add_config_arg(rm)
-    rm.set_defaults(func=cmd_remove)
+    action(fs, "list", cmd_list, "registered documents", add_config_arg, json_help="one JSON object per line")
+    action(fs, "remove", cmd_remove, "forget a registered document", add_config_arg).add_argument(
+        "name", help="its name or id")
 
 
 def _db(args: argparse.Namespace):
@@ -35,9 +30,21 @@ def _db(args: argparse.Namespace):
     return FingerprintDB(default_db(load_config(args)))
 
 
+def _change(args: argparse.Namespace, change: Callable[[Any], Any]) -> Any:
+    """Apply one change to the fingerprint database; None (and a message) when it is refused."""
+    from ..scan.fingerprint import FingerprintError
+    db = _db(args)
+    try:
+        return change(db)
+    except FingerprintError as exc:
+        print(f"baomi-agent fingerprint: {exc}", file=sys.stderr)
+        return None
+    finally:
+        db.close()
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     from ..scan.extract import extract
-    from ..scan.fingerprint import FingerprintError
     from ..scan.limits import Limits
     cfg = load_config(args)
     try:
@@ -51,15 +58,10 @@ def cmd_add(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     text = "\n".join(c.text for c in ex.chunks if c.zone != "metadata")
-    db = _db(args)
-    try:
-        doc = db.add(args.name or args.file.name, Level.parse(args.level), hashlib.sha256(data).hexdigest(), text,
-                     str(args.file))
-    except FingerprintError as exc:
-        print(f"baomi-agent fingerprint: {exc}", file=sys.stderr)
+    doc = _change(args, lambda db: db.add(args.name or args.file.name, Level.parse(args.level),
+                                          hashlib.sha256(data).hexdigest(), text, str(args.file)))
+    if doc is None:
         return 1
-    finally:
-        db.close()
     print(f"registered {doc.name!r} as {doc.level.id}: {doc.fingerprints} fingerprints over {doc.chars} characters")
     return 0
 
@@ -78,14 +80,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from ..scan.fingerprint import FingerprintError
-    db = _db(args)
-    try:
-        doc = db.remove(args.name)
-    except FingerprintError as exc:
-        print(f"baomi-agent fingerprint: {exc}", file=sys.stderr)
+    doc = _change(args, lambda db: db.remove(args.name))
+    if doc is None:
         return 1
-    finally:
-        db.close()
     print(f"removed {doc.name!r}")
     return 0

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from typing import TYPE_CHECKING
+
+from baomi.common.cli import action
 from .common import add_config_arg, load_config, print_json_line
 
 if TYPE_CHECKING:
@@ -17,17 +19,11 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("quarantine", help="list and restore blocked files (security administrator)")
     qs = p.add_subparsers(dest="qcmd", metavar="ACTION", required=True)
 
-    ls = qs.add_parser("list", help="show quarantine entries")
-    add_config_arg(ls)
-    ls.add_argument("--json", action="store_true", help="one JSON object per line")
-    ls.set_defaults(func=cmd_list)
-
-    rs = qs.add_parser("restore", help="decrypt an entry with the administrator's private key")
-    add_config_arg(rs)
+    action(qs, "list", cmd_list, "show quarantine entries", add_config_arg, json_help="one JSON object per line")
+    rs = action(qs, "restore", cmd_restore, "decrypt an entry with the administrator's private key", add_config_arg)
     rs.add_argument("id", help="the entry id (from `quarantine list` or the file.blocked event)")
     rs.add_argument("--key", required=True, metavar="PRIVATE_KEY", help="the X25519 private key (PEM)")
     rs.add_argument("--to", required=True, metavar="DIR", help="folder to write the original file into")
-    rs.set_defaults(func=cmd_restore)
 
     kg = qs.add_parser("keygen", help="make the administrator's X25519 key pair")
     kg.add_argument("--out", required=True, metavar="DIR",

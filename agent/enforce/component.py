@@ -8,6 +8,7 @@ import resource
 import threading
 from typing import Any
 
+from baomi.common.events import medium_obj
 from ..messages import MountedMedium
 from ..quarantine import Quarantine, QuarantineError, load_public_key
 from .block import Blocker
@@ -112,7 +113,7 @@ class EnforceComponent:
                 self.watcher.add(medium.key, mp)
             except OSError as exc:
                 self.ctx.record("enforce.watch_failed", severity="high",
-                                medium=dict(medium.identity, mountpoint=mp),
+                                medium=medium_obj(medium.identity, mp),
                                 details={"error": str(exc), "mechanism": self.watcher.mechanism})
                 return
         # off the publisher's thread: finishing interrupted blocks and the inventory take a while

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from baomi.common.events import medium_obj
 from baomi.common.tomlconf import ConfigError
 from ..context import AgentContext
 from ..decide.arrival import ArrivalOutcome, decide_arrival, decide_mount, usb_device_kind

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from baomi.common.events import canonical
 from baomi.common.fsutil import atomic_write
+from baomi.common.keys import write_keypair
 from baomi.common.levels import Level
 from baomi.common.tomlconf import ConfigError, read_toml
 from .identity import BINDING_KEYS, matches
@@ -188,11 +188,4 @@ def add_record(path: Path | str, record: dict[str, Any]) -> None:
 
 
 def generate_keypair(private_path: Path | str, public_path: Path | str) -> None:
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    Path(public_path).write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    write_keypair(Ed25519PrivateKey.generate(), private_path, public_path)

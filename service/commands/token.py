@@ -7,23 +7,18 @@ import sys
 from .. import db
 from ..enroll import EnrollError, create_token, list_tokens, revoke
 from ..store import now
+from baomi.common.cli import action
 from .common import add_config_arg, load_config
 
 
 def add_parser(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("token", help="enrollment tokens for new agents (system administrator)")
     ts = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    c = ts.add_parser("create", help="print a new one-time token alone on stdout")
-    c.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime (default: token_ttl_s of collector.toml)")
-    add_config_arg(c)
-    c.set_defaults(func=cmd_create)
-    ls = ts.add_parser("list", help="tokens with their state (hash prefix, never the token)")
-    add_config_arg(ls)
-    ls.set_defaults(func=cmd_list)
-    rv = ts.add_parser("revoke", help="expire an unused token")
-    rv.add_argument("prefix", help="the start of its hash, as `token list` shows it")
-    add_config_arg(rv)
-    rv.set_defaults(func=cmd_revoke)
+    action(ts, "create", cmd_create, "print a new one-time token alone on stdout", add_config_arg).add_argument(
+        "--ttl", type=int, metavar="SECONDS", help="lifetime (default: token_ttl_s of collector.toml)")
+    action(ts, "list", cmd_list, "tokens with their state (hash prefix, never the token)", add_config_arg)
+    action(ts, "revoke", cmd_revoke, "expire an unused token", add_config_arg).add_argument(
+        "prefix", help="the start of its hash, as `token list` shows it")
 
 
 def _engine(args: argparse.Namespace):
