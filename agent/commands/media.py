@@ -94,9 +94,9 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..media.component import inventory
+    from ..media.listing import attached_media
     cfg = load_config(args)
-    media = inventory(cfg)
+    media = attached_media(cfg)
     for m in media:
         if args.json:
             print_json_line(m)

@@ -342,26 +342,3 @@ class MediaComponent:
         return [{**t.c.identity, "action": t.action, "rule": t.rule,
                  "mounts": [m.mountpoint for m in t.mounts.values()]} for t in self.media.values()]
 
-
-def inventory(config: Any, root: str = "/") -> list[dict[str, Any]]:
-    """What `media list` shows without the daemon: attached removable media, class, level, decision, mounts."""
-    from .sysfs import removable_media
-    cfg = config.media
-    key = registry_mod.load_public_key(cfg.registry_public_key) if cfg.registry_public_key else None
-    reg = registry_mod.load(cfg.registry, key)
-    levels = LevelHistory(config.state_dir).all() if Path(config.state_dir).exists() else {}
-    try:
-        mounts = read_mounts()
-    except OSError:
-        mounts = []
-    out = []
-    for dev in removable_media(root, cfg.extra_removable):
-        c = recognise(identify(dev), reg, levels)
-        d = decide_arrival(config.host.class_, c.medium_class, c.ceiling, c.allowed_hosts,
-                           False, dev.read_only, config.policy.actions).decision
-        out.append({**c.identity, "action": d.action, "rule": d.rule,
-                    "forged": c.forged.id if c.forged else None,
-                    "usb_interfaces": [i.name for i in dev.usb_interfaces],
-                    "mounts": [{"mountpoint": m.mountpoint, "read_only": m.read_only}
-                               for m in mounts_of(mounts, dev.devnum, dev.devnode)]})
-    return out
