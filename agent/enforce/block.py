@@ -71,7 +71,7 @@ class Blocker:
             os.kill(os.getpid(), signal.SIGKILL)
 
     # -- the steps ----------------------------------------------------------
-    def _store(self, rec: dict[str, Any], src: BinaryIO) -> None:
+    def _store(self, rec: dict[str, Any], src: BinaryIO, journal: bool = True) -> None:
         """Quarantine the content, or note why it was not kept."""
         kept, why, qid = False, None, rec["id"]
         if self.quarantine.public_key is None:
@@ -87,8 +87,9 @@ class Blocker:
             except (OSError, QuarantineError) as exc:
                 why = f"could not write the quarantine entry: {exc}"
         rec.update(state="stored", content_kept=kept, not_kept_reason=why)
-        self.journal.put(rec)
-        self._hook("stored")
+        if journal:
+            self.journal.put(rec)
+            self._hook("stored")
 
     def _remove(self, rec: dict[str, Any], path: str) -> None:
         try:
@@ -115,7 +116,7 @@ class Blocker:
         return any(e["id"] == rec["event_id"]
                    for e in self.ctx.spool.iter_events(rec.get("seq_mark", 0), "file.blocked"))
 
-    def _record(self, rec: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, rec: dict[str, Any], held: bool = False) -> dict[str, Any]:
         f = rec["fields"]
         details = dict(f.get("details") or {})
         details["content_kept"] = rec.get("content_kept", False)
@@ -123,15 +124,14 @@ class Blocker:
             details["quarantine_id"] = rec["id"]
         elif rec.get("not_kept_reason"):
             details["not_kept_reason"] = rec["not_kept_reason"]
-        if rec.get("remove_error"):
-            details["removed"] = False
-            details["remove_error"] = rec["remove_error"]
-        else:
-            details["removed"] = True
-        details["held"] = False
-        details["wiped"] = bool(rec.get("wiped"))
-        if rec.get("wipe_error"):
-            details["wipe_error"] = rec["wipe_error"]
+        details["held"] = held
+        if not held:  # after-write: the file was on the medium and had to go
+            details["removed"] = not rec.get("remove_error")
+            if rec.get("remove_error"):
+                details["remove_error"] = rec["remove_error"]
+            details["wiped"] = bool(rec.get("wiped"))
+            if rec.get("wipe_error"):
+                details["wipe_error"] = rec["wipe_error"]
         if rec.get("recovered"):
             details["recovered_after_restart"] = True
         stored = self.ctx.spool.record(
@@ -166,6 +166,18 @@ class Blocker:
             with self._lock:
                 self._active.discard(rec["id"])
         return event
+
+    def quarantine_held(self, *, src: BinaryIO, medium_key: str, sha256: str, size: int, level: str,
+                        fields: dict[str, Any]) -> dict[str, Any]:
+        """Held mode: the content never reached the medium, so there is nothing to remove and
+        no journal: a crash before the event leaves the staged copy, which is judged again."""
+        rec = {"id": new_entry_id(), "size": size, "sha256": sha256, "level": level,
+               "rule": fields.get("rule"), "user": fields.get("user"), "medium": fields.get("medium"),
+               "mountpoint": (fields.get("medium") or {}).get("mountpoint"),
+               "original_path": (fields.get("file") or {}).get("path"), "fields": fields,
+               "event_id": str(uuid.uuid4())}
+        self._store(rec, src, journal=False)
+        return self._record(rec, held=True)
 
     def _last_seq(self) -> int:
         return self.ctx.spool.last_seq()

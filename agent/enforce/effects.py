@@ -32,6 +32,13 @@ class Effects:
         return self.blocker.block(src=src, path=path, mountpoint=str(medium.mountpoint), medium_key=medium.key,
                                   sha256=sha256, size=size, level=level.id, fields=fields)
 
+    def quarantine_held(self, outcome: Outcome, src: BinaryIO, medium: MountedMedium, sha256: str, size: int,
+                        level: Level, fields: dict[str, Any]) -> dict[str, Any]:
+        fields = dict(fields, rule=outcome.rule,
+                      details=dict(fields.get("details") or {}, reason=outcome.reason))
+        return self.blocker.quarantine_held(src=src, medium_key=medium.key, sha256=sha256, size=size,
+                                            level=level.id, fields=fields)
+
     def raise_level(self, medium: MountedMedium, level: Level | None) -> None:
         """一次涉密,终身涉密: a registered medium's level only rises."""
         if level is None:

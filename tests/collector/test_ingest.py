@@ -157,7 +157,10 @@ def test_offline_and_back_online(tmp_path: Path) -> None:
                                                                    "spool_depth": 7, "oldest_unsent_age_s": 1.5})]).status_code == 200
         assert len(kinds(c, "host.online")) == 1
         row = json.loads(c.cli("agents", "--json").stdout.splitlines()[0])
-        assert row["online"] is True and row["spool_depth"] == 7 and row["version"] == "9.9"
+        # on a loaded machine the command may start after offline_after_s has passed again:
+        # then the monitor must have said so with a second host.offline
+        assert row["online"] is (len(kinds(c, "host.offline")) == 1)
+        assert row["spool_depth"] == 7 and row["version"] == "9.9"
 
 
 def test_token_commands(tmp_path: Path) -> None:

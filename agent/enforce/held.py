@@ -1,0 +1,86 @@
+"""A file the staging gateway holds on the host until scanned: gather facts → decide →
+apply, and answer the gateway commit or refuse. Nothing of a refused file touches the
+medium; its content goes to the quarantine from the staged copy."""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from typing import Any
+
+from baomi.common.events import file_obj, medium_obj
+from baomi.common.fsutil import sha256_fd
+from ..decide.copy import WriteFacts, decide_write
+from ..gateway.types import Judgement, StagedFile
+from ..procinfo import describe_pid, user_name
+from .effects import Effects
+from .verdicts import Verdicts
+from .written import Watched
+
+log = logging.getLogger(__name__)
+
+# gateway notices -> catalogue kinds; notices not named here are already covered by the
+# judge's own events (committed → file.copied, refused → file.blocked)
+GATEWAY_KINDS = {"gateway.staging_full": "gateway.staging_full", "gateway.not_committed": "gateway.not_committed",
+                 "gateway.lost": "gateway.lost", "gateway.recovered": "gateway.recovered",
+                 "gateway.released": "gateway.released", "gateway.judge_error": "gateway.judge_failed"}
+
+
+class HeldFiles:
+    def __init__(self, ctx: Any, verdicts: Verdicts, effects: Effects, watched: dict[str, Watched]):
+        self.ctx, self.verdicts, self.effects, self.watched = ctx, verdicts, effects, watched
+
+    def judge(self, staged: StagedFile) -> Judgement:
+        w = self.watched.get(staged.key)
+        if w is None:  # fail closed: a medium this agent does not know is not cleared for anything
+            return Judgement(False, errno.EACCES, "medium not known to enforcement")
+        medium, mp = w.medium, str(w.medium.mountpoint)
+        who = describe_pid(staged.pid)
+        if who.uid is None or who.uid != staged.uid:  # exited, or a pid reused since
+            who.uid, who.name = staged.uid, user_name(staged.uid)
+        fd = os.open(staged.host_path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            sha, size = sha256_fd(fd), os.fstat(fd).st_size
+            v = self.verdicts.for_content(fd, str(staged.host_path), sha, size)
+            cfg = self.ctx.config
+            outcome = decide_write(WriteFacts(
+                cfg.host.class_, medium.medium_class, medium.level_ceiling, v.level, v.inspectable,
+                still_mounted=not staged.medium_gone, writer_known=who.uid is not None, held=True),
+                cfg.policy.actions)
+            path = os.path.join(mp, staged.relpath)
+            details = {"held": True}
+            if staged.recovered:
+                details["recovered_after_restart"] = True
+            if not staged.complete:
+                details["complete"] = False
+            fields = {"user": who.user_json(), "process": who.process_json(), "medium": medium_obj(medium.identity, mp),
+                      "file": file_obj(path, mountpoint=mp, size=size, sha256=sha, verdict=v), "details": details}
+            self.effects.raise_level(medium, outcome.raise_level_to)
+            if outcome.effect == "quarantine":
+                with os.fdopen(os.dup(fd), "rb") as src:
+                    self.effects.quarantine_held(outcome, src, medium, sha, size, v.level, fields)
+                self.effects.notify(outcome.notify, who, outcome, v, os.path.basename(path))
+                return Judgement(False, errno.EACCES, outcome.reason)
+            if staged.medium_gone or not staged.complete:
+                return Judgement(False, errno.EIO, "the medium is gone")  # the gateway reports what was not committed
+            self.effects.record(outcome, fields)
+            self.effects.notify(outcome.notify, who, outcome, v, os.path.basename(path))
+            return Judgement(True)
+        finally:
+            os.close(fd)
+
+    def notice(self, name: str, fields: dict[str, Any]) -> None:
+        """The gateway's own events (staging cap, media gone, recovery) into the spool."""
+        kind = GATEWAY_KINDS.get(name)
+        if kind is None:
+            return
+        w = self.watched.get(fields.get("key", ""))
+        medium = medium_obj(w.medium.identity, str(w.medium.mountpoint)) if w else None
+        path = fields.get("path") or ""
+        file = {"path": path, "name": os.path.basename(path), "size": fields.get("size")} if path else None
+        user = None
+        if fields.get("uid") is not None:
+            from baomi.common.events import user_obj
+            user = user_obj(fields["uid"], user_name(fields["uid"]))
+        self.ctx.record(kind, user=user, medium=medium, file=file,
+                        details={k: v for k, v in fields.items() if k not in ("path", "size", "uid")})
