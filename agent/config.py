@@ -85,6 +85,8 @@ class EnforceSection:
     gateway_for: dict[str, bool] = field(default_factory=dict)
     # total size of files held for scanning at once; past it a write fails with ENOSPC
     staging_max_bytes: int = 4 * 1024 * 1024 * 1024
+    # root-only runtime folder of the gateway: the media's real filesystems (real/) and its view (view/)
+    gateway_root: Path = Path("/run/baomi/gateway")
 
     def validate(self, file: str | Path, prefix: str) -> None:
         if not -20 <= self.nice <= 19:

@@ -21,6 +21,11 @@ class AgentContext:
     # Desktop notification channels, tried in order: fn(uid, summary, body, urgency) -> delivered?
     # The screen-lock component adds its per-session helper channel here when it starts.
     notifiers: list[Callable[[int, str, str, str], bool]] = field(default_factory=list)
+    # media the staging gateway holds: medium key -> the mount point users reach it at
+    # (written by enforcement before it takes a medium over, read by the media component)
+    held: dict[str, str] = field(default_factory=dict)
+    # what components report in the heartbeat, e.g. {"enforcement": {medium key: "held"}}
+    status: dict[str, Any] = field(default_factory=dict)
 
     @property
     def host(self) -> dict[str, Any]:

@@ -34,7 +34,9 @@ def age_s(iso: str | None, now: _dt.datetime | None = None) -> float | None:
 def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
     return {"version": __version__, "policy_version": policy_version(ctx),
             "spool_depth": ctx.spool.depth(),
-            "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time())}
+            "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time()),
+            # how each medium is enforced now: "held" (the gateway) or "after_write"
+            "enforcement": dict(ctx.status.get("enforcement") or {})}
 
 
 def beat(ctx: AgentContext) -> dict[str, Any]:

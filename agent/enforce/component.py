@@ -1,5 +1,12 @@
-"""EnforceComponent: watches every writable removable medium the media
-component publishes, and enforces the file policy on what is written to it."""
+"""EnforceComponent: enforces the file policy on every writable removable medium the
+media component publishes.
+
+Two modes per medium (docs/enforcement.md):
+- held: the staging gateway serves the medium's mount point; a written file waits on
+  the host until scanned and only clean content is committed (held.py);
+- after_write: where the gateway cannot run or is turned off, fanotify reports each
+  closed file, which is scanned on the medium and wiped and removed when blocked
+  (written.py)."""
 from __future__ import annotations
 
 import logging
@@ -46,6 +53,9 @@ class EnforceComponent:
         self.inventory_enabled = inventory
         self.inventories: dict[str, InventoryRun] = {}
         self.watched: dict[str, Watched] = {}
+        self.modes: dict[str, str] = {}        # medium key -> "held" / "after_write"
+        self.gateway: Any = None
+        self.gateway_problem = ""
         self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------
@@ -71,6 +81,7 @@ class EnforceComponent:
         effects = Effects(self.ctx, self.blocker)
         written = WrittenFiles(self.ctx, self.verdicts, effects, self.watched)
         at_rest = AtRestFiles(self.ctx, self.verdicts, effects, self.watched)
+        self._start_gateway(effects)
         self.pipeline = Pipeline({WRITE: written.handle, INVENTORY: at_rest.handle},
                                  workers=cfg.enforce.worker_count(cfg.scan.jobs), nice=cfg.enforce.nice)
         self.watcher = make_watcher(self.pipeline.submit, self.ctx.stopping)
@@ -82,8 +93,54 @@ class EnforceComponent:
         self.ctx.bus.subscribe("medium.unmounted", self.on_unmounted)
         log.info("copy enforcement started (%s)", self.watcher.mechanism)
 
+    def _start_gateway(self, effects: Effects) -> None:
+        cfg = self.ctx.config.enforce
+        if not (cfg.gateway or any(cfg.gateway_for.values())):
+            self.gateway_problem = "turned off ([enforce] gateway = false)"
+            return
+        try:
+            from ..gateway import Gateway, available
+            ok, why = available()
+            if not ok:
+                raise RuntimeError(why)
+            from .held import HeldFiles
+            held = HeldFiles(self.ctx, self.verdicts, effects, self.watched)
+            gw = Gateway(self.ctx.config.state_dir / "staging", cfg.staging_max_bytes, held.judge,
+                         self._gateway_notice(held), real_root=cfg.gateway_root / "real",
+                         view_root=cfg.gateway_root / "view")
+            gw.start()
+            recovery = gw.recover()
+        except Exception as exc:  # the gateway is an improvement, never a reason not to enforce
+            self.gateway_problem = f"{type(exc).__name__}: {exc}"
+            log.warning("staging gateway not available (%s): media are enforced after the write",
+                        self.gateway_problem)
+            return
+        self.gateway = gw
+        for key in recovery.reattached:  # served again after a crash, at the mount point users know
+            mp = gw.mountpoint(key)
+            if mp:
+                self.ctx.held[key] = mp
+
+    def _gateway_notice(self, held: Any) -> Any:
+        def notice(name: str, fields: dict[str, Any]) -> None:
+            if name == "gateway.released":
+                self.ctx.held.pop(fields.get("key", ""), None)
+            held.notice(name, fields)
+        return notice
+
+    def _set_mode(self, medium: MountedMedium, mode: str, why: str = "") -> None:
+        self.modes[medium.key] = mode
+        self.ctx.status["enforcement"] = dict(self.modes)
+        details = {"mode": mode}
+        if why:
+            details["why"] = why
+        self.ctx.record("enforce.mode", severity="info" if mode == "held" else "medium",
+                        medium=medium_obj(medium.identity, str(medium.mountpoint)), details=details)
+
     def stop(self) -> None:
         self.ctx.stopping.set()
+        if self.gateway is not None:
+            self.gateway.stop()  # finishes pending verdicts and commits, releases the mounts
         self.watcher.stop()
         self.pipeline.stop()
         if self._own_scanner and hasattr(self._scanner, "close"):
@@ -108,7 +165,7 @@ class EnforceComponent:
             if old is not None and not old.gone and str(old.medium.mountpoint) == mp:
                 return
             self.watched[medium.key] = Watched(medium, os.stat(mp).st_dev)
-        if not medium.read_only:
+        if not medium.read_only and not self._hold(medium):
             try:
                 self.watcher.add(medium.key, mp)
             except OSError as exc:
@@ -127,10 +184,38 @@ class EnforceComponent:
             run.walk(lambda p: self.pipeline.submit(
                 Item(medium_key=medium.key, priority=INVENTORY, path=p, run=run)), self.ctx.stopping)
 
+    def _hold(self, medium: MountedMedium) -> bool:
+        """Serve the medium through the gateway when its policy can block a file; False = after-write."""
+        cfg = self.ctx.config
+        if not cfg.enforce.gateway_on(cfg.host.class_, medium.medium_class):
+            self._set_mode(medium, "after_write", "turned off for this host and medium class")
+            return False
+        if self.gateway is None:
+            self._set_mode(medium, "after_write", f"gateway not available: {self.gateway_problem}")
+            return False
+        if self.gateway.mode(medium.key) == "held":  # already held (served again after a restart)
+            self._set_mode(medium, "held")
+            return True
+        self.ctx.held[medium.key] = str(medium.mountpoint)  # before the take-over: see media/mounts.py
+        try:
+            self.gateway.attach(medium.key, medium.mountpoint, (medium.identity or {}).get("fs_uuid") or "")
+        except Exception as exc:
+            self.ctx.held.pop(medium.key, None)
+            log.warning("gateway cannot hold %s (%s): enforcing after the write", medium.mountpoint, exc)
+            self._set_mode(medium, "after_write", str(exc))
+            return False
+        self._set_mode(medium, "held")
+        return True
+
     def on_unmounted(self, medium: MountedMedium) -> None:
         with self._lock:
             w = self.watched.get(medium.key)
             if w is None:
                 return
             w.gone = True
+        self.modes.pop(medium.key, None)
+        self.ctx.status["enforcement"] = dict(self.modes)
+        if self.gateway is not None and self.gateway.mode(medium.key) == "held":
+            self.gateway.detach(medium.key)
+            self.ctx.held.pop(medium.key, None)
         self.watcher.remove(medium.key)

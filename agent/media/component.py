@@ -23,7 +23,7 @@ from . import gate, registry as registry_mod
 from .recognise import Recognised, recognise
 from .history import LevelHistory
 from .identity import identify, medium_key
-from .mounts import Mount, MountWatcher, mounts_of, read_mounts
+from .mounts import Mount, MountWatcher, as_users_see_them, mounts_of, read_mounts
 from .sysfs import BlockDevice, block_device, list_block, list_usb, usb_device
 from .uevents import Uevent, UeventSource
 from .users import active_user
@@ -37,9 +37,10 @@ class Tracked:
     key: str
     c: Recognised
     arrival: ArrivalOutcome
-    mounts: dict[int, Mount] = field(default_factory=dict)
-    published: dict[int, MountedMedium] = field(default_factory=dict)
-    enforced: set[int] = field(default_factory=set)     # mounts the agent took down
+    # by the mount point users know (media/mounts.py as_users_see_them)
+    mounts: dict[str, Mount] = field(default_factory=dict)
+    published: dict[str, MountedMedium] = field(default_factory=dict)
+    enforced: set[str] = field(default_factory=set)     # mounts the agent took down
     ro_set: bool = False                                 # the agent set BLKROSET
 
     @property
@@ -59,6 +60,7 @@ class MediaComponent:
         self.cfg = ctx.config.media
         self.root = root
         self.host_class = ctx.config.host.class_
+        self.hidden_root = str(ctx.config.enforce.gateway_root / "real")
         self.overrides = dict(ctx.config.policy.actions)
         self.history = LevelHistory(ctx.config.state_dir)
         self.registry = registry_mod.Registry()
@@ -294,12 +296,13 @@ class MediaComponent:
             self._sync_device_mounts(t, mounts)
 
     def _sync_device_mounts(self, t: Tracked, mounts: list[Mount]) -> None:
-        now = {m.mount_id: m for m in mounts_of(mounts, t.dev.devnum, t.dev.devnode)}
-        for mid in [m for m in t.mounts if m not in now]:
-            self._unmounted(t, t.mounts.pop(mid), "unmounted")
-        for mid, m in now.items():
-            if mid not in t.mounts:
-                t.mounts[mid] = m
+        now = as_users_see_them(mounts_of(mounts, t.dev.devnum, t.dev.devnode), self.hidden_root,
+                                self.ctx.held.get(t.key))
+        for mp in [mp for mp in t.mounts if mp not in now]:
+            self._unmounted(t, t.mounts.pop(mp), "unmounted")
+        for mp, m in now.items():
+            if mp not in t.mounts:
+                t.mounts[mp] = m
                 self._mounted(t, m)
 
     def _mounted(self, t: Tracked, m: Mount) -> None:
@@ -315,7 +318,7 @@ class MediaComponent:
             ok, msg = gate.remount_read_only(t.dev.devnode, m.mountpoint, ident.get("fs_type", ""))
             done = {"effect": msg, "remounted": ok}
         if mo.kind is not None:
-            t.enforced.add(m.mount_id)
+            t.enforced.add(m.mountpoint)
             self.ctx.record(mo.kind, severity=mo.severity, user=active_user(), medium=ident, action=t.action,
                             rule=t.rule, details={**details, **done})
             return
@@ -323,15 +326,15 @@ class MediaComponent:
                            read_only=m.read_only, medium_class=ident["class"],
                            level_ceiling=t.c.ceiling, registry_id=ident.get("registry_id"),
                            identity=dict(ident))
-        t.published[m.mount_id] = mm
+        t.published[m.mountpoint] = mm
         self.ctx.bus.publish("medium.mounted", mm)
 
     def _unmounted(self, t: Tracked, m: Mount, why: str) -> None:
-        mm = t.published.pop(m.mount_id, None)
+        mm = t.published.pop(m.mountpoint, None)
         if mm is not None:
             self.ctx.bus.publish("medium.unmounted", mm)
-        by_agent = m.mount_id in t.enforced
-        t.enforced.discard(m.mount_id)
+        by_agent = m.mountpoint in t.enforced
+        t.enforced.discard(m.mountpoint)
         self.ctx.record("medium.unmounted", medium=t.c.identity, action=t.action if by_agent else None,
                         rule=t.rule if by_agent else None,
                         details={"mountpoint": m.mountpoint, "why": "by the gate" if by_agent else why,

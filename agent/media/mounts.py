@@ -10,6 +10,7 @@ import os
 import re
 import select
 import threading
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,6 +39,21 @@ class Mount:
     @property
     def read_only(self) -> bool:
         return "ro" in self.options.split(",") or "ro" in self.super_options.split(",")
+
+
+def as_users_see_them(device_mounts: list[Mount], hidden_root: str, held_at: str | None) -> dict[str, Mount]:
+    """A device's mounts by the mount point users know. While the staging gateway holds the
+    medium, its real filesystem is mounted under `hidden_root` and users reach it at
+    `held_at` through the gateway's view: that hidden mount counts as the mount at `held_at`,
+    so taking a medium over is not seen as an unmount and a mount."""
+    out: dict[str, Mount] = {}
+    for m in device_mounts:
+        if m.mountpoint == hidden_root or m.mountpoint.startswith(hidden_root.rstrip("/") + "/"):
+            if held_at:
+                out[held_at] = dataclasses.replace(m, mountpoint=held_at)
+            continue
+        out[m.mountpoint] = m
+    return out
 
 
 def parse_mountinfo(text: str) -> list[Mount]:

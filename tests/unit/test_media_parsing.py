@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from baomi.agent.media.mounts import mounts_of, parse_mountinfo
+from baomi.agent.media.mounts import as_users_see_them, mounts_of, parse_mountinfo
 from baomi.agent.media.uevents import parse_kernel_uevent
 
 MOUNTINFO = """\
@@ -31,6 +31,18 @@ def test_mounts_of_by_devnum_and_by_fuse_source():
     assert [m.mount_id for m in mounts_of(ms, "7:3", "/dev/loop3")] == [95]
     assert [m.mount_id for m in mounts_of(ms, "7:4", "/dev/loop4")] == [96]   # FUSE: 0:55 but source matches
     assert mounts_of(ms, "8:17", "/dev/sdb1") == []
+
+
+def test_a_medium_held_by_the_gateway_keeps_its_user_mount_point():
+    ms = parse_mountinfo(MOUNTINFO + "99 22 7:3 / /run/baomi/gateway/real/loop3-x rw,relatime - ext4 /dev/loop3 rw\n")
+    dev = mounts_of(ms, "7:3", "/dev/loop3")
+    # mid take-over both mounts exist; after it only the hidden one: either way one mount, at the user's path
+    for mounts in (dev, dev[1:]):
+        seen = as_users_see_them(mounts, "/run/baomi/gateway/real", "/media/zhang/WORK DISK")
+        assert list(seen) == ["/media/zhang/WORK DISK"]
+    # a hidden mount the gateway does not (or no longer) hold is none of the users' business
+    assert as_users_see_them(dev[1:], "/run/baomi/gateway/real", None) == {}
+    assert list(as_users_see_them(dev[:1], "/run/baomi/gateway/real", None)) == ["/media/zhang/WORK DISK"]
 
 
 def uevent(action: str, devpath: str, **props: str) -> bytes:
