@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from baomi.common import events as ev
+from baomi.common.catalogue import ANNOUNCES_DROPS
 from baomi.common.fsutil import private_dir
 
 log = logging.getLogger(__name__)
@@ -429,7 +430,8 @@ class Spool:
     def pending_gaps(self, covering_upto: int | None = None) -> list[dict[str, Any]]:
         """Unsent agent.gap events (the uploader sends them along with the range they cover);
         with `covering_upto`, only those recorded after it announcing a range starting at or before it."""
-        sql = "SELECT body FROM events WHERE acked=0 AND kind='agent.gap'"
+        sql = ("SELECT body FROM events WHERE acked=0 AND kind IN ("
+               + ",".join(f"'{k}'" for k in ANNOUNCES_DROPS) + ")")
         args: tuple[Any, ...] = ()
         if covering_upto is not None:
             sql += " AND seq > ? AND json_extract(body, '$.details.first_seq') <= ?"
@@ -450,6 +452,20 @@ class Spool:
                     raise
                 return 0  # acked again after the next batch; duplicates are ignored by the collector
             return cur.rowcount
+
+    def reject(self, seq: int, status: int, error: str) -> dict[str, Any] | None:
+        """The collector refused event `seq` itself (invalid, too large): set it aside so the rest
+        flows, and record a delivery.rejected naming it, which announces the hole to the collector."""
+        with self._lock:
+            row = self._db.execute("SELECT body FROM events WHERE seq=? AND acked=0", (seq,)).fetchone()
+            if row is None:
+                return None
+            bad = json.loads(row[0])
+            self._db.execute("UPDATE events SET acked=2 WHERE seq=?", (seq,))  # 2: refused, never resent
+        return self.record("delivery.rejected", details={
+            "first_seq": seq, "last_seq": seq, "count": 1, "reason": "rejected", "status": status,
+            "error": error[:500], "event_id": bad.get("id"), "event_kind": bad.get("kind"),
+            "event_hash": bad.get("hash")})
 
     def depth(self) -> int:
         with self._lock:

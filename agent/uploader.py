@@ -164,6 +164,11 @@ class Uploader:
                 return Outcome("sent", reason=f"batch too large; now {self.batch_size} event(s)")
             self._report_once("too_large", error, code)
             return Outcome("retry", reason=f"a single event is larger than the collector accepts: {error}")
+        bad = answer.get("seq") if isinstance(answer, dict) else None
+        if code in (413, 422) and isinstance(bad, int) and any(e["seq"] == bad for e in events):
+            # the collector named the one event it cannot take: set it aside, the rest flows
+            self.spool.reject(bad, code, error)
+            return Outcome("sent", reason=f"event seq {bad} refused by the collector ({code}): {error}")
         if code in (400, 403, 422):
             self._report_once(f"rejected_{code}", error, code)
             return Outcome("retry", reason=f"collector rejected the batch ({code}): {error}")

@@ -46,6 +46,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("agent.enrolled", "info", "代理已注册", "Agent enrolled", source="both"),
     _k("agent.delivery_rejected", "high", "事件投递被拒", "Delivery rejected"),
     _k("agent.gap", "medium", "事件缺失(已声明)", "Events dropped (announced)", security=True),
+    _k("delivery.rejected", "high", "事件被收集端拒收", "Event refused by the collector", security=True),
     _k("agent.spool_over_cap", "high", "事件缓存超限", "Spool over its cap"),
     # -- removable media
     _k("medium.inserted", "info", "介质接入", "Medium inserted", _MEDIUM),
@@ -123,6 +124,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 )}
 
 TELEMETRY_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.telemetry)
+# kinds that announce seqs the collector will never receive (details.first_seq..last_seq), so the
+# hole they leave is explained, not a chain.gap
+ANNOUNCES_DROPS: tuple[str, ...] = ("agent.gap", "delivery.rejected")
 
 
 class UnknownKind(ValueError):
