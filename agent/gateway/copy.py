@@ -29,10 +29,23 @@ def _copy_range(src: int, dst: int, off: int, end: int) -> None:
         off += done
 
 
+def _extend(dst: int, start: int, end: int) -> None:
+    """Grow dst from start to end: a hole where the fs allows it, zeros where it does
+    not (the FUSE FAT driver refuses to extend by ftruncate or by writing past EOF)."""
+    try:
+        os.ftruncate(dst, end)
+        return
+    except OSError:
+        pass
+    zeros = bytes(min(CHUNK, 1 << 20))
+    off = start
+    while off < end:
+        off += os.pwrite(dst, zeros[:min(len(zeros), end - off)], off)
+
+
 def copy_file(src: int, dst: int, size: int, sparse: bool = True) -> None:
     """Copy bytes [0, size) of src to dst (both plain fds, dst empty)."""
-    if size == 0:
-        return
+    written = 0
     off = 0
     while off < size:
         if sparse:
@@ -47,6 +60,10 @@ def copy_file(src: int, dst: int, size: int, sparse: bool = True) -> None:
             hole = os.lseek(src, data, os.SEEK_HOLE) if sparse else size
         else:
             data, hole = off, size
-        _copy_range(src, dst, data, min(hole, size))
-        off = min(hole, size)
-    os.ftruncate(dst, size)
+        if data > written:
+            _extend(dst, written, data)
+        end = min(hole, size)
+        _copy_range(src, dst, data, end)
+        written = off = end
+    if written < size:
+        _extend(dst, written, size)

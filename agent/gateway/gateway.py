@@ -228,12 +228,18 @@ class Gateway:
             os.close(root_fd)
             self.staging.remove_medium(key)
             raise
+        # only now may the mount watcher judge this medium by its mounts
+        self._call(self._serving, m)
         self._emit_now("gateway.held", {"key": key, "mountpoint": mp, "fstype": fstype, "fs_uuid": fs_uuid})
         if self._waiting.get(key):
             self._call(self._recommit_waiting, key, None)
 
     async def _register(self, m: Medium) -> None:
         self.view.media[m.key] = m
+
+    async def _serving(self, m: Medium) -> None:
+        if m.state == "attaching":
+            m.state = "serving"
 
     async def _unregister(self, m: Medium) -> None:
         self.view.media.pop(m.key, None)

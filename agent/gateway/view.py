@@ -41,7 +41,7 @@ class Medium:
     root_fd: int
     fstype: str
     fs_uuid: str
-    state: str = "serving"        # serving | detaching | gone
+    state: str = "attaching"      # attaching | serving | detaching | gone
     handles: int = 0              # open file handles on this medium
     writers: int = 0              # of which opened for writing
     busy: int = 0                 # judgements/commits in flight
@@ -231,7 +231,7 @@ class View(pyfuse3.Operations):
         n = os.fsdecode(name)
         if parent_inode == ROOT:
             m = next((x for x in self.media.values() if x.name == n), None)
-            if m is None or m.state != "serving":
+            if m is None or m.state not in ("serving", "attaching"):
                 raise pyfuse3.FUSEError(errno.ENOENT)
             return self._entry(m, "")
         m, rel = self.path(parent_inode)
