@@ -68,11 +68,11 @@ class Gateway:
         ok, why = available()
         if not ok:
             raise GatewayError(why)
-        mounts.ensure_private_dir(self.real_root)
-        self.view_root.mkdir(parents=True, exist_ok=True)
         # mounts of our type left by a killed agent answer "transport endpoint is not
         # connected"; nothing of ours runs yet, so every one of them is stale
         self._stale = self._unmount_stale(own_dev=None)
+        mounts.ensure_private_dir(self.real_root)
+        self.view_root.mkdir(parents=True, exist_ok=True)
         self.staging = StagingArea(self.staging_dir, self.cap_bytes, durable=self.durable)
         self.view = View(self, self.staging)
         self._dispatcher = threading.Thread(target=self._dispatch, name="baomi-gateway-events", daemon=True)
@@ -222,7 +222,9 @@ class Gateway:
                                         "fs_uuid": fs_uuid, "source": source, "since": time.time()})
         self._call(self._register, m)
         try:
-            mounts.bind(self.view_root / m.name, mp)
+            # resolving the source path asks our own FUSE server: done by a short-lived
+            # child, so no thread of the agent ever waits on its own filesystem
+            mounts.bind_in_child(self.view_root / m.name, mp)
         except OSError:
             self._call(self._unregister, m)
             os.close(root_fd)
@@ -383,8 +385,10 @@ class Gateway:
         if self._token is None:
             raise GatewayError("start() first")
         rec = Recovery()
-        st = os.stat(self.view_root)
-        own = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+        # never stat our own mount from this process: a thread waiting on its own FUSE
+        # server can keep a SIGKILLed agent from ever exiting (and so hang every user)
+        top = mounts.mount_at(self.view_root)
+        own = top.dev if top is not None and top.fstype == FSTYPE else None
         rec.stale_mounts = self._stale + self._unmount_stale(own_dev=own)
         self._stale = []
         table = mounts.mountinfo()

@@ -79,6 +79,16 @@ def bind(src: Path | str, dst: Path | str) -> None:
     _check(_libc.mount(os.fsencode(src), os.fsencode(dst), None, MS_BIND, None), f"bind {src} -> {dst}")
 
 
+def bind_in_child(src: Path | str, dst: Path | str, timeout: float = 30) -> None:
+    try:
+        r = subprocess.run(["mount", "--no-mtab", "--bind", str(src), str(dst)], capture_output=True,
+                           text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise OSError(errno.EIO, f"mount --bind {src} {dst}: {e}")
+    if r.returncode != 0:
+        raise OSError(errno.EIO, f"mount --bind {src} {dst}: {r.stderr.strip()}")
+
+
 def make_private(path: Path | str) -> None:
     _check(_libc.mount(None, os.fsencode(path), None, MS_PRIVATE, None), f"make-private {path}")
 

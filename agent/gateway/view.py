@@ -180,6 +180,10 @@ class View(pyfuse3.Operations):
             a.st_mode, a.st_nlink = stat.S_IFREG | (s.mode if s else 0o644), 1
             a.st_uid, a.st_gid = (s.uid, s.gid) if s else (0, 0)
         if s is not None:
+            if s.new:
+                # not cached by the kernel: a refused new file must vanish at once, and
+                # invalidating it from here instead could deadlock (see docs/gateway.md)
+                a.entry_timeout = a.attr_timeout = 0
             hs = os.fstat(s.fd)
             a.st_size = s.size
             a.st_blocks = hs.st_blocks
@@ -674,22 +678,11 @@ class View(pyfuse3.Operations):
                 ino = self._ino_of.pop((s.key, s.rel), None)
                 if ino is not None:
                     self._path_of.pop(ino, None)
-                    self._invalidate(s.key, s.rel)
         if s.fd >= 0:
             os.close(s.fd)
             s.fd = -1
         self.staging.remove(s.sid)
         self.staging.release(s.size)
-
-    def _invalidate(self, key: str, rel: str) -> None:
-        parent = os.path.dirname(rel)
-        pino = self._ino_of.get((key, parent))
-        if pino is None:
-            return
-        try:
-            pyfuse3.invalidate_entry_async(pino, os.fsencode(os.path.basename(rel)))
-        except Exception:   # the kernel forgot it already
-            pass
 
     # -- judgement and commit ----------------------------------------------------
     async def judge_and_commit(self, s: Staged) -> None:

@@ -16,6 +16,7 @@ from tests.support.skips import need_root, need_tools
 from .support import Events, is_mount, judge
 
 FSTYPES = ["exfat", "vfat", "ext4"]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def need_gateway() -> None:
