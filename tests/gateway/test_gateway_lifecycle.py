@@ -149,8 +149,10 @@ def test_gateway_sigkill_during_copies_then_recover(tmp_path):
                 writers.append((name, subprocess.Popen(["cp", str(srcdir / name), str(x / name)],
                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             time.sleep(rnd.uniform(0.0, 0.25))
+            t0 = time.monotonic()
             child.send_signal(signal.SIGKILL)
             child.wait(10)
+            t1 = time.monotonic()
             for name, w in writers:
                 try:
                     rc = w.wait(20)
@@ -159,13 +161,18 @@ def test_gateway_sigkill_during_copies_then_recover(tmp_path):
                     raise AssertionError(f"cycle {cycle}: cp of {name} hung after the gateway was killed")
                 if rc == 0:
                     cp_ok.add(name)
+            t2 = time.monotonic()
             assert stat_returns(x, 5), f"cycle {cycle}: stat on the mount point hangs"
             child = _child(roots, x, "recover", out)       # next start: recover()
+            t3 = time.monotonic()
             rec = [o["recovery"] for o in out if "recovery" in o][-1]
             assert "m1" in rec["reattached"], rec
             mounts = _gateway_mounts()
             assert sorted(mounts) == sorted([str(roots / "view"), str(x)]), mounts
             assert_not_on_device(medium.devnode, marked)
+            if os.environ.get("BAOMI_GATEWAY_KILL_TIMES"):
+                print(f"cycle {cycle}: kill {t1 - t0:.2f}s writers {t2 - t1:.2f}s restart {t3 - t2:.2f}s "
+                      f"check {time.monotonic() - t3:.2f}s")
         child.send_signal(signal.SIGTERM)
         child.wait(60)
         child = None
