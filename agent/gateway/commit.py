@@ -14,7 +14,7 @@ def _at(rel: str) -> str:
 
 
 def copy_phase(root_fd: int, tmp_rel: str, target_rel: str, src_fd: int, size: int, new: bool, mode: int,
-               uid: int, gid: int, times: tuple[int, int] | None) -> None:
+               uid: int, gid: int, times: tuple[int, int] | None, fsync: bool = True) -> None:
     fd = os.open(tmp_rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=root_fd)
     try:
         copy_file(src_fd, fd, size)
@@ -32,13 +32,16 @@ def copy_phase(root_fd: int, tmp_rel: str, target_rel: str, src_fd: int, size: i
                 pass   # vfat/exfat: owner and mode come from mount options
         if times:
             os.utime(fd, ns=times)
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def rename_phase(root_fd: int, tmp_rel: str, target_rel: str) -> None:
+def rename_phase(root_fd: int, tmp_rel: str, target_rel: str, fsync: bool = True) -> None:
     os.rename(tmp_rel, target_rel, src_dir_fd=root_fd, dst_dir_fd=root_fd)
+    if not fsync:
+        return
     try:
         dfd = os.open(_at(os.path.dirname(target_rel)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
                       dir_fd=root_fd)
@@ -55,3 +58,4 @@ def remove_quietly(root_fd: int, tmp_rel: str) -> None:
         os.unlink(tmp_rel, dir_fd=root_fd)
     except OSError:
         pass
+

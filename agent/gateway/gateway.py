@@ -38,7 +38,8 @@ _GONE_ERRNOS = {errno.EIO, errno.ENOTCONN, errno.ENODEV, errno.ENXIO, errno.ESHU
 class Gateway:
     def __init__(self, staging_dir: Path, cap_bytes: int, judge: Callable[[StagedFile], Judgement],
                  on_event: Callable[[str, dict], None], real_root: Path = Path("/run/baomi/real"),
-                 view_root: Path | None = None, detach_timeout: float = 300.0, durable: bool = True) -> None:
+                 view_root: Path | None = None, detach_timeout: float = 300.0, durable: bool = True,
+                 fsync_commits: bool = True) -> None:
         self.staging_dir = Path(staging_dir)
         self.cap_bytes = cap_bytes
         self.judge = judge
@@ -46,7 +47,8 @@ class Gateway:
         self.real_root = Path(real_root)
         self.view_root = Path(view_root) if view_root else self.real_root.parent / "view"
         self.detach_timeout = detach_timeout
-        self.durable = durable
+        self.durable = durable              # fsync the sidecar record of every closed file
+        self.fsync_commits = fsync_commits  # fsync every committed file before its rename
         self.staging: StagingArea | None = None
         self.view: View | None = None
         self._thread: threading.Thread | None = None
@@ -161,15 +163,19 @@ class Gateway:
                 log.exception("on_event(%s) failed", item[0])
 
     async def call_judge(self, staged: StagedFile) -> Judgement:
+        return await trio.to_thread.run_sync(self.judge_now, staged)
+
+    def judge_now(self, staged: StagedFile) -> Judgement:
+        """The agent's judge, in a worker thread (never on the FUSE loop)."""
         try:
-            verdict = await trio.to_thread.run_sync(self.judge, staged)
+            verdict = self.judge(staged)
             if not isinstance(verdict, Judgement):
                 raise TypeError(f"judge returned {type(verdict).__name__}, not Judgement")
             return verdict
         except Exception as e:
             # fail closed: what could not be judged does not reach the medium
             log.exception("judge failed on %s", staged.relpath)
-            await self.emit("gateway.judge_error", {"key": staged.key, "path": staged.relpath, "error": str(e)})
+            self._emit_now("gateway.judge_error", {"key": staged.key, "path": staged.relpath, "error": str(e)})
             return Judgement(commit=False, errno=errno.EACCES, reason="judge failed")
 
     # -- media -----------------------------------------------------------------------
@@ -423,10 +429,9 @@ class Gateway:
             if sid in live:
                 continue
             if r is None:
+                # committed while still open (its record removed then), or the crash came
+                # before the first record: the writer was still in open(), nothing to name
                 self.staging.remove(sid)
-                rec.lost.append(("", sid))
-                self._emit_now("gateway.lost", {"key": "", "path": "", "staging_id": sid,
-                                                "reason": "staged data without a record"})
                 continue
             key, rel, state = r.get("key", ""), r.get("relpath", ""), r.get("state", OPEN)
             if state == COMMITTED:

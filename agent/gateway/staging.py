@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 # Sidecar states. open: the writer has not closed yet (content incomplete).
 # closed: complete, not on the medium yet (a hidden .baomi-commit-<id> copy may exist
-# there). committed: on the medium, still open. Records of files done with are removed.
+# there). committed: on the medium (in memory only: its record is removed then, and a
+# data file without a record is a leftover to delete).
 OPEN, CLOSED, COMMITTED = "open", "closed", "committed"
 
 
@@ -74,6 +75,12 @@ class StagingArea:
         _write_atomic(self.record_path(sid), json.dumps(record).encode(), durable)
         if durable:
             os.fsync(self._dirfd)
+
+    def remove_record(self, sid: str) -> None:
+        try:
+            self.record_path(sid).unlink()
+        except FileNotFoundError:
+            pass
 
     def remove(self, sid: str) -> None:
         for p in (self.record_path(sid), self.data_path(sid)):

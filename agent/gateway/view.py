@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import stat
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -30,6 +31,7 @@ log = logging.getLogger("baomi.gateway")
 
 TIMEOUT = 1.0          # kernel attribute/entry cache, seconds
 BLKSIZE = 1 << 20      # advertised st_blksize: cp and friends size their buffers by it
+SMALL = 1 << 20        # commits up to this size copy and rename in one thread hop
 ROOT = pyfuse3.ROOT_INODE
 
 
@@ -45,7 +47,9 @@ class Medium:
     handles: int = 0              # open file handles on this medium
     writers: int = 0              # of which opened for writing
     busy: int = 0                 # judgements/commits in flight
-    ns_lock: trio.Lock = field(default_factory=trio.Lock)   # commit rename vs user rename
+    # the final rename of a commit vs a user's rename: a thread lock, because commits
+    # finish in worker threads; each holder does one rename, so waits are short
+    ns_lock: threading.Lock = field(default_factory=threading.Lock)
     committed: int = 0
     name: str = ""                # its directory in the view (the key, quoted)
 
@@ -377,7 +381,7 @@ class View(pyfuse3.Operations):
         if m is not m2:
             raise pyfuse3.FUSEError(errno.EXDEV)
         src, dst = _child(rel_old, self._name(name_old)), _child(rel_new, self._name_new(name_new))
-        async with m.ns_lock:
+        with m.ns_lock:
             s = self.staged.get((m.key, src))
             dst_exists = (m.key, dst) in self.staged or self._stat_or_none(m, dst) is not None
             if flags & pyfuse3.RENAME_NOREPLACE and dst_exists:
@@ -610,7 +614,7 @@ class View(pyfuse3.Operations):
                 raise _err(e)
             s.gen += 1
             if s.state == COMMITTED:
-                s.state = OPEN          # changed again after a commit
+                s.state = OPEN          # changed again after a commit: recorded again
                 self._record(s, durable=False)
         return n
 
@@ -700,49 +704,49 @@ class View(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EIO)
             m.busy += 1
             try:
-                if s.needs_judgement():
-                    gen = s.gen
-                    s.state = CLOSED
-                    self._record(s)         # durable: complete content, not yet committed
-                    verdict = await self.gw.call_judge(self._staged_file(s))
-                    s.judged_gen = gen
-                    s.refusal = None if verdict.commit else (verdict.errno or errno.EACCES)
-                    if s.refusal is not None:
-                        await self.gw.emit("gateway.refused", {
-                            "key": s.key, "path": s.rel, "size": s.size, "pid": s.pid, "uid": s.uid,
-                            "reason": verdict.reason})
-                if s.refusal is not None:
-                    raise pyfuse3.FUSEError(s.refusal)
-                await self._commit(m, s)
+                await self._judge_and_commit_locked(m, s)
             finally:
                 m.busy -= 1
 
-    def _staged_file(self, s: Staged, medium_gone: bool = False) -> StagedFile:
-        return StagedFile(key=s.key, relpath=s.rel, host_path=self.staging.data_path(s.sid), size=s.size,
-                          pid=s.pid, uid=s.uid, gid=s.gid, medium_gone=medium_gone,
-                          complete=s.state != OPEN, recovered=s.recovered)
-
-    async def _commit(self, m: Medium, s: Staged) -> None:
+    async def _judge_and_commit_locked(self, m: Medium, s: Staged) -> None:
         t0 = time.monotonic()
+        gen = s.gen
+        judge = s.needs_judgement()
+        if judge:
+            s.state = CLOSED
+            if self.staging.durable:
+                await trio.to_thread.run_sync(os.fsync, s.fd)   # the record must not outlive its data
+            self._record(s)         # complete content, not yet committed
+        elif s.refusal is not None:
+            raise pyfuse3.FUSEError(s.refusal)
         # the hidden name derives from the staging id, so recovery can find and remove it
         tmp_rel = _child(os.path.dirname(s.rel), COMMIT_PREFIX + s.sid[:16])
-        gen = s.gen
-        try:
-            # copy and fsync in a thread (the FUSE loop keeps serving), then rename
-            # over the target under the namespace lock so a user rename cannot race it
-            await trio.to_thread.run_sync(copy_phase, m.root_fd, tmp_rel, s.rel, s.fd, s.size, s.new,
-                                          s.mode, s.uid, s.gid, s.times)
-            async with m.ns_lock:
-                if m.state == "gone" or s.gone or s.unlinked:
-                    await trio.to_thread.run_sync(remove_quietly, m.root_fd, tmp_rel)
-                    if s.unlinked:
-                        return
-                    raise pyfuse3.FUSEError(errno.EIO)
-                await trio.to_thread.run_sync(rename_phase, m.root_fd, tmp_rel, s.rel)
-        except OSError as e:
-            await trio.to_thread.run_sync(remove_quietly, m.root_fd, tmp_rel)
-            await self.gw.medium_error(m, e)
-            raise _err(e)
+        args = (m, s, tmp_rel, self.gw.fsync_commits)
+        staged = self._staged_file(s)
+        if s.size <= SMALL:
+            # verdict, copy and rename in one thread hop: for small files the hops cost
+            # more than the work
+            verdict, outcome = await trio.to_thread.run_sync(self._judge_copy_rename, staged if judge else None,
+                                                             *args)
+        else:
+            verdict = await self.gw.call_judge(staged) if judge else None
+            outcome = None
+            if verdict is None or verdict.commit:
+                outcome = await trio.to_thread.run_sync(self._copy_rename, *args)
+        if verdict is not None:
+            s.judged_gen = gen
+            s.refusal = None if verdict.commit else (verdict.errno or errno.EACCES)
+            if s.refusal is not None:
+                await self.gw.emit("gateway.refused", {"key": s.key, "path": s.rel, "size": s.size, "pid": s.pid,
+                                                       "uid": s.uid, "reason": verdict.reason})
+                raise pyfuse3.FUSEError(s.refusal)
+        if outcome == "unlinked":
+            return
+        if isinstance(outcome, OSError):
+            await self.gw.medium_error(m, outcome)
+            raise _err(outcome)
+        if outcome == "gone":
+            raise pyfuse3.FUSEError(errno.EIO)
         s.new = False
         s.committed_gen = gen
         m.committed += 1
@@ -750,9 +754,36 @@ class View(pyfuse3.Operations):
                                                  "uid": s.uid, "ms": round((time.monotonic() - t0) * 1000, 1)})
         if s.handles:
             s.state = COMMITTED
-            self._record(s, durable=False)
+            self.staging.remove_record(s.sid)   # nothing left to recover; a later write records again
         else:
             self.drop(s)      # committed and nobody has it open: the host copy can go
+
+    def _judge_copy_rename(self, staged: StagedFile | None, m: Medium, s: Staged, tmp_rel: str,
+                           fsync: bool) -> tuple[Judgement | None, Any]:
+        verdict = self.gw.judge_now(staged) if staged is not None else None
+        if verdict is not None and not verdict.commit:
+            return verdict, None
+        return verdict, self._copy_rename(m, s, tmp_rel, fsync)
+
+    def _copy_rename(self, m: Medium, s: Staged, tmp_rel: str, fsync: bool) -> Any:
+        """In a worker thread: copy to the hidden name, fsync, rename over the target.
+        Returns None (committed), "unlinked", "gone" or the OSError."""
+        try:
+            copy_phase(m.root_fd, tmp_rel, s.rel, s.fd, s.size, s.new, s.mode, s.uid, s.gid, s.times, fsync)
+            with m.ns_lock:
+                if m.state == "gone" or s.gone or s.unlinked:
+                    remove_quietly(m.root_fd, tmp_rel)
+                    return "unlinked" if s.unlinked else "gone"
+                rename_phase(m.root_fd, tmp_rel, s.rel, fsync)
+        except OSError as e:
+            remove_quietly(m.root_fd, tmp_rel)
+            return e
+        return None
+
+    def _staged_file(self, s: Staged, medium_gone: bool = False) -> StagedFile:
+        return StagedFile(key=s.key, relpath=s.rel, host_path=self.staging.data_path(s.sid), size=s.size,
+                          pid=s.pid, uid=s.uid, gid=s.gid, medium_gone=medium_gone,
+                          complete=s.state != OPEN, recovered=s.recovered)
 
     # -- the medium vanished ---------------------------------------------------------
     def mark_gone(self, m: Medium) -> list[Staged]:
