@@ -142,8 +142,9 @@ def make_sources(base: Path, quick: bool) -> dict[str, tuple[Path, int, int, str
         d = mixed / f"dir{i % 20:02d}"
         d.mkdir(parents=True, exist_ok=True)
         r = rnd.random()
-        size = rnd.randint(2_000, 60_000) if r < 0.80 else rnd.randint(200_000, 1_500_000) if r < 0.97 \
-            else rnd.randint(8_000_000, 15_000_000)
+        # mostly office-sized documents, some larger ones, a few big: about 150 MB in all
+        size = rnd.randint(2_000, 60_000) if r < 0.85 else rnd.randint(150_000, 1_200_000) if r < 0.99 \
+            else rnd.randint(3_000_000, 6_000_000)
         (d / f"f{i:04d}.dat").write_bytes(blob(size))
         total += size
         files += 1
