@@ -25,6 +25,7 @@ from pathlib import Path
 
 MARKS = ("机密★1年".encode(), b"TOP SECRET")
 DURABLE = True
+FSYNC_COMMITS = True
 TARGETS = {"large": 85.0, "small": 70.0, "p99_ms": 300.0, "rss_mb": 150.0}
 
 
@@ -43,11 +44,11 @@ def judge(staged):
     return Judgement(commit=True)
 
 
-def serve(roots: Path, key: str, mp: Path, durable: bool) -> None:
+def serve(roots: Path, key: str, mp: Path, durable: bool, fsync_commits: bool) -> None:
     """The gateway process: attach, say READY, serve until SIGTERM."""
     from baomi.agent.gateway.gateway import Gateway
     gw = Gateway(roots / "staging", 8 << 30, judge, lambda n, f: None, real_root=roots / "real",
-                 view_root=roots / "view", durable=durable)
+                 view_root=roots / "view", durable=durable, fsync_commits=fsync_commits)
     gw.start()
     gw.attach(key, mp)
     print("READY", flush=True)
@@ -98,7 +99,8 @@ class Held:
         self.roots = work / "gw"
         self.roots.mkdir(exist_ok=True)
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.roots), "bench",
-                                      str(self.medium.mp)] + ([] if DURABLE else ["--no-durable"]),
+                                      str(self.medium.mp)] + ([] if DURABLE else ["--no-durable"])
+                                     + ([] if FSYNC_COMMITS else ["--no-fsync-commits"]),
                                      stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if "READY" not in line:
@@ -204,11 +206,13 @@ def main() -> None:
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--no-durable", action="store_true",
                     help="gateway without fsync of staged data and records (agent crash safe, not power loss)")
+    ap.add_argument("--no-fsync-commits", action="store_true",
+                    help="commits renamed without fsync (the medium is synced at eject)")
     a = ap.parse_args()
-    global DURABLE
-    DURABLE = not a.no_durable
+    global DURABLE, FSYNC_COMMITS
+    DURABLE, FSYNC_COMMITS = not a.no_durable, not a.no_fsync_commits
     if a.serve:
-        serve(Path(a.serve[0]), a.serve[1], Path(a.serve[2]), DURABLE)
+        serve(Path(a.serve[0]), a.serve[1], Path(a.serve[2]), DURABLE, FSYNC_COMMITS)
         return
     if os.geteuid() != 0:
         raise SystemExit("needs root (loop devices, mounts)")
@@ -219,7 +223,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="baomi-bench-gw-"))
     print(f"gateway bench on {a.fstype} loop media ({os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}); every copy timed as 'cp -r && sync' (sync included so page-cache "
-          f"write-back flatters neither side); gateway durable={DURABLE}")
+          f"write-back flatters neither side); gateway durable={DURABLE} fsync_commits={FSYNC_COMMITS}")
     srcs = make_sources(base / "src", a.quick)
     rows, peak = [], 0.0
     try:
