@@ -193,8 +193,12 @@ def test_gateway_sigkill_during_copies_then_recover(tmp_path):
                                                    if e["event"] == "gateway.committed"), name
         assert not [n for n in os.listdir(check) if n.startswith(".baomi-commit-")]
         assert not list((roots / "staging").glob("*.data")), "staged copies left behind"
+        both = sorted(n for n in clean if (check / n).exists() and n in reported)
+        if both:
+            print("reported and also committed:", [(n, [e for e in events if e.get("path") == n]) for n in both[:3]])
         print(f"{cycles} kill cycles: {committed}/{len(clean)} clean files committed "
-              f"({len(recovered)} after restart), {len(reported)} reported, {len(marked)} marked refused")
+              f"({len(recovered & set(clean))} after restart), {len(reported & set(clean))} reported lost or not "
+              f"committed, {len(marked)} marked never on the medium")
         assert_not_on_device(medium.devnode, marked)
     finally:
         if child is not None:
