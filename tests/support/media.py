@@ -1,4 +1,4 @@
-"""Real removable media for tests: a loop device holding a real ext4 or exFAT filesystem."""
+"""Real removable media for tests: a loop device holding a real ext4, exFAT or vfat filesystem."""
 from __future__ import annotations
 
 import os
@@ -10,11 +10,17 @@ from pathlib import Path
 
 from .skips import need_root, need_tools
 
-MKFS = {"ext4": ["mkfs.ext4", "-q", "-F"], "exfat": ["mkfs.exfat"]}
+MKFS = {"ext4": ["mkfs.ext4", "-q", "-F"], "exfat": ["mkfs.exfat"], "vfat": ["mkfs.vfat"]}
+LABEL_OPT = {"ext4": "-L", "exfat": "-L", "vfat": "-n"}
 
 
 def _run(*cmd: str) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _kernel_has(fstype: str) -> bool:
+    with open("/proc/filesystems") as f:
+        return any(line.split()[-1] == fstype for line in f if line.strip())
 
 
 class LoopMedium:
@@ -30,6 +36,8 @@ class LoopMedium:
         need_tools("losetup", MKFS[fstype][0], "mount", "umount")
         if fstype == "exfat":
             need_tools("mount.exfat-fuse")
+        if fstype == "vfat" and not _kernel_has("vfat"):
+            need_tools("fusefat")   # kernels without the vfat module: the FUSE FAT driver
         self.fstype, self.size_mb, self.label = fstype, size_mb, label
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="baomi-medium-"))
         self.image = self.workdir / f"medium-{uuid.uuid4().hex[:8]}.img"
@@ -39,7 +47,7 @@ class LoopMedium:
     def attach(self) -> str:
         with open(self.image, "wb") as f:
             f.truncate(self.size_mb * 1024 * 1024)
-        label_opt = ["-L", self.label] if self.fstype == "ext4" else ["-L", self.label[:11]]
+        label_opt = [LABEL_OPT[self.fstype], self.label if self.fstype == "ext4" else self.label[:11]]
         _run(*MKFS[self.fstype], *label_opt, str(self.image))
         self.devnode = _run("losetup", "--find", "--show", str(self.image))
         return self.devnode
@@ -56,6 +64,8 @@ class LoopMedium:
         opts = ["-o", "ro"] if read_only else []
         if self.fstype == "exfat":
             _run("mount.exfat-fuse", *opts, self.devnode, str(self.mountpoint))
+        elif self.fstype == "vfat" and not _kernel_has("vfat"):
+            _run("fusefat", "-o", "ro" if read_only else "rw+", self.devnode, str(self.mountpoint))
         else:
             _run("mount", "-t", self.fstype, *opts, self.devnode, str(self.mountpoint))
         return self.mountpoint

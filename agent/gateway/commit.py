@@ -1,0 +1,61 @@
+"""Putting judged content on the medium atomically: copy to a hidden temporary name
+beside the target, fsync, rename over the target. A half-written file is never
+visible under the real name, and a crash leaves only the hidden name (removed on
+recovery)."""
+from __future__ import annotations
+
+import os
+
+from .copy import copy_file
+
+
+def _at(rel: str) -> str:
+    return rel or "."
+
+
+def copy_phase(root_fd: int, tmp_rel: str, target_rel: str, src_fd: int, size: int, new: bool, mode: int,
+               uid: int, gid: int, times: tuple[int, int] | None, fsync: bool = True) -> None:
+    fd = os.open(tmp_rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=root_fd)
+    try:
+        copy_file(src_fd, fd, size)
+        if not new:
+            # an overwrite keeps the old file's owner and mode (we write as root)
+            try:
+                st = os.stat(target_rel, dir_fd=root_fd)
+                mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+            except OSError:
+                pass
+        for fn, args in ((os.fchown, (uid, gid)), (os.fchmod, (mode,))):
+            try:
+                fn(fd, *args)
+            except OSError:
+                pass   # vfat/exfat: owner and mode come from mount options
+        if times:
+            os.utime(fd, ns=times)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rename_phase(root_fd: int, tmp_rel: str, target_rel: str, fsync: bool = True) -> None:
+    os.rename(tmp_rel, target_rel, src_dir_fd=root_fd, dst_dir_fd=root_fd)
+    if not fsync:
+        return
+    try:
+        dfd = os.open(_at(os.path.dirname(target_rel)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                      dir_fd=root_fd)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass   # some FUSE filesystems refuse fsync on directories
+
+
+def remove_quietly(root_fd: int, tmp_rel: str) -> None:
+    try:
+        os.unlink(tmp_rel, dir_fd=root_fd)
+    except OSError:
+        pass
+

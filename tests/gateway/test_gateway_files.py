@@ -1,0 +1,323 @@
+"""What users do on a held medium: cp, cp -r, overwrite, append, rename, truncate, mmap,
+parallel writers. After every refusal, the raw loop device is searched for pieces of
+the refused content: none may be there."""
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .support import (MARKS, assert_not_on_device, clean_bytes, marked_bytes, pieces, raw_device_has, run)
+
+pytestmark = [pytest.mark.root]
+
+
+def test_gateway_view_replaces_real_mount(held):
+    from baomi.agent.gateway import FSTYPE
+    with open("/proc/self/mountinfo") as f:
+        top = [line.split() for line in f if line.split()[4] == str(held.x)][-1]
+    assert top[top.index("-") + 1] == FSTYPE
+    assert held.gw.mode("m1") == "held"
+    st = os.stat(held.roots / "real")
+    assert st.st_uid == 0 and (st.st_mode & 0o077) == 0, "the real fs parent must be root-only"
+    assert held.x.stat().st_dev != held.real.stat().st_dev
+
+
+def test_gateway_cp_marked_file_fails_with_permission_denied(held, tmp_path):
+    secret = marked_bytes(200 * 1024)
+    src = tmp_path / "report.bin"
+    src.write_bytes(secret)
+    r = run("cp", str(src), str(held.x))
+    assert r.returncode != 0
+    assert "Permission denied" in r.stderr
+    assert not (held.real / "report.bin").exists(), "the refused file is on the medium right after cp"
+    assert "report.bin" not in os.listdir(held.x)
+    assert [f["path"] for f in held.events.named("gateway.refused")] == ["report.bin"]
+    assert_not_on_device(held.dev, [secret])
+
+
+def test_gateway_clean_file_committed_with_identical_bytes(held, tmp_path):
+    data = clean_bytes(3 * 1024 * 1024 + 17)
+    src = tmp_path / "clean.bin"
+    src.write_bytes(data)
+    r = run("cp", str(src), str(held.x))
+    assert r.returncode == 0, r.stderr
+    assert (held.real / "clean.bin").read_bytes() == data   # on the medium when cp returns
+    assert (held.x / "clean.bin").read_bytes() == data
+    assert not [n for n in os.listdir(held.real) if n.startswith(".baomi-commit-")]
+    # positive control for the raw-device search used everywhere else
+    assert raw_device_has(held.dev, pieces(data)), "search of the raw device finds committed content"
+
+
+def test_gateway_cp_r_200_files_refuses_exactly_the_5_marked(held, tmp_path):
+    tree = tmp_path / "tree"
+    marked_names, contents = set(), {}
+    for i in range(200):
+        d = tree / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        name = f"d{i % 7}/f{i:03d}.txt"
+        if i in (3, 50, 99, 150, 199):
+            data = marked_bytes(4096 + i * 13, MARKS[i % 2])
+            marked_names.add(name)
+        else:
+            data = clean_bytes(1000 + i * 97)
+        contents[name] = data
+        (tree / name).write_bytes(data)
+    r = run("cp", "-r", str(tree), str(held.x))
+    assert r.returncode != 0, (held.events.items[:5], os.listdir(held.x), os.listdir(held.real))
+    assert r.stderr.count("Permission denied") == 5, r.stderr
+    refused = {f["path"] for f in held.events.named("gateway.refused")}
+    assert refused == {f"tree/{n}" for n in marked_names}
+    for name, data in contents.items():
+        p = held.real / "tree" / name
+        if name in marked_names:
+            assert not p.exists()
+        else:
+            assert p.read_bytes() == data, name
+    assert_not_on_device(held.dev, [contents[n] for n in marked_names])
+
+
+def test_gateway_overwrite_clean_file_with_marked_keeps_old_content(held, tmp_path):
+    old = clean_bytes(100 * 1024)
+    (held.x / "plan.txt").write_bytes(old)
+    assert (held.real / "plan.txt").read_bytes() == old
+    secret = marked_bytes(120 * 1024)
+    src = tmp_path / "plan.txt"
+    src.write_bytes(secret)
+    r = run("cp", str(src), str(held.x / "plan.txt"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    assert (held.real / "plan.txt").read_bytes() == old
+    assert (held.x / "plan.txt").read_bytes() == old
+    assert_not_on_device(held.dev, [secret])
+
+
+def test_gateway_append_judges_the_whole_file(held):
+    first = clean_bytes(50 * 1024)
+    (held.x / "log.txt").write_bytes(first)
+    more = clean_bytes(10 * 1024)
+    with open(held.x / "log.txt", "ab") as f:
+        f.write(more)
+    assert (held.real / "log.txt").read_bytes() == first + more
+    # an append that adds the marking in two pieces: only the whole file shows it
+    tail = os.urandom(30 * 1024)
+    with pytest.raises(PermissionError):
+        with open(held.x / "log.txt", "ab") as f:
+            f.write(b"xx TOP SEC")
+            f.flush()
+            f.write(b"RET yy" + tail)
+    assert (held.real / "log.txt").read_bytes() == first + more
+    assert_not_on_device(held.dev, [tail])
+
+
+def test_gateway_rename_before_close(held):
+    data = clean_bytes(256 * 1024)
+    fd = os.open(held.x / "draft.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, data)
+    os.rename(held.x / "draft.tmp", held.x / "final.bin")
+    assert os.path.exists(held.x / "final.bin") and not os.path.exists(held.x / "draft.tmp")
+    os.close(fd)
+    assert (held.real / "final.bin").read_bytes() == data
+    assert not (held.real / "draft.tmp").exists()
+    # the same with marked content: nothing under either name
+    secret = marked_bytes(128 * 1024)
+    fd = os.open(held.x / "s.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, secret)
+    os.rename(held.x / "s.tmp", held.x / "s.doc")
+    with pytest.raises(PermissionError):
+        os.close(fd)
+    assert not (held.real / "s.doc").exists() and not (held.real / "s.tmp").exists()
+    assert not os.path.exists(held.x / "s.doc")
+    assert_not_on_device(held.dev, [secret])
+
+
+def test_gateway_truncate(held):
+    data = clean_bytes(300 * 1024)
+    (held.x / "t.bin").write_bytes(data)
+    os.truncate(held.x / "t.bin", 1000)             # truncate(2) of a closed file
+    assert (held.real / "t.bin").read_bytes() == data[:1000]
+    with open(held.x / "t.bin", "r+b") as f:         # ftruncate of an open one
+        f.truncate(10)
+        f.seek(0, 2)
+        f.write(b"!")
+    assert (held.real / "t.bin").read_bytes() == data[:10] + b"!"
+    with open(held.x / "t.bin", "wb"):               # O_TRUNC and nothing written
+        pass
+    assert (held.real / "t.bin").read_bytes() == b""
+
+
+MMAP_WRITER = r"""
+import mmap, os, sys
+path, size, data_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+data = open(data_path, "rb").read()
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+os.ftruncate(fd, size)
+mm = mmap.mmap(fd, size)
+os.close(fd)                 # flush: the zeros are judged and committed
+mm[size - len(data):] = data # written after close, through the mapping
+if sys.argv[4] == "msync":
+    try:
+        mm.flush()           # msync(MS_SYNC) reaches the gateway as fsync: judged now
+    except PermissionError:
+        print("refused at msync")
+mm.close()                   # release: writeback that came after close is judged
+"""
+
+
+def _mmap_write(path: Path, size: int, data: bytes, tmp: Path, msync: bool) -> str:
+    # in a process of its own: a page fault on a FUSE mapping in this process would
+    # wait for the FUSE thread of this very process while holding the GIL
+    src = tmp / f"mm-{path.name}"
+    src.write_bytes(data)
+    r = run(sys.executable, "-c", MMAP_WRITER, str(path), str(size), str(src), "msync" if msync else "-")
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("msync", [False, True], ids=["munmap", "msync"])
+def test_gateway_mmap_write_is_judged_at_release(held, tmp_path, msync):
+    size = 64 * 1024
+    secret = marked_bytes(size - 4096)
+    out = _mmap_write(held.x / "m.bin", size, secret, tmp_path, msync)
+    assert ("refused at msync" in out) == msync
+    held.events.wait("gateway.refused", lambda f: f["path"] == "m.bin")
+    assert (held.real / "m.bin").read_bytes() == bytes(size)
+    assert_not_on_device(held.dev, [secret])
+    clean = clean_bytes(size)
+    _mmap_write(held.x / "c.bin", size, clean, tmp_path, msync)
+    deadline = time.monotonic() + 10
+    while (held.real / "c.bin").read_bytes() != clean and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (held.real / "c.bin").read_bytes() == clean
+
+
+def test_gateway_many_writers_in_parallel(held):
+    results: dict[str, tuple[bytes, bool, bool]] = {}   # name -> (data, marked, close ok)
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        for i in range(15):
+            name = f"w{w}-{i}.bin"
+            marked = (i % 5) == 2
+            data = marked_bytes(20 * 1024 + i * 1000) if marked else clean_bytes(20 * 1024 + i * 1000)
+            ok = True
+            try:
+                with open(held.x / name, "wb") as f:
+                    for k in range(0, len(data), 4096):
+                        f.write(data[k:k + 4096])
+                        f.flush()
+            except PermissionError:
+                ok = False
+            with lock:
+                results[name] = (data, marked, ok)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 120
+    for name, (data, marked, ok) in results.items():
+        assert ok == (not marked), name
+        if marked:
+            assert not (held.real / name).exists()
+        else:
+            assert (held.real / name).read_bytes() == data, name
+    assert_not_on_device(held.dev, [d for d, m, _ in results.values() if m])
+
+
+def test_gateway_fsync_judges_now(held):
+    data = clean_bytes(70 * 1024)
+    with open(held.x / "f.bin", "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        assert (held.real / "f.bin").read_bytes() == data   # before close
+    secret = marked_bytes(70 * 1024)
+    fd = os.open(held.x / "g.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, secret)
+    with pytest.raises(PermissionError):
+        os.fsync(fd)
+    with pytest.raises(PermissionError):
+        os.close(fd)
+    assert not (held.real / "g.bin").exists()
+    assert_not_on_device(held.dev, [secret])
+
+
+def test_gateway_sparse_file(held):
+    with open(held.x / "sparse.img", "wb") as f:
+        f.seek(20 * 1024 * 1024)
+        f.write(b"end")
+    with open(held.real / "sparse.img", "rb") as f:
+        assert os.fstat(f.fileno()).st_size == 20 * 1024 * 1024 + 3
+        f.seek(20 * 1024 * 1024 - 5)
+        assert f.read() == bytes(5) + b"end"
+
+
+def test_gateway_staging_cap_gives_enospc_and_no_partial_file(held_factory, tmp_path):
+    h = held_factory("exfat", cap=4 * 1024 * 1024)
+    data = clean_bytes(8 * 1024 * 1024)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    r = run("cp", str(src), str(h.x))
+    assert r.returncode != 0
+    assert "No space left on device" in r.stderr, r.stderr
+    assert not (h.real / "big.bin").exists()
+    full = h.events.wait("gateway.staging_full")
+    assert full["path"] == "big.bin" and full["cap"] == 4 * 1024 * 1024
+    assert not [p for p in (h.roots / "staging").iterdir() if p.suffix == ".data"]
+    # below the cap things work again
+    (h.x / "small.bin").write_bytes(data[:1024 * 1024])
+    assert (h.real / "small.bin").read_bytes() == data[:1024 * 1024]
+
+
+def test_gateway_directories_and_metadata_pass_through(held_ext4):
+    h = held_ext4
+    os.mkdir(h.x / "docs")
+    (h.x / "docs" / "a.txt").write_text("a")
+    os.chmod(h.x / "docs" / "a.txt", 0o600)
+    assert (h.real / "docs" / "a.txt").stat().st_mode & 0o777 == 0o600
+    os.utime(h.x / "docs" / "a.txt", ns=(1_000_000_000, 2_000_000_000))
+    assert (h.real / "docs" / "a.txt").stat().st_mtime_ns == 2_000_000_000
+    os.symlink("a.txt", h.x / "docs" / "link")
+    assert os.readlink(h.real / "docs" / "link") == "a.txt"
+    assert (h.x / "docs" / "link").read_text() == "a"
+    os.rename(h.x / "docs", h.x / "papers")
+    assert (h.real / "papers" / "a.txt").read_text() == "a"
+    os.unlink(h.x / "papers" / "link")
+    os.unlink(h.x / "papers" / "a.txt")
+    os.rmdir(h.x / "papers")
+    assert not (h.real / "papers").exists()
+    sv, rv = os.statvfs(h.x), os.statvfs(h.real)
+    assert (sv.f_blocks, sv.f_frsize) == (rv.f_blocks, rv.f_frsize)
+    with pytest.raises(OSError) as e:
+        (h.x / ".baomi-commit-x").write_text("no")
+    assert e.value.errno == errno.EPERM
+
+
+def test_gateway_respects_the_callers_permissions(held_ext4):
+    h = held_ext4
+    nobody = 65534
+    for p in [h.x.parent, *h.x.parent.parents, h.roots]:   # test dirs are 0700: let nobody walk to X
+        if str(p).startswith("/tmp/"):
+            os.chmod(p, os.stat(p).st_mode | 0o055)
+    os.mkdir(h.x / "mine")
+    os.chown(h.x / "mine", nobody, nobody)
+
+    def as_nobody(*cmd: str):
+        return run("setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", *cmd)
+
+    r = as_nobody("sh", "-c", f"echo hi > {h.x}/root-owned.txt")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    assert not (h.real / "root-owned.txt").exists()
+    r = as_nobody("sh", "-c", f"echo hi > {h.x}/mine/ok.txt")
+    assert r.returncode == 0, r.stderr
+    st = (h.real / "mine" / "ok.txt").stat()
+    assert (st.st_uid, st.st_gid) == (nobody, nobody)
+    r = as_nobody("ls", str(h.roots / "real"))
+    assert r.returncode != 0, "users must not reach the hidden real mount"
