@@ -155,8 +155,13 @@ class EnforceComponent:
                 ident = w.medium.identity or {}
                 if w.medium.key == rec.get("medium_key") or (
                         rec.get("fs_uuid") and ident.get("fs_uuid") == rec.get("fs_uuid")):
-                    return str(w.medium.mountpoint)
+                    return self._readable_root(w.medium.key) or str(w.medium.mountpoint)
         return None
+
+    def _readable_root(self, key: str) -> str | None:
+        """Where the agent reads a medium itself: a held medium's real filesystem, never the
+        gateway's view (the process serving a FUSE filesystem must not enter it)."""
+        return self.gateway.real_path(key) if self.gateway is not None else None
 
     def on_mounted(self, medium: MountedMedium) -> None:
         mp = str(medium.mountpoint)
@@ -179,7 +184,7 @@ class EnforceComponent:
     def _after_mount(self, medium: MountedMedium) -> None:
         self.blocker.recover(self._find_mount)  # blocks a crash interrupted, on this medium
         if self.inventory_enabled:
-            run = InventoryRun(self.ctx, medium)
+            run = InventoryRun(self.ctx, medium, root=self._readable_root(medium.key))
             self.inventories[medium.key] = run
             run.walk(lambda p: self.pipeline.submit(
                 Item(medium_key=medium.key, priority=INVENTORY, path=p, run=run)), self.ctx.stopping)

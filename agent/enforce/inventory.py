@@ -18,8 +18,11 @@ from ..scan.verdict import Verdict
 
 
 class InventoryRun:
-    def __init__(self, ctx: Any, medium: MountedMedium, on_done: Callable[["InventoryRun"], None] | None = None):
+    def __init__(self, ctx: Any, medium: MountedMedium, on_done: Callable[["InventoryRun"], None] | None = None,
+                 root: str | None = None):
         self.ctx, self.medium, self.on_done = ctx, medium, on_done
+        # where the files are read: the mount point, or a held medium's real filesystem
+        self.root = root or str(medium.mountpoint)
         self.levels: Counter[str] = Counter()
         self.files = self.bytes = self.uninspectable = self.skipped = self.discovered = 0
         self.highest = Level.PUBLIC
@@ -32,8 +35,7 @@ class InventoryRun:
 
     def walk(self, submit: Callable[[str], None], stopping: threading.Event) -> None:
         """Queue every regular file on the medium (not following symlinks), then wait for the last."""
-        root = str(self.medium.mountpoint)
-        for top, dirs, files in os.walk(root):
+        for top, dirs, files in os.walk(self.root):
             if stopping.is_set():
                 break
             for name in files:
@@ -116,9 +118,10 @@ class AtRestFiles:
             self.effects.raise_level(medium, outcome.raise_level_to)
             if outcome.kind is not None:
                 run.add_discovered()
+                file = file_obj(item.path, mountpoint=run.root, size=size, sha256=sha, verdict=v)
+                file["mountpoint"] = mp  # relative to the medium, shown where users know it
                 self.ctx.record(outcome.kind, severity=outcome.severity, user=None,
-                                medium=medium_obj(medium.identity, mp),
-                                file=file_obj(item.path, mountpoint=mp, size=size, sha256=sha, verdict=v),
+                                medium=medium_obj(medium.identity, mp), file=file,
                                 rule=outcome.rule, details={"reason": outcome.reason})
         finally:
             run.item_done()

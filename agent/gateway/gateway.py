@@ -262,6 +262,17 @@ class Gateway:
         m = self.view.media.get(key) if self.view else None
         return "held" if m is not None and m.state == "serving" else "none"
 
+    def mountpoint(self, key: str) -> str | None:
+        """Where users reach a held medium."""
+        m = self.view.media.get(key) if self.view else None
+        return m.mountpoint if m is not None else None
+
+    def real_path(self, key: str) -> str | None:
+        """Where the agent itself reads a held medium: never through its own view, which the
+        process serving it must not enter (a SIGKILL mid-request would leave it unkillable)."""
+        m = self.view.media.get(key) if self.view else None
+        return m.real_path if m is not None else None
+
     def keys(self) -> list[str]:
         return [k for k, m in self.view.media.items() if m.state == "serving"]
 

@@ -1,5 +1,8 @@
 """End to end through `baomi-agent run`: the media component finds a personal
-exFAT medium on a loop device, enforcement blocks a marked file copied to it."""
+exFAT medium on a loop device, enforcement blocks a marked file copied to it —
+held by the staging gateway (the default: the copy fails, nothing lands) and
+after the write (the fallback: the file is wiped and removed). Either way the
+raw device holds no piece of the blocked file afterwards."""
 from __future__ import annotations
 
 import io
@@ -37,39 +40,68 @@ def _events(conf: Path) -> list[dict]:
     return [json.loads(l) for l in out.splitlines()]
 
 
-def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path) -> None:
+def _pieces(data: bytes, n: int = 8, size: int = 64) -> list[bytes]:
+    step = max(1, (len(data) - size) // n)
+    return [data[i:i + size] for i in range(0, len(data) - size, step)][:n]
+
+
+def _on_raw_device(image: Path, pieces: list[bytes]) -> list[int]:
+    raw = image.read_bytes()
+    return [i for i, piece in enumerate(pieces) if piece in raw]
+
+
+def _gateway_available() -> str:
+    from baomi.agent.gateway import available
+    ok, why = available()
+    return "" if ok else why
+
+
+@pytest.mark.parametrize("mode", ["held", "after_write"])
+def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path, mode: str) -> None:
     if not _media_component_available():
         pytest.skip("media component not available")
+    if mode == "held" and _gateway_available():
+        pytest.skip(f"staging gateway not available here: {_gateway_available()}")
     tmp = Path(tempfile.mkdtemp(prefix="baomi-e2e-"))
     priv, pub = q.keygen(tmp / "keys")
     state = tmp / "state"
     conf = tmp / "agent.toml"
-    conf.write_text(f"""
+    log = open(artifacts / f"enforce-e2e-agent-{mode}.log", "w")
+    agent = None
+    try:
+        with LoopMedium("exfat", size_mb=64, workdir=tmp) as loop:
+            mp = loop.mount()
+            conf.write_text(f"""
 [host]
 class = "unclassified"
 name = "e2e-pc"
 [paths]
 state_dir = "{state}"
 [media]
-extra_removable = ["loop*"]
+extra_removable = ["{Path(loop.devnode).name}"]  # this medium only, not every loop device
 registry = "{tmp / 'media.toml'}"
 rescan_s = 1.0
 [scan]
 rule_dirs = []
 [quarantine]
 public_key = "{pub}"
+[enforce]
+gateway = {"true" if mode == "held" else "false"}
+gateway_root = "{tmp / 'gw'}"
 """)
-    log = open(artifacts / "enforce-e2e-agent.log", "w")
-    agent = None
-    try:
-        with LoopMedium("exfat", size_mb=64, workdir=tmp) as loop:
-            mp = loop.mount()
             # the medium is there before the agent: its first enumeration must reach enforcement
             agent = subprocess.Popen([*AGENT, "run", "--config", str(conf)], cwd=REPO, stdout=log, stderr=log)
             wait_for(lambda: any(e["kind"] == "medium.inventory" for e in _events(conf)), 60,
                      "the agent to pick up the medium")
+            modes = [e for e in _events(conf) if e["kind"] == "enforce.mode"]
+            assert modes and modes[-1]["details"]["mode"] == mode, modes
             marked = docs.docx(docs.MARK)
-            write(mp / "机密方案.docx", marked)
+            if mode == "held":
+                with pytest.raises(PermissionError):  # close() fails: `cp` says "Permission denied"
+                    write(mp / "机密方案.docx", marked)
+                assert not (mp / "机密方案.docx").exists()  # not even for a moment after the copy
+            else:
+                write(mp / "机密方案.docx", marked)
             write(mp / "plain.txt", b"hello")
             wait_for(lambda: not (mp / "机密方案.docx").exists(), 30, "the marked file to be blocked")
             def copies() -> dict[str, dict] | None:
@@ -79,6 +111,10 @@ public_key = "{pub}"
             kinds = wait_for(copies, 30, "two copy events")
             assert (mp / "plain.txt").read_bytes() == b"hello"
             loop.unmount()
+            wait_for(lambda: not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                                  if str(tmp / "gw" / "real") + "/" in line], 30, "the gateway to release the medium")
+            subprocess.run(["sync"], check=True)
+            assert _on_raw_device(loop.image, _pieces(marked)) == [], "pieces of the blocked file on the raw device"
     finally:
         if agent is not None:
             agent.send_signal(signal.SIGTERM)
@@ -89,6 +125,9 @@ public_key = "{pub}"
         log.close()
     blocked = kinds["机密方案.docx"]
     assert blocked["kind"] == "file.blocked" and blocked["host"]["name"] == "e2e-pc"
+    assert blocked["details"]["held"] is (mode == "held")
+    if mode == "after_write":
+        assert blocked["details"]["wiped"] is True and blocked["details"]["removed"] is True
     assert blocked["medium"]["class"] == "personal" and blocked["medium"]["fs_uuid"]
     assert kinds["plain.txt"]["kind"] == "file.copied"
     out = subprocess.run([*AGENT, "quarantine", "list", "--config", str(conf), "--json"], cwd=REPO,

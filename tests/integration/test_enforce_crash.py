@@ -34,7 +34,8 @@ def test_sigkill_while_quarantining(stage: str) -> None:
     priv, pub = q.keygen(tmp / "keys")
     state = tmp / "state"
     conf = tmp / "agent.toml"
-    conf.write_text(f'[paths]\nstate_dir = "{state}"\n[quarantine]\npublic_key = "{pub}"\n[scan]\nrule_dirs = []\n')
+    conf.write_text(f'[paths]\nstate_dir = "{state}"\n[quarantine]\npublic_key = "{pub}"\n[scan]\nrule_dirs = []\n'
+                    '[enforce]\ngateway = false\n')  # the after-write block steps (held mode: tests/gateway)
     # > 2 MiB so that "storing" falls in the middle of writing the encrypted entry
     data = docs.filler(3 * 1024 * 1024 + 123, marked=True)
     agent = None

@@ -111,7 +111,8 @@ class Agent:
         lines = [f'[host]\nclass = "{host_class}"\nname = "test-host"\n',
                  f'[paths]\nstate_dir = "{tmp / "state"}"\n',
                  f'[media]\nextra_removable = ["{PATTERN}"]\nregistry = "{self.registry}"\n'
-                 f'registry_public_key = "{self.pub}"\nrescan_s = {rescan_s}\n']
+                 f'registry_public_key = "{self.pub}"\nrescan_s = {rescan_s}\n',
+                 f'[enforce]\ngateway_root = "{tmp / "gw"}"\n']
         if policy:
             lines.append("[policy.actions]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in policy.items()))
         self.config.write_text("\n".join(lines))

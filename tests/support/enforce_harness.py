@@ -55,6 +55,7 @@ class Rig:
         self.cfg.paths.state_dir = self.tmp / "state"
         self.cfg.quarantine.public_key = self.pub
         self.cfg.scan.rule_dirs = []
+        self.cfg.enforce.gateway = False  # in-process: this rig tests after-write mode (tests/gateway hold)
         self.ctx = open_context(self.cfg)
         scanner = real_scanner(self.cfg)
         self.scanner = scanner
