@@ -103,7 +103,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             mounts = ",".join(x["mountpoint"] for x in m["mounts"]) or "-"
             print(f"{m['devnode']:<14} {m['class']:<10} {m['level'] or '-':<12} {m['action']:<9} "
-                  f"{m['registry_id'] or '-':<14} {m['fs_type'] or '?':<6} {m['fs_uuid'] or '-':<38} {mounts}")
+                  f"{m['enforcement'] or '-':<11} {m['registry_id'] or '-':<14} {m['fs_type'] or '?':<6} "
+                  f"{m['fs_uuid'] or '-':<38} {mounts}")
     if not media and not args.json:
         print("no removable media attached")
     return 0

@@ -85,3 +85,17 @@ def test_active_user_prefers_the_active_graphical_logind_session(tmp_path):
     (tmp_path / "7").write_text("UID=1000\nUSER=zhangsan\nACTIVE=1\nTYPE=wayland\nCLASS=user\n")
     (tmp_path / "c1").write_text("UID=120\nUSER=gdm\nACTIVE=1\nTYPE=wayland\nCLASS=greeter\n")
     assert active_user(tmp_path) == {"uid": 1000, "name": "zhangsan", "session": "7"}
+
+
+def test_media_list_tells_held_from_after_write():
+    from baomi.agent.media.listing import enforcement_mode, shown_at
+    hidden = "/run/baomi/gateway/real"
+    ms = parse_mountinfo(MOUNTINFO
+                         + "99 22 7:3 / /run/baomi/gateway/real/loop3-x rw,relatime - ext4 /dev/loop3 rw\n"
+                         + "100 22 0:60 /loop3-x /media/zhang/HELD rw - fuse.baomi-gateway baomi rw\n")
+    dev3 = mounts_of(ms, "7:3", "/dev/loop3")
+    assert enforcement_mode(dev3, hidden) == "after_write"       # still reachable directly at WORK DISK
+    assert enforcement_mode(dev3[1:], hidden) == "held"
+    assert shown_at(dev3[1], ms, hidden) == "/media/zhang/HELD"
+    assert enforcement_mode(mounts_of(ms, "7:5", "/dev/loop5"), hidden) is None   # read-only
+    assert enforcement_mode([], hidden) is None
