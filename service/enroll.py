@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from baomi.common.keys import agent_id_for
 
 from . import db
-from .store import insert_collector_event, now
+from .own_events import insert_collector_event, now
 
 
 class EnrollError(Exception):

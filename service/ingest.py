@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from baomi.common import events as ev
 
 from . import db
-from .store import insert_collector_event, now
+from .own_events import insert_collector_event, now
 
 
 class Rejected(Exception):

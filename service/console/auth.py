@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .. import db
 from ..config import ConsoleSection
-from ..store import insert_collector_event
+from ..own_events import insert_collector_event
 from .roles import ROLES
 
 _hasher = PasswordHasher()

@@ -19,7 +19,7 @@ from baomi.common.events import ACTIONS, SEVERITIES
 from baomi.common.levels import LEVEL_IDS
 
 from .. import db
-from ..store import COLLECTOR_AGENT_ID
+from ..own_events import COLLECTOR_AGENT_ID
 
 E = db.events
 PAGE_SIZE = 50

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from baomi.service import db
 from baomi.service.console import queries, rollup
-from baomi.service.store import insert_collector_event
+from baomi.service.own_events import insert_collector_event
 from tests.console import seed
 
 pytestmark = pytest.mark.timeout(120)
