@@ -17,6 +17,7 @@ from . import db
 from .config import CollectorConfig
 from .enroll import EnrollError, enroll
 from .ingest import Ingest, Rejected
+from .limits import BodyLimit
 
 log = logging.getLogger("baomi.collector")
 
@@ -52,6 +53,14 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     app = FastAPI(title="baomi collector", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.ingest, app.state.forwarder = engine, ingest, forwarder
 
+    def body_limit(path: str) -> int:
+        if path == "/api/v1/events":
+            return cfg.max_batch_bytes
+        if path == "/api/v1/enroll":
+            return cfg.max_enroll_bytes
+        return cfg.max_form_bytes
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+
     def error(status: int, message: str, **extra: Any) -> JSONResponse:
         headers = {"Retry-After": "5"} if status == 503 else None
         return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
@@ -83,9 +92,6 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
 
     @app.post("/api/v1/events")
     async def events(request: Request) -> JSONResponse:
-        length = int(request.headers.get("content-length") or 0)
-        if length > cfg.max_batch_bytes:
-            return error(413, f"batch of {length} bytes is over max_batch_bytes {cfg.max_batch_bytes}")
         raw = await request.body()
         agent = request.headers.get("x-baomi-agent")
         try:
