@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from baomi.common import schema
+
 from . import db
 from .config import CollectorConfig
 from .enroll import EnrollError, enroll
@@ -78,9 +80,14 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     async def enroll_agent(request: Request) -> JSONResponse:
         raw = await request.body()
         try:
-            body = json.loads(raw)
+            body = schema.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             return error(400, "body is not JSON")
+        except ValueError as exc:
+            return error(422, str(exc))
+        problem = schema.check_model(schema.Enrollment, body) if isinstance(body, dict) else None
+        if problem:
+            return error(422, problem)
         try:
             result = await run_in_threadpool(enroll, engine, body)
         except EnrollError as exc:

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from baomi.common import events as ev
+from baomi.common import schema
 
 from . import db
 from .own_events import insert_collector_event, now
@@ -113,9 +114,11 @@ class Ingest:
         except (InvalidSignature, binascii.Error, ValueError):
             raise Rejected(403, "bad signature") from None
         try:
-            body = json.loads(raw)
+            body = schema.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Rejected(400, f"body is not JSON: {exc}") from None
+        except ValueError as exc:
+            raise Rejected(422, str(exc)) from None
         if not isinstance(body, dict):
             raise Rejected(400, "body must be a JSON object")
         if body.get("agent_id") != agent_header:
@@ -126,9 +129,12 @@ class Ingest:
         events = body.get("events")
         if not isinstance(events, list):
             raise Rejected(400, "events must be a list")
+        problem = schema.check_model(schema.BatchEnvelope, {**body, "events": []})
+        if problem:
+            raise Rejected(422, problem)
         items = []
         for e in events:
-            problem = ev.validate(e)
+            problem = ev.validate(e) or schema.check_event(e)
             seq = e.get("seq") if isinstance(e, dict) else None
             if problem:
                 raise Rejected(422, f"event seq {seq}: {problem}")
