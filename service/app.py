@@ -112,7 +112,10 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return error(503, "database unavailable; retry later")
         if forwarder is not None and result.events:
             forwarder.submit(result.events)
-        return JSONResponse({"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates})
+        answer = {"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates}
+        if result.conflicts:
+            answer["conflicts"] = result.conflicts
+        return JSONResponse(answer)
 
     if importlib.util.find_spec("baomi.service.console") is not None:
         from .console import install as install_console

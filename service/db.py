@@ -99,17 +99,18 @@ FILE_NAME_INDEX = "events_file_name"
 
 
 def insert_events(conn: sa.Connection, rows: list[dict[str, Any]], *, skip_duplicates: bool = False) -> None:
-    """Insert rows into `events` (skip_duplicates: rows whose agent/seq or event_id
-    is stored already are left out). Every insert into `events` goes through here,
+    """Insert rows into `events` (skip_duplicates: rows whose (agent, seq) is stored
+    already are left out; an event_id stored already raises IntegrityError). Every insert into `events` goes through here,
     so SQLite's file-name index stays complete."""
     if not rows:
         return
     if conn.dialect.name == "postgresql":  # pg_trgm's index is maintained by PostgreSQL itself
         stmt = postgresql.insert(events)  # psycopg pipelines executemany (faster here than multi-row VALUES)
-        conn.execute(stmt.on_conflict_do_nothing() if skip_duplicates else stmt, rows)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["agent_id", "seq"]) if skip_duplicates else stmt,
+                     rows)
         return
     stmt = sqlite.insert(events)
-    stmt = stmt.on_conflict_do_nothing() if skip_duplicates else stmt
+    stmt = stmt.on_conflict_do_nothing(index_elements=["agent_id", "seq"]) if skip_duplicates else stmt
     # RETURNING: the new pks, and SQLAlchemy sends multi-row VALUES pages (much faster on SQLite)
     pks = conn.execute(stmt.returning(events.c.pk), rows).scalars().all()
     if pks:  # our transaction holds SQLite's write lock: pks in this range are all ours

@@ -33,12 +33,21 @@ class Rejected(Exception):
         self.status, self.extra = status, extra
 
 
+class Conflict(Rejected):
+    """An event id already names another event: the batch is refused and an ingest.conflict recorded."""
+
+    def __init__(self, message: str, **details: Any):
+        super().__init__(409, message, conflict=details.get("reason", "conflict"))
+        self.details = details
+
+
 @dataclass
 class Result:
     acked: int
     stored: int
     duplicates: int
     events: list[dict[str, Any]] = field(default_factory=list)  # newly stored, for forwarding
+    conflicts: int = 0  # stored seqs re-sent with different content (each an ingest.conflict event)
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -150,14 +159,62 @@ class Ingest:
 
     # -- storage --------------------------------------------------------------------
     def store(self, body: Batch) -> Result:
-        if self.postgres:
-            return self._store(body)
-        with self._sqlite_lock:
-            return self._store(body)
+        try:
+            if self.postgres:
+                return self._store(body)
+            with self._sqlite_lock:
+                return self._store(body)
+        except Conflict as exc:
+            self._record_conflict(body.agent_id, exc)
+            raise
+        except sa.exc.IntegrityError as exc:  # an event id stored meanwhile by another agent's batch
+            conflict = Conflict("an event id of this batch is already stored for another event",
+                                reason="id_clash", detail=str(exc.orig)[:200])
+            self._record_conflict(body.agent_id, conflict)
+            raise conflict from None
+
+    def _record_conflict(self, agent_id: str, exc: "Conflict") -> None:
+        """The refused batch's transaction is rolled back: its ingest.conflict is written on its own."""
+        with self.engine.begin() as conn:
+            host = conn.execute(sa.select(db.agents.c.host_name).where(db.agents.c.agent_id == agent_id)).scalar()
+            insert_collector_event(conn, "ingest.conflict", severity="high", host_name=host,
+                                   details={"agent_id": agent_id, "error": str(exc), **exc.details})
+
+    def _unique(self, items: list[Checked]) -> list[Checked]:
+        """The batch's events once per seq; the same seq twice with different content, or the same
+        id on two events, is a Conflict."""
+        by_seq: dict[int, Checked] = {}
+        by_id: dict[str, int] = {}
+        for c in items:
+            seq, eid = c.event["seq"], c.event["id"]
+            prev = by_seq.get(seq)
+            if prev is not None:
+                if prev.text != c.text:
+                    raise Conflict(f"seq {seq} twice in the batch with different content", reason="seq_twice",
+                                   seq=seq)
+                continue
+            if eid in by_id:
+                raise Conflict(f"event id {eid[:64]!r} on seq {by_id[eid]} and seq {seq}", reason="id_clash",
+                               event_id=eid[:64], seqs=[by_id[eid], seq])
+            by_seq[seq], by_id[eid] = c, seq
+        return list(by_seq.values())
+
+    def _stored_ids(self, conn: sa.Connection, agent_id: str, items: list[Checked]) -> None:
+        """Refuse events whose id is stored already for another event (another agent, or another seq)."""
+        E = db.events
+        ids = [c.event["id"] for c in items]
+        want = {c.event["id"]: c.event["seq"] for c in items}
+        for i in range(0, len(ids), 500):
+            for r in conn.execute(sa.select(E.c.event_id, E.c.agent_id, E.c.seq)
+                                  .where(E.c.event_id.in_(ids[i:i + 500]))):
+                if r.agent_id != agent_id or r.seq != want[r.event_id]:
+                    raise Conflict(f"event id {r.event_id!r} (seq {want[r.event_id]}) is already stored for "
+                                   "another event", reason="id_clash", event_id=r.event_id,
+                                   seq=want[r.event_id])
 
     def _store(self, body: Batch) -> Result:
         agent_id, batch = body.agent_id, body.batch
-        items = sorted(body.items, key=lambda c: c.event["seq"])
+        items = self._unique(sorted(body.items, key=lambda c: c.event["seq"]))
         events = [c.event for c in items]
         received = now()
         with self.engine.begin() as conn:
@@ -168,16 +225,24 @@ class Ingest:
             if batch <= agent.last_batch:
                 raise Rejected(409, f"batch {batch} replayed or out of order (last accepted {agent.last_batch})",
                                last_batch=agent.last_batch)
+            self._stored_ids(conn, agent_id, items)
             seqs = [e["seq"] for e in events]
-            have: set[int] = set()
+            have: dict[int, str] = {}
             if seqs:
-                have = set(conn.execute(sa.select(db.events.c.seq).where(db.events.c.agent_id == agent_id)
-                                        .where(db.events.c.seq.between(seqs[0], seqs[-1]))).scalars())
-            fresh_items, seen = [], set(have)
+                E = db.events
+                have = {r.seq: r.body for r in conn.execute(
+                    sa.select(E.c.seq, E.c.body).where(E.c.agent_id == agent_id)
+                    .where(E.c.seq.between(seqs[0], seqs[-1])).where(E.c.seq.in_(seqs)))}
+            fresh_items, conflicts = [], 0
             for c in items:
-                if c.event["seq"] not in seen:
-                    seen.add(c.event["seq"])
+                stored_body = have.get(c.event["seq"])
+                if stored_body is None:
                     fresh_items.append(c)
+                elif stored_body != c.text:  # evidence is kept: the differing event goes into the record
+                    conflicts += 1
+                    insert_collector_event(conn, "ingest.conflict", severity="high", host_name=agent.host_name,
+                                           details={"agent_id": agent_id, "reason": "seq_resent_different",
+                                                    "seq": c.event["seq"], "resent": c.event})
             fresh = [c.event for c in fresh_items]
             if fresh:
                 db.insert_events(conn, [row_of(c.event, received, c.text) for c in fresh_items],
@@ -197,7 +262,7 @@ class Ingest:
                 insert_collector_event(conn, "host.online", host_name=agent.host_name,
                                        details={"agent_id": agent_id, "offline_since": str(agent.last_seen)})
             conn.execute(db.agents.update().where(db.agents.c.agent_id == agent_id).values(**values))
-        return Result(acked, len(fresh), len(events) - len(fresh), fresh)
+        return Result(acked, len(fresh), len(events) - len(fresh) - conflicts, fresh, conflicts)
 
     def _advance(self, conn: sa.Connection, agent: Any, fresh: list[Checked]) -> tuple[int, str, int]:
         """Move the contiguous high-water mark over stored events and announced
