@@ -53,14 +53,30 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc)
 
 
+# Times a filter or a page position may name (both databases store these; a day more still fits).
+TIME_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+TIME_MAX = dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+MAX_PK = 2**63 - 1
+
+
+def in_range(field: str, value: dt.datetime) -> dt.datetime:
+    if not TIME_MIN <= value <= TIME_MAX:
+        raise FilterError(field, f"{value.isoformat()} is outside {TIME_MIN:%Y-%m-%d} .. {TIME_MAX:%Y-%m-%d} (UTC)")
+    return value
+
+
 def parse_time(field: str, text: str) -> dt.datetime:
-    """Accept `2026-11-22`, `2026-11-22T08:30`, `2026-11-22 08:30:00` or with Z/offset; naive means UTC."""
+    """Accept `2026-11-22`, `2026-11-22T08:30`, `2026-11-22 08:30:00` or with Z/offset; naive means UTC.
+    Times outside TIME_MIN .. TIME_MAX are a FilterError, so every use of the value is safe."""
     try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = utc(dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
     except ValueError:
         raise FilterError(field, f"{text[:40]!r} is not a date or time (expected e.g. 2026-11-22 or "
                                  "2026-11-22T08:30)") from None
-    return utc(value)  # type: ignore[return-value]
+    except OverflowError:  # an offset that moves year 1 or 9999 out of what datetime holds
+        raise FilterError(field, f"{text[:40]!r} is outside {TIME_MIN:%Y-%m-%d} .. {TIME_MAX:%Y-%m-%d} (UTC)") \
+            from None
+    return in_range(field, value)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -193,9 +209,12 @@ def encode_cursor(time: dt.datetime, pk: int) -> str:
 def decode_cursor(text: str) -> tuple[dt.datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        stamp, pk = raw.split("|")
-        return utc(dt.datetime.fromisoformat(stamp)), int(pk)  # type: ignore[return-value]
-    except (ValueError, UnicodeDecodeError):
+        stamp, pk_text = raw.split("|")
+        t, pk = utc(dt.datetime.fromisoformat(stamp)), int(pk_text)
+        if not 0 <= pk <= MAX_PK:
+            raise ValueError("out of range")
+        return t, pk  # type: ignore[return-value]
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise FilterError("cursor", "is not a page position from this console") from None
 
 

@@ -67,6 +67,7 @@ def router(web: Web) -> APIRouter:
 
     def export_start(request: Request, s: auth.Session, fmt: str) -> tuple[queries.EventFilter, str]:
         f = queries.parse_filter(request.query_params)
+        queries.event_conditions(f)  # any FilterError now, as a 400 page, not after the download began
         sort = request.query_params.get("sort", "time_desc")
         if sort not in queries.SORTS:
             raise queries.FilterError("sort", f"{sort[:40]!r} is not one of {', '.join(queries.SORTS)}")
@@ -140,9 +141,11 @@ def router(web: Web) -> APIRouter:
         if len(comment) > 4000:
             raise queries.FilterError("comment", "too long (at most 4000 characters)")
         with engine.begin() as conn:
-            old = conn.execute(sa.select(db.events.c.status).where(db.events.c.pk == pk)).scalar()
-            if old is None:
+            E = db.events
+            row = conn.execute(sa.select(E.c.status, E.c.agent_id, E.c.kind).where(E.c.pk == pk)).first()
+            if row is None or _is_audit_row(row._mapping):  # the same answer: no hint that the pk exists
                 return web.not_found(request)
+            old = row.status
             now = auth.now()
             conn.execute(db.triage.insert().values(event_pk=pk, status=status, comment=comment,
                                                    user_name=s.user, time=now))
