@@ -5,12 +5,15 @@ The schema is changed only through migrations in service/migrations/versions/.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
+
+from baomi.common.fsutil import private_dir
 
 metadata = sa.MetaData()
 
@@ -124,8 +127,40 @@ def default_sqlite_url(state_dir: Path) -> str:
     return f"sqlite:///{Path(state_dir).resolve() / 'collector.db'}"
 
 
+SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def private_sqlite(url: str) -> Path | None:
+    """For a SQLite file URL: its folder 0700 and the database (and any -wal/-shm/-journal) 0600,
+    created so before SQLite opens it, whatever the umask. SQLite gives the -wal and -shm files
+    it creates later the database file's mode."""
+    u = sa.engine.make_url(url)
+    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:" \
+            or u.database.startswith("file:"):
+        return None
+    path = Path(u.database)
+    if not path.parent.exists():  # an existing folder (the state dir, made 0700 by the commands) is left as is
+        private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    _private_side_files(path)
+    return path
+
+
+def _private_side_files(path: Path) -> None:
+    for suffix in SQLITE_SIDE_FILES[1:]:
+        try:
+            os.chmod(f"{path}{suffix}", 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
+        path = private_sqlite(url)
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa_event.listens_for(engine, "connect")
@@ -135,6 +170,8 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            if path is not None:  # the -wal and -shm files exist now
+                _private_side_files(path)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -146,6 +183,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
+    private_sqlite(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
