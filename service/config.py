@@ -28,7 +28,8 @@ class SyslogSection:
 @dataclass
 class ConsoleSection:
     session_ttl_s: int = 1800
-    max_failed_logins: int = 5
+    max_failed_logins: int = 5              # per account, then locked for lockout_s
+    max_failed_logins_per_address: int = 30  # per source address within lockout_s, then locked for lockout_s
     lockout_s: int = 900
     secret_key_file: Path | None = None  # default: state_dir/console.key
 

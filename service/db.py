@@ -83,6 +83,14 @@ users = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
+login_throttle = sa.Table(  # failed console logins per source address (migration 0005)
+    "login_throttle", metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+)
+
 triage = sa.Table(
     "triage", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
