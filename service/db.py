@@ -33,7 +33,16 @@ agents = sa.Table(
     sa.Column("oldest_unsent_s", sa.Float),
     sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("last_batch", sa.BigInteger, nullable=False, server_default="0"),   # replay guard
-    sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # chain.gap said once
+    sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # no longer written
+    sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest stored seq, agent.gap aside
+)
+
+announced_gaps = sa.Table(  # agent.gap events above the watermark: the drops they announce (migration 0006)
+    "announced_gaps", metadata,
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
 )
 
 enroll_tokens = sa.Table(

@@ -247,11 +247,9 @@ class Ingest:
             if fresh:
                 db.insert_events(conn, [row_of(c.event, received, c.text) for c in fresh_items],
                                  skip_duplicates=True)
-            acked, last_hash, hole = self._advance(conn, agent, fresh_items)
+            acked, last_hash, top = self._advance(conn, agent, fresh_items)
             values: dict[str, Any] = {"last_seq": acked, "last_hash": last_hash, "last_batch": batch,
-                                      "last_seen": received, "online": True}
-            if hole:
-                values["hole_reported"] = hole
+                                      "last_seen": received, "online": True, "max_seq": max(top, acked)}
             for e in fresh:
                 if e["kind"] == "agent.heartbeat":
                     d = e["details"]
@@ -265,45 +263,106 @@ class Ingest:
         return Result(acked, len(fresh), len(events) - len(fresh) - conflicts, fresh, conflicts)
 
     def _advance(self, conn: sa.Connection, agent: Any, fresh: list[Checked]) -> tuple[int, str, int]:
-        """Move the contiguous high-water mark over stored events and announced
-        gaps, checking each link of the chain; returns (acked, its hash, hole reported)."""
+        """Move the contiguous watermark (agents.last_seq) over stored events and announced
+        drops, checking each link of the chain; report each new hole once. Incremental: only the
+        events the watermark passes are read, so a hole left open costs nothing per batch.
+        Returns (acked, its hash, the highest stored seq)."""
         agent_id = agent.agent_id
         for c in fresh:  # a stored event must hash to what it claims, link or no link
             if not c.hash_ok:
-                insert_collector_event(conn, "chain.break", severity="high", host_name=agent.host_name,
-                                       details={"agent_id": agent_id, "seq": c.event["seq"], "reason": "hash mismatch"})
+                self._break(conn, agent, c.event["seq"], "hash mismatch")
+        G = db.announced_gaps
         bodies: dict[int, dict[str, Any]] = {c.event["seq"]: c.event for c in fresh}
-        later = set(conn.execute(sa.select(db.events.c.seq).where(db.events.c.agent_id == agent_id)
-                                 .where(db.events.c.seq > agent.last_seq).limit(1_000_000)).scalars())
-        missing = sorted(later - set(bodies))
-        for i in range(0, len(missing), 500):  # stored earlier beyond a hole: rarely any
-            for r in conn.execute(sa.select(db.events.c.seq, db.events.c.body).where(db.events.c.agent_id == agent_id)
-                                  .where(db.events.c.seq.in_(missing[i:i + 500]))):
-                bodies[r.seq] = json.loads(r.body)
-        gaps: list[tuple[int, int]] = []
-        for b in bodies.values():
-            if b["kind"] == "agent.gap":
-                d = b.get("details") or {}
-                if isinstance(d.get("first_seq"), int) and isinstance(d.get("last_seq"), int):
-                    gaps.append((d["first_seq"], d["last_seq"]))
+        gaps = {r.seq: (r.first_seq, r.last_seq) for r in conn.execute(
+            sa.select(G.c.seq, G.c.first_seq, G.c.last_seq).where(G.c.agent_id == agent_id))}
+        new_gaps = {q: _announced(b) for q, b in bodies.items() if b["kind"] == "agent.gap" and _announced(b)}
+        gaps.update(new_gaps)
+        top = self._report_holes(conn, agent, bodies, gaps)
+        highest = max([top, *gaps])  # the highest seq stored, agent.gap events included
         s, last_hash, linked = agent.last_seq, agent.last_hash, True
+        stored: dict[int, tuple[str, str]] = {}  # seq -> (prev_hash, hash) read from the store, in chunks
         while True:
-            nxt = bodies.get(s + 1)
-            if nxt is not None:
-                if linked and nxt["prev_hash"] != last_hash:
-                    insert_collector_event(conn, "chain.break", severity="high", host_name=agent.host_name,
-                                           details={"agent_id": agent_id, "seq": s + 1, "reason": "prev_hash does not link"})
-                s, last_hash, linked = s + 1, nxt["hash"], True
+            q = s + 1
+            nxt = bodies.get(q)
+            link = (nxt["prev_hash"], nxt["hash"]) if nxt is not None else stored.get(q)
+            if link is None and q <= highest and not stored:
+                stored = self._stored_links(conn, agent_id, q)
+                link = stored.get(q)
+            if link is not None:
+                if linked and link[0] != last_hash:
+                    self._break(conn, agent, q, "prev_hash does not link")
+                s, last_hash, linked = q, link[1], True
+                stored.pop(q, None)
                 continue
-            cover = next((g for g in gaps if g[0] <= s + 1 <= g[1]), None)
+            cover = next((g for g in gaps.values() if g[0] <= q <= g[1]), None)
             if cover is None:
                 break
             s, linked = cover[1], False  # the dropped events' hashes are not known: the next link is not checked
-        hole = 0
-        # an agent.gap record may travel ahead of the events before it: it is not a hole
-        beyond = [q for q in bodies if q > s + 1 and bodies[q]["kind"] != "agent.gap"]
-        if beyond and agent.hole_reported != s + 1:
-            hole = s + 1
-            insert_collector_event(conn, "chain.gap", severity="high", host_name=agent.host_name,
-                                   details={"agent_id": agent_id, "first_missing": s + 1, "next_stored": min(beyond)})
-        return s, last_hash, hole
+            stored = {k: v for k, v in stored.items() if k > s}
+        conn.execute(G.delete().where(G.c.agent_id == agent_id, G.c.seq <= s, G.c.last_seq <= s))
+        keep = [{"agent_id": agent_id, "seq": q, "first_seq": g[0], "last_seq": g[1]}
+                for q, g in new_gaps.items() if not (q <= s and g[1] <= s)]
+        if keep:
+            conn.execute(G.insert(), keep)
+        return s, last_hash, top
+
+    def _stored_links(self, conn: sa.Connection, agent_id: str, start: int) -> dict[int, tuple[str, str]]:
+        """(prev_hash, hash) of the stored events from seq `start` on, while they run contiguous."""
+        E = db.events
+        out: dict[int, tuple[str, str]] = {}
+        if conn.execute(sa.select(E.c.seq).where(E.c.agent_id == agent_id, E.c.seq == start)).first() is None:
+            return out  # the usual case while a hole stays open: one index lookup
+        for r in conn.execute(sa.select(E.c.seq, E.c.body).where(E.c.agent_id == agent_id, E.c.seq >= start)
+                              .order_by(E.c.seq).limit(STORED_CHUNK)):
+            if r.seq != start + len(out):
+                break
+            b = json.loads(r.body)
+            out[r.seq] = (b["prev_hash"], b["hash"])
+        return out
+
+    def _report_holes(self, conn: sa.Connection, agent: Any, bodies: dict[int, dict[str, Any]],
+                      gaps: dict[int, tuple[int, int]]) -> int:
+        """A chain.gap for every run of seqs missing below a newly stored event and above every event
+        stored before (each hole is said once, when it opens), less the drops announced and the
+        agent.gap events themselves (they may travel ahead of the events before them). Returns the
+        new highest stored seq (agent.gap events aside)."""
+        prev = max(agent.max_seq, agent.last_seq)
+        for q in sorted(bodies):
+            if bodies[q]["kind"] == "agent.gap" or q <= prev:
+                continue
+            for lo, hi in _uncovered(prev + 1, q - 1, gaps):
+                insert_collector_event(conn, "chain.gap", severity="high", host_name=agent.host_name,
+                                       details={"agent_id": agent.agent_id, "first_missing": lo,
+                                                "last_missing": hi, "next_stored": hi + 1})
+            prev = q
+        return prev
+
+    def _break(self, conn: sa.Connection, agent: Any, seq: int, reason: str) -> None:
+        insert_collector_event(conn, "chain.break", severity="high", host_name=agent.host_name,
+                               details={"agent_id": agent.agent_id, "seq": seq, "reason": reason})
+
+
+STORED_CHUNK = 1000
+
+
+def _announced(event: dict[str, Any]) -> tuple[int, int] | None:
+    d = event.get("details") or {}
+    first, last = d.get("first_seq"), d.get("last_seq")
+    if isinstance(first, int) and isinstance(last, int) and first <= last:
+        return first, last
+    return None
+
+
+def _uncovered(lo: int, hi: int, gaps: dict[int, tuple[int, int]]) -> list[tuple[int, int]]:
+    """The runs of lo..hi that neither an announced drop covers nor an agent.gap event occupies."""
+    spans = sorted([g for g in gaps.values() if g[1] >= lo and g[0] <= hi] + [(q, q) for q in gaps if lo <= q <= hi])
+    out, at = [], lo
+    for a, b in spans:
+        if a > at:
+            out.append((at, min(a - 1, hi)))
+        at = max(at, b + 1)
+        if at > hi:
+            break
+    if at <= hi:
+        out.append((at, hi))
+    return out
