@@ -71,9 +71,9 @@ class Process(_Open):
     comm: Optional[Annotated[StrictStr, Field(max_length=255)]] = None
 
 
-class HeartbeatDetails(_Open):
-    version: Optional[Short] = None
-    policy_version: Optional[Short] = None
+class HeartbeatDetails(_Open):  # the collector keeps the first 64 characters of the versions
+    version: Optional[Annotated[StrictStr, Field(max_length=4096)]] = None
+    policy_version: Optional[Annotated[StrictStr, Field(max_length=4096)]] = None  # holds agent.toml's path
     spool_depth: Optional[Count] = None
     oldest_unsent_age_s: Optional[Seconds] = None
 
