@@ -10,13 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.dialects import postgresql, sqlite
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from baomi.common.fsutil import private_dir
 
 from .. import db
 from ..config import ConsoleSection
@@ -261,8 +265,8 @@ def lookup(engine: sa.Engine, cfg: ConsoleSection, token: str | None) -> Session
         row = conn.execute(sa.select(sessions).where(sessions.c.token_hash == h)).first()
         if row is None or _aware(row.expires_at) <= t:
             return None
-        # slide the expiry, but write at most once a minute per session
-        if _aware(row.expires_at) - t < dt.timedelta(seconds=cfg.session_ttl_s - 60):
+        # slide the expiry, but write at most once a minute per session (or per half ttl when shorter)
+        if _aware(row.expires_at) - t < dt.timedelta(seconds=cfg.session_ttl_s - min(60, cfg.session_ttl_s / 2)):
             conn.execute(sessions.update().where(sessions.c.token_hash == h)
                          .values(expires_at=t + dt.timedelta(seconds=cfg.session_ttl_s)))
             conn.commit()
@@ -275,6 +279,49 @@ def logout(engine: sa.Engine, session: Session, remote: str) -> None:
         insert_collector_event(conn, "console.logout", user_name=session.user, details={"remote": remote})
 
 
-def login_csrf() -> str:
-    """A fresh value for the login form's double-submit cookie."""
-    return secrets.token_urlsafe(24)
+LOGIN_CSRF_TTL_S = 3600
+
+
+def secret_key(path: Path) -> bytes:
+    """The console's server secret (32 random bytes), made on first use with mode 0600. Collector
+    processes that share a database behind one address need the same file."""
+    path = Path(path)
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        private_dir(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(secrets.token_bytes(32))
+            f.flush()
+            os.fsync(f.fileno())
+        key = path.read_bytes()
+    if len(key) < 32:
+        raise ValueError(f"{path}: the console key is shorter than 32 bytes")
+    return key
+
+
+def login_csrf(secret: bytes, at: dt.datetime | None = None) -> str:
+    """A fresh value for the login form's double-submit cookie, bound to the server's secret and
+    to an expiry: nonce.expiry.hmac (an attacker cannot choose a pair of their own)."""
+    nonce = secrets.token_urlsafe(18)
+    expires = int((at or now()).timestamp()) + LOGIN_CSRF_TTL_S
+    return f"{nonce}.{expires}.{_mac(secret, nonce, expires)}"
+
+
+def login_csrf_ok(secret: bytes, cookie: str, form: str, at: dt.datetime | None = None) -> bool:
+    if not cookie or not form or len(cookie) > 200 or not hmac.compare_digest(cookie, form):
+        return False
+    parts = cookie.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    nonce, expires, mac = parts[0], int(parts[1]), parts[2]
+    return hmac.compare_digest(mac, _mac(secret, nonce, expires)) and (at or now()).timestamp() < expires
+
+
+def _mac(secret: bytes, nonce: str, expires: int) -> str:
+    return hmac.new(secret, f"login-csrf|{nonce}|{expires}".encode(), hashlib.sha256).hexdigest()[:43]

@@ -3,6 +3,7 @@ permission dependency `need`, CSRF checks, cookies, error pages and security
 headers. The routers in console/routes/ take one `Web` and use only this."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,11 @@ class Web:
         self.env.filters["ts"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else ""
         self.env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
         self.secure_cookies = cfg.tls.cert is not None
+
+    @functools.cached_property
+    def secret(self) -> bytes:
+        """The server secret the login form's CSRF token is bound to (made on first use)."""
+        return auth.secret_key(self.cfg.console.secret_key_file or self.cfg.state_dir / "console.key")
 
     def audit(self, kind: str, *, severity: str = "info", user_name: str | None = None, **details: Any) -> None:
         """One console.* event in its own transaction."""
@@ -138,6 +144,8 @@ def install_plumbing(app: FastAPI, web: Web) -> None:
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
         response = await call_next(request)
+        if web.secure_cookies:  # served over TLS: browsers must not fall back to plain HTTP
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         if request.url.path == "/" or request.url.path.startswith(CONSOLE_PATHS):
             response.headers.setdefault(
                 "Content-Security-Policy",

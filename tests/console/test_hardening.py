@@ -57,3 +57,46 @@ def test_out_of_range_dates_and_forged_cursors_get_400(console, path) -> None:
     r = c.get(path)
     assert r.status_code == 400, (path, r.status_code, r.text[:200])
     assert "since" in r.text or "until" in r.text or "cursor" in r.text
+
+
+@pytest.mark.parametrize("value", ["\n=HYPERLINK(\"http://x\")", " =1+1", "\t=1", "\r=1", "\x0b=1", "=1", "+1",
+                                   "-1", "@SUM(A1)", "\u3000=1"])
+def test_csv_cells_starting_with_newline_or_space_are_neutralised(value) -> None:
+    from baomi.service.console.routes.events import _csv_cell
+    assert _csv_cell(value) == "'" + value
+    assert _csv_cell("报告.docx") == "报告.docx" and _csv_cell(None) == "" and _csv_cell(5) == 5
+
+
+def test_login_csrf_rejects_an_attacker_chosen_pair(console) -> None:
+    c = console.client()
+    c.cookies.set("baomi_login_csrf", "attacker-chosen-value")
+    r = c.post("/login", data={"username": "sec1", "password": "Sec-Admin-Pass-2026",
+                               "csrf_token": "attacker-chosen-value"})
+    assert r.status_code == 403 and "baomi_session" not in r.cookies
+    # a well-formed token with a wrong MAC, or one expired, is refused too
+    forged = "nonce.9999999999." + "0" * 43
+    c.cookies.set("baomi_login_csrf", forged)
+    assert c.post("/login", data={"username": "sec1", "password": "Sec-Admin-Pass-2026",
+                                  "csrf_token": forged}).status_code == 403
+    assert console.login("sec1")   # the server's own token still works
+
+
+def test_sessions_with_short_ttl_still_extend(tmp_path, monkeypatch) -> None:
+    import datetime as dt
+
+    from baomi.service.config import ConsoleSection
+    from baomi.service.console import auth
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    cfg = ConsoleSection(session_ttl_s=30)
+    with engine.begin() as conn:
+        auth.add_user(conn, "short", "auditor", "Brief-Ttl-Pass-2026")
+    token = auth.login(engine, cfg, "short", "Brief-Ttl-Pass-2026", "127.0.0.1").token
+    t0 = auth.now()
+    for step in range(1, 7):  # active every 20 s for two minutes: the 30 s session keeps sliding
+        monkeypatch.setattr(auth, "now", lambda step=step: t0 + dt.timedelta(seconds=20 * step))
+        assert auth.lookup(engine, cfg, token) is not None, f"expired after {20 * step} s of activity"
+    monkeypatch.setattr(auth, "now", lambda: t0 + dt.timedelta(seconds=20 * 6 + 31))
+    assert auth.lookup(engine, cfg, token) is None  # idle past the ttl: gone
+    engine.dispose()

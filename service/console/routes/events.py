@@ -30,9 +30,15 @@ def _export_value(row: dict[str, Any], column: str) -> Any:
     return value
 
 
+_FORMULA_START = ("=", "+", "-", "@")
+
+
 def _csv_cell(value: Any) -> Any:
-    """Keep spreadsheets from running a cell as a formula (file names are user-controlled)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """Keep spreadsheets from running a cell as a formula (file names are user-controlled): a cell
+    that starts with a formula character, or with any white space or control character (behind which
+    a spreadsheet may still find a formula: " =cmd", "\n=cmd"), gets a leading apostrophe."""
+    if isinstance(value, str) and value and (value[0] in _FORMULA_START or value[0].isspace()
+                                             or ord(value[0]) < 32 or value[0] == "\x7f"):
         return "'" + value
     return "" if value is None else value
 

@@ -1,8 +1,6 @@
 """Login, logout, language choice and the root redirect."""
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -15,7 +13,7 @@ def router(web: Web) -> APIRouter:
     engine, cfg = web.engine, web.cfg
 
     def login_form(request: Request, status: int, next: str, error: str | None) -> Response:
-        token = auth.login_csrf()
+        token = auth.login_csrf(web.secret)
         response = web.render(request, "login.html", status, csrf=token, next=local_path(next), error=error)
         web.cookie(response, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return response
@@ -32,8 +30,7 @@ def router(web: Web) -> APIRouter:
     @r.post("/login")
     def login_post(request: Request, username: str = Form(""), password: str = Form(""),
                    csrf_token: str = Form(""), next: str = Form("")) -> Response:
-        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not expected or not secrets.compare_digest(expected, csrf_token):
+        if not auth.login_csrf_ok(web.secret, request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
             web.audit("console.csrf_rejected", severity="medium", user_name=username[:128] or None,
                       path="/login", remote=remote(request))
             return web.render(request, "error.html", 403, message_key="error.csrf")
