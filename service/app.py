@@ -17,7 +17,7 @@ from baomi.common import schema
 
 from . import db
 from .config import CollectorConfig
-from .enroll import EnrollError, enroll
+from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
 from .ingest import Ingest, Rejected
 from .limits import BodyLimit
 
@@ -90,6 +90,10 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return error(422, problem)
         try:
             result = await run_in_threadpool(enroll, engine, body)
+        except EnrollRefused as exc:
+            log.warning("enrollment refused (%s): %s", request.client.host if request.client else "?", exc)
+            await run_in_threadpool(record_refusal, engine, exc, request.client.host if request.client else "")
+            return error(exc.status, str(exc))
         except EnrollError as exc:
             log.warning("enrollment refused (%s): %s", request.client.host if request.client else "?", exc)
             return error(exc.status, str(exc))

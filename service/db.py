@@ -35,7 +35,9 @@ agents = sa.Table(
     sa.Column("last_batch", sa.BigInteger, nullable=False, server_default="0"),   # replay guard
     sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # no longer written
     sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest stored seq, agent.gap aside
+    sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
 )
+sa.Index("ix_agents_host_name", agents.c.host_name)
 
 announced_gaps = sa.Table(  # agent.gap events above the watermark: the drops they announce (migration 0006)
     "announced_gaps", metadata,
@@ -76,6 +78,7 @@ events = sa.Table(
     sa.UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
 )
 sa.Index("ix_events_time", events.c.time)
+sa.Index("ix_events_received", events.c.received_at, events.c.pk)
 sa.Index("ix_events_kind_time", events.c.kind, events.c.time)
 sa.Index("ix_events_host_time", events.c.host_name, events.c.time)
 sa.Index("ix_events_severity_time", events.c.severity, events.c.time)

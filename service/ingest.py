@@ -73,11 +73,13 @@ class Batch:
     items: list[Checked]
 
 
-def row_of(event: dict[str, Any], received: dt.datetime, text: str | None = None) -> dict[str, Any]:
-    """The events table's query columns, taken from the event (text: its JSON, when already made)."""
+def row_of(event: dict[str, Any], received: dt.datetime, text: str | None = None,
+           host_name: str | None = None) -> dict[str, Any]:
+    """The events table's query columns, taken from the event (text: its JSON, when already made).
+    host_name: the name the agent was enrolled with, which the collector trusts over the event's claim."""
     file = event.get("file") or {}
     user = event.get("user") or {}
-    host = event.get("host") or {}
+    host = {"name": host_name} if host_name is not None else (event.get("host") or {})
     path = file.get("path")
     return {
         "event_id": event["id"], "agent_id": event["agent_id"], "seq": event["seq"],
@@ -245,7 +247,7 @@ class Ingest:
                                                     "seq": c.event["seq"], "resent": c.event})
             fresh = [c.event for c in fresh_items]
             if fresh:
-                db.insert_events(conn, [row_of(c.event, received, c.text) for c in fresh_items],
+                db.insert_events(conn, [row_of(c.event, received, c.text, agent.host_name) for c in fresh_items],
                                  skip_duplicates=True)
             acked, last_hash, top = self._advance(conn, agent, fresh_items)
             values: dict[str, Any] = {"last_seq": acked, "last_hash": last_hash, "last_batch": batch,
