@@ -45,6 +45,7 @@ class CollectorConfig:
     max_form_bytes: int = 256 * 1024       # body cap of every other request (console forms)
     token_ttl_s: int = 24 * 3600
     offline_after_s: int = 150
+    max_clock_skew_s: int = 300   # the console marks events whose agent time is further from their receipt
     tls: TLSSection = field(default_factory=TLSSection)
     syslog: SyslogSection = field(default_factory=SyslogSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)

@@ -179,15 +179,16 @@ def event_conditions(f: EventFilter, fts: bool = False) -> list[sa.ColumnElement
         value = getattr(f, name)
         if value:
             conds.append(getattr(E.c, name) == value)
+    # times are the collector's own receive times: an agent cannot place its events in the past or future
     if f.since:
-        conds.append(E.c.time >= parse_time("since", f.since))
+        conds.append(E.c.received_at >= parse_time("since", f.since))
     if f.until:
         until = parse_time("until", f.until)
         if len(f.until.strip()) == 10:  # a bare date means the whole day
             until += dt.timedelta(days=1)
-            conds.append(E.c.time < until)
+            conds.append(E.c.received_at < until)
         else:
-            conds.append(E.c.time <= until)
+            conds.append(E.c.received_at <= until)
     if f.q:
         if _SHA256_RE.match(f.q):
             conds.append(E.c.file_sha256 == f.q.lower())
@@ -224,29 +225,36 @@ class Page:
     next_cursor: str | None
 
 
-LIST_COLUMNS = (E.c.pk, E.c.event_id, E.c.agent_id, E.c.seq, E.c.time, E.c.kind, E.c.severity,
+LIST_COLUMNS = (E.c.pk, E.c.event_id, E.c.agent_id, E.c.seq, E.c.time, E.c.received_at, E.c.kind, E.c.severity,
                 E.c.host_name, E.c.user_name, E.c.level, E.c.action, E.c.file_name, E.c.file_sha256,
                 E.c.status)
 
 
 def _keyset(conds: list[Any], cursor: str | None, sort: str, limit: int,
             columns: tuple[Any, ...] = LIST_COLUMNS) -> sa.Select:
-    key = sa.tuple_(E.c.time, E.c.pk)
+    key = sa.tuple_(E.c.received_at, E.c.pk)  # pages in the collector's receive order (index ix_events_received)
     if cursor:
         t, pk = decode_cursor(cursor)
-        pos = sa.tuple_(sa.literal(t, E.c.time.type), sa.literal(pk, E.c.pk.type))
+        pos = sa.tuple_(sa.literal(t, E.c.received_at.type), sa.literal(pk, E.c.pk.type))
         conds = [*conds, key > pos if sort == "time_asc" else key < pos]
-    order = (E.c.time.asc(), E.c.pk.asc()) if sort == "time_asc" else (E.c.time.desc(), E.c.pk.desc())
+    order = (E.c.received_at.asc(), E.c.pk.asc()) if sort == "time_asc" else \
+        (E.c.received_at.desc(), E.c.pk.desc())
     return sa.select(*columns).where(*conds).order_by(*order).limit(limit)
 
 
 def _page(conn: sa.Connection, stmt: sa.Select, limit: int) -> Page:
     rows = [dict(r._mapping) for r in conn.execute(stmt)]
     for r in rows:
-        r["time"] = utc(r["time"])
+        r["time"], r["received_at"] = utc(r["time"]), utc(r["received_at"])
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1]["time"], rows[-1]["pk"]) if more and rows else None)
+    return Page(rows, encode_cursor(rows[-1]["received_at"], rows[-1]["pk"]) if more and rows else None)
+
+
+def skewed(row: Mapping[str, Any], max_skew_s: float) -> bool:
+    """The agent's time differs from the collector's receive time by more than max_skew_s."""
+    t, r = row.get("time"), row.get("received_at")
+    return bool(t and r) and abs((utc(t) - utc(r)).total_seconds()) > max_skew_s  # type: ignore[operator]
 
 
 def list_events(conn: sa.Connection, f: EventFilter, cursor: str | None = None, sort: str = "time_desc",

@@ -100,3 +100,23 @@ def test_sessions_with_short_ttl_still_extend(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(auth, "now", lambda: t0 + dt.timedelta(seconds=20 * 6 + 31))
     assert auth.lookup(engine, cfg, token) is None  # idle past the ttl: gone
     engine.dispose()
+
+
+def test_console_orders_by_receive_time_and_marks_clock_skew(console) -> None:
+    """An agent that dates its events in the past or future cannot move them in the console."""
+    import datetime as dt
+    import uuid
+
+    from tests.console import seed
+    now = dt.datetime.now(dt.timezone.utc)
+    row = seed.row_for(kind="file.copied", severity="info", host="办公室-PC11", host_class="unclassified",
+                       user="skewtest", time=dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc), seq=900_000)
+    row.update(received_at=now, event_id=str(uuid.uuid4()))
+    seed.insert_rows(console.engine, iter([row]))
+    c = console.login("aud1")
+    today = now.strftime("%Y-%m-%d")
+    page = c.get("/events", params={"user": "skewtest", "since": today})
+    assert page.status_code == 200 and "2001-01-01 00:00:00" in page.text and "clock skew" in page.text.lower() \
+        or "时钟偏差" in page.text
+    assert "skewtest" not in c.get("/events", params={"user": "skewtest", "until": "2001-01-02"}).text.split(
+        "<tbody>")[1]

@@ -20,12 +20,12 @@ from ..web import Web, remote
 _HIDDEN_DETAIL_KEYS = {"text", "snippet", "match", "matched", "content", "excerpt"}
 
 EXPORT_COLUMNS = ("time", "kind", "severity", "host_name", "user_name", "level", "action", "file_name",
-                  "file_sha256", "status", "event_id", "agent_id", "seq")
+                  "file_sha256", "status", "event_id", "agent_id", "seq", "received_at")
 
 
 def _export_value(row: dict[str, Any], column: str) -> Any:
     value = row[column]
-    if column == "time":
+    if column in ("time", "received_at"):
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return value
 
@@ -64,6 +64,8 @@ def router(web: Web) -> APIRouter:
         cursor = params.get("cursor") or None
         with engine.connect() as conn:
             page = queries.list_events(conn, f, cursor, sort)
+        for row in page.rows:
+            row["skewed"] = queries.skewed(row, web.cfg.max_clock_skew_s)
         keep = f.params()
         if sort != "time_desc":
             keep["sort"] = sort
@@ -133,6 +135,7 @@ def router(web: Web) -> APIRouter:
         details = {k: v for k, v in (body.get("details") or {}).items() if k.lower() not in _HIDDEN_DETAIL_KEYS}
         return web.render(request, "event.html", e=row, body=body, file=file, medium=body.get("medium") or None,
                           evidence=(file or {}).get("evidence") or [], details=details, history=history,
+                          skewed=queries.skewed(row, web.cfg.max_clock_skew_s),
                           can_triage=roles.allowed(s.role, "events.triage"))
 
     @r.post("/events/{pk}/triage")

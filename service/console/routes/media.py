@@ -24,7 +24,8 @@ def router(web: Web) -> APIRouter:
         seen: dict[tuple, dict[str, Any]] = {}
         with web.engine.connect() as conn:
             stmt = (sa.select(E.c.time, E.c.kind, E.c.host_name, E.c.action, E.c.body)
-                    .where(E.c.time >= since, E.c.kind.like("medium.%")).order_by(E.c.time.desc()).limit(5000))
+                    .where(E.c.received_at >= since, E.c.kind.like("medium.%"))
+                    .order_by(E.c.received_at.desc()).limit(5000))
             for row in conn.execute(stmt):
                 m = json.loads(row.body).get("medium") or {}
                 key = (m.get("vendor"), m.get("product"), m.get("serial"), m.get("fs_uuid"))
