@@ -26,7 +26,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from baomi.service import db  # noqa: E402
 from baomi.service.ingest import row_of  # noqa: E402
-from baomi.service.store import now  # noqa: E402
+from baomi.service.own_events import now  # noqa: E402
 from tests.support.collector import Collector, SigningAgent  # noqa: E402
 
 BATCH = 500

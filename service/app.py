@@ -13,10 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from baomi.common import schema
+
 from . import db
 from .config import CollectorConfig
-from .enroll import EnrollError, enroll
+from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
 from .ingest import Ingest, Rejected
+from .limits import BodyLimit
 
 log = logging.getLogger("baomi.collector")
 
@@ -52,6 +55,14 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     app = FastAPI(title="baomi collector", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.ingest, app.state.forwarder = engine, ingest, forwarder
 
+    def body_limit(path: str) -> int:
+        if path == "/api/v1/events":
+            return cfg.max_batch_bytes
+        if path == "/api/v1/enroll":
+            return cfg.max_enroll_bytes
+        return cfg.max_form_bytes
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+
     def error(status: int, message: str, **extra: Any) -> JSONResponse:
         headers = {"Retry-After": "5"} if status == 503 else None
         return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
@@ -69,11 +80,20 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     async def enroll_agent(request: Request) -> JSONResponse:
         raw = await request.body()
         try:
-            body = json.loads(raw)
+            body = schema.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             return error(400, "body is not JSON")
+        except ValueError as exc:
+            return error(422, str(exc))
+        problem = schema.check_model(schema.Enrollment, body) if isinstance(body, dict) else None
+        if problem:
+            return error(422, problem)
         try:
             result = await run_in_threadpool(enroll, engine, body)
+        except EnrollRefused as exc:
+            log.warning("enrollment refused (%s): %s", request.client.host if request.client else "?", exc)
+            await run_in_threadpool(record_refusal, engine, exc, request.client.host if request.client else "")
+            return error(exc.status, str(exc))
         except EnrollError as exc:
             log.warning("enrollment refused (%s): %s", request.client.host if request.client else "?", exc)
             return error(exc.status, str(exc))
@@ -83,9 +103,6 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
 
     @app.post("/api/v1/events")
     async def events(request: Request) -> JSONResponse:
-        length = int(request.headers.get("content-length") or 0)
-        if length > cfg.max_batch_bytes:
-            return error(413, f"batch of {length} bytes is over max_batch_bytes {cfg.max_batch_bytes}")
         raw = await request.body()
         agent = request.headers.get("x-baomi-agent")
         try:
@@ -99,7 +116,10 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return error(503, "database unavailable; retry later")
         if forwarder is not None and result.events:
             forwarder.submit(result.events)
-        return JSONResponse({"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates})
+        answer = {"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates}
+        if result.conflicts:
+            answer["conflicts"] = result.conflicts
+        return JSONResponse(answer)
 
     if importlib.util.find_spec("baomi.service.console") is not None:
         from .console import install as install_console

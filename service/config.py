@@ -28,7 +28,8 @@ class SyslogSection:
 @dataclass
 class ConsoleSection:
     session_ttl_s: int = 1800
-    max_failed_logins: int = 5
+    max_failed_logins: int = 5              # per account, then locked for lockout_s
+    max_failed_logins_per_address: int = 30  # per source address within lockout_s, then locked for lockout_s
     lockout_s: int = 900
     secret_key_file: Path | None = None  # default: state_dir/console.key
 
@@ -40,8 +41,11 @@ class CollectorConfig:
     state_dir: Path = Path("/var/lib/baomi-collector")
     max_batch_bytes: int = 8 * 1024 * 1024
     max_event_bytes: int = 256 * 1024
+    max_enroll_bytes: int = 64 * 1024      # body cap of /api/v1/enroll
+    max_form_bytes: int = 256 * 1024       # body cap of every other request (console forms)
     token_ttl_s: int = 24 * 3600
     offline_after_s: int = 150
+    max_clock_skew_s: int = 300   # the console marks events whose agent time is further from their receipt
     tls: TLSSection = field(default_factory=TLSSection)
     syslog: SyslogSection = field(default_factory=SyslogSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
@@ -65,6 +69,9 @@ class CollectorConfig:
             raise ConfigError(file, "listen", f"expected HOST:PORT, got {self.listen!r}")
         if (self.tls.cert is None) != (self.tls.key is None):
             raise ConfigError(file, "tls", "set both cert and key, or neither")
+        for name in ("max_batch_bytes", "max_event_bytes", "max_enroll_bytes", "max_form_bytes"):
+            if getattr(self, name) < 1024:
+                raise ConfigError(file, name, f"must be at least 1024 bytes, got {getattr(self, name)}")
         loopback = host.strip("[]") in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
         if self.tls.cert is None and not loopback:
             raise ConfigError(file, "tls", f"plain HTTP is allowed only on loopback; listen={self.listen!r} "

@@ -5,12 +5,15 @@ The schema is changed only through migrations in service/migrations/versions/.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
+
+from baomi.common.fsutil import private_dir
 
 metadata = sa.MetaData()
 
@@ -30,7 +33,18 @@ agents = sa.Table(
     sa.Column("oldest_unsent_s", sa.Float),
     sa.Column("online", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("last_batch", sa.BigInteger, nullable=False, server_default="0"),   # replay guard
-    sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # chain.gap said once
+    sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # no longer written
+    sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest stored seq, agent.gap aside
+    sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
+)
+sa.Index("ix_agents_host_name", agents.c.host_name)
+
+announced_gaps = sa.Table(  # agent.gap events above the watermark: the drops they announce (migration 0006)
+    "announced_gaps", metadata,
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
 )
 
 enroll_tokens = sa.Table(
@@ -64,6 +78,7 @@ events = sa.Table(
     sa.UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
 )
 sa.Index("ix_events_time", events.c.time)
+sa.Index("ix_events_received", events.c.received_at, events.c.pk)
 sa.Index("ix_events_kind_time", events.c.kind, events.c.time)
 sa.Index("ix_events_host_time", events.c.host_name, events.c.time)
 sa.Index("ix_events_severity_time", events.c.severity, events.c.time)
@@ -78,6 +93,14 @@ users = sa.Table(
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+login_throttle = sa.Table(  # failed console logins per source address (migration 0005)
+    "login_throttle", metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
 )
 
 triage = sa.Table(
@@ -99,17 +122,18 @@ FILE_NAME_INDEX = "events_file_name"
 
 
 def insert_events(conn: sa.Connection, rows: list[dict[str, Any]], *, skip_duplicates: bool = False) -> None:
-    """Insert rows into `events` (skip_duplicates: rows whose agent/seq or event_id
-    is stored already are left out). Every insert into `events` goes through here,
+    """Insert rows into `events` (skip_duplicates: rows whose (agent, seq) is stored
+    already are left out; an event_id stored already raises IntegrityError). Every insert into `events` goes through here,
     so SQLite's file-name index stays complete."""
     if not rows:
         return
     if conn.dialect.name == "postgresql":  # pg_trgm's index is maintained by PostgreSQL itself
         stmt = postgresql.insert(events)  # psycopg pipelines executemany (faster here than multi-row VALUES)
-        conn.execute(stmt.on_conflict_do_nothing() if skip_duplicates else stmt, rows)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["agent_id", "seq"]) if skip_duplicates else stmt,
+                     rows)
         return
     stmt = sqlite.insert(events)
-    stmt = stmt.on_conflict_do_nothing() if skip_duplicates else stmt
+    stmt = stmt.on_conflict_do_nothing(index_elements=["agent_id", "seq"]) if skip_duplicates else stmt
     # RETURNING: the new pks, and SQLAlchemy sends multi-row VALUES pages (much faster on SQLite)
     pks = conn.execute(stmt.returning(events.c.pk), rows).scalars().all()
     if pks:  # our transaction holds SQLite's write lock: pks in this range are all ours
@@ -123,8 +147,40 @@ def default_sqlite_url(state_dir: Path) -> str:
     return f"sqlite:///{Path(state_dir).resolve() / 'collector.db'}"
 
 
+SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def private_sqlite(url: str) -> Path | None:
+    """For a SQLite file URL: its folder 0700 and the database (and any -wal/-shm/-journal) 0600,
+    created so before SQLite opens it, whatever the umask. SQLite gives the -wal and -shm files
+    it creates later the database file's mode."""
+    u = sa.engine.make_url(url)
+    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:" \
+            or u.database.startswith("file:"):
+        return None
+    path = Path(u.database)
+    if not path.parent.exists():  # an existing folder (the state dir, made 0700 by the commands) is left as is
+        private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    _private_side_files(path)
+    return path
+
+
+def _private_side_files(path: Path) -> None:
+    for suffix in SQLITE_SIDE_FILES[1:]:
+        try:
+            os.chmod(f"{path}{suffix}", 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
+        path = private_sqlite(url)
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa_event.listens_for(engine, "connect")
@@ -134,6 +190,8 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            if path is not None:  # the -wal and -shm files exist now
+                _private_side_files(path)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -145,6 +203,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
+    private_sqlite(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -14,13 +14,41 @@ import sqlalchemy as sa
 from baomi.common.keys import agent_id_for
 
 from . import db
-from .store import insert_collector_event, now
+from .own_events import insert_collector_event, now
 
 
 class EnrollError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class EnrollRefused(EnrollError):
+    """409: refused for a reason the sysadmin must see (recorded as agent.enroll_refused)."""
+
+    def __init__(self, message: str, **details: Any):
+        super().__init__(409, message)
+        self.details = details
+
+
+def record_refusal(engine: sa.Engine, exc: EnrollRefused, remote: str) -> None:
+    """The refused enrollment's transaction was rolled back: its event is written on its own."""
+    with engine.begin() as conn:
+        insert_collector_event(conn, "agent.enroll_refused", severity="high",
+                               host_name=exc.details.get("host_name"),
+                               details={**exc.details, "error": str(exc), "remote": remote})
+
+
+def approve_reenrollment(engine: sa.Engine, agent_id: str, by: str = "cli") -> str:
+    """Let an enrolled agent enroll once more (a reinstalled PC keeping its key); returns its host name."""
+    with engine.begin() as conn:
+        host = conn.execute(sa.select(db.agents.c.host_name).where(db.agents.c.agent_id == agent_id)).scalar()
+        if host is None:
+            raise EnrollError(404, f"no enrolled agent {agent_id!r}")
+        conn.execute(db.agents.update().where(db.agents.c.agent_id == agent_id).values(reenroll_approved_by=by))
+        insert_collector_event(conn, "agent.reenroll_approved", severity="medium", user_name=by, host_name=host,
+                               details={"agent_id": agent_id})
+    return host
 
 
 def token_hash(token: str) -> str:
@@ -77,6 +105,16 @@ def enroll(engine: sa.Engine, body: Any) -> dict[str, Any]:
         existing = conn.execute(sa.select(db.agents).where(db.agents.c.agent_id == agent_id)).first()
         if existing is not None and existing.public_key != public.hex():
             raise EnrollError(409, "agent id already enrolled with another key")
+        if existing is not None and not existing.reenroll_approved_by:
+            raise EnrollRefused("this agent is enrolled already; enrolling it again needs the sysadmin's "
+                                f"approval (baomi-collector agents approve {agent_id})",
+                                host_name=existing.host_name, agent_id=agent_id, reason="reenroll_not_approved",
+                                claimed_host=name)
+        other = conn.execute(sa.select(db.agents.c.agent_id).where(db.agents.c.host_name == name)
+                             .where(db.agents.c.agent_id != agent_id)).first()
+        if other is not None:
+            raise EnrollRefused(f"host name {name!r} belongs to another enrolled agent", host_name=name,
+                                agent_id=agent_id, reason="duplicate_host_name", enrolled_agent=other.agent_id)
         done = conn.execute(db.enroll_tokens.update().where(db.enroll_tokens.c.token_hash == row.token_hash)
                             .where(db.enroll_tokens.c.used_at.is_(None)).values(used_at=stamp, used_by=agent_id))
         if done.rowcount != 1:
@@ -87,9 +125,11 @@ def enroll(engine: sa.Engine, body: Any) -> dict[str, Any]:
                                                    agent_version=str(body.get("version") or "")[:64]))
         else:
             conn.execute(db.agents.update().where(db.agents.c.agent_id == agent_id)
-                         .values(host_name=name, host_class=host_class, last_seen=stamp))
-        insert_collector_event(conn, "agent.enrolled", host_name=name,
-                               details={"agent_id": agent_id, "class": host_class, "re_enrolled": existing is not None})
+                         .values(host_name=name, host_class=host_class, last_seen=stamp, reenroll_approved_by=None))
+        details = {"agent_id": agent_id, "class": host_class, "re_enrolled": existing is not None}
+        if existing is not None:
+            details.update(approved_by=existing.reenroll_approved_by, previous_host=existing.host_name)
+        insert_collector_event(conn, "agent.enrolled", host_name=name, details=details)
     return {"agent_id": agent_id, "enrolled_at": stamp.isoformat()}
 
 

@@ -9,7 +9,7 @@ import threading
 import sqlalchemy as sa
 
 from . import db
-from .store import insert_collector_event, now
+from .own_events import insert_collector_event, now
 
 log = logging.getLogger("baomi.collector.monitor")
 

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import sqlalchemy as sa
 
 from .. import db
+from ..enroll import EnrollError, approve_reenrollment
 from .common import add_config_arg, load_config
 
 
 def add_parser(subs: argparse._SubParsersAction) -> None:
-    p = subs.add_parser("agents", help="enrolled hosts and their state")
+    p = subs.add_parser("agents", help="enrolled hosts and their state; `agents approve AGENT_ID` lets an "
+                                       "enrolled agent enroll once more")
+    p.add_argument("action", nargs="?", choices=("list", "approve"), default="list")
+    p.add_argument("agent_id", nargs="?", help="for approve: the agent's id (as `agents` lists it)")
+    p.add_argument("--by", default="cli", help="for approve: who approves (recorded)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     add_config_arg(p)
     p.set_defaults(func=cmd_agents)
@@ -20,6 +26,17 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 def cmd_agents(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     engine = db.make_engine(cfg.url)
+    if args.action == "approve":
+        if not args.agent_id:
+            print("baomi-collector agents approve: give the agent's id", file=sys.stderr)
+            return 2
+        try:
+            host = approve_reenrollment(engine, args.agent_id, args.by)
+        except EnrollError as exc:
+            print(f"baomi-collector agents approve: {exc}", file=sys.stderr)
+            return 1
+        print(f"agent {args.agent_id} ({host}) may enroll once more")
+        return 0
     with engine.connect() as conn:
         rows = conn.execute(sa.select(db.agents).order_by(db.agents.c.host_name)).all()
     for r in rows:

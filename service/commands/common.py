@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from baomi.common.fsutil import private_dir
+
 from .. import config as config_mod
 
 DEFAULT = "/etc/baomi/collector.toml"
@@ -16,5 +18,5 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace) -> config_mod.CollectorConfig:
     cfg = config_mod.load(args.config)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(cfg.state_dir)  # 0700 whatever the umask: the database and the console key live here
     return cfg

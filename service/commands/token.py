@@ -6,7 +6,7 @@ import sys
 
 from .. import db
 from ..enroll import EnrollError, create_token, list_tokens, revoke
-from ..store import now
+from ..own_events import now
 from baomi.common.cli import action
 from .common import add_config_arg, load_config
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from sqlalchemy.dialects import postgresql, sqlite
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from baomi.common.fsutil import private_dir
 
 from .. import db
 from ..config import ConsoleSection
-from ..store import insert_collector_event
+from ..own_events import insert_collector_event
 from .roles import ROLES
 
 _hasher = PasswordHasher()
@@ -144,34 +149,50 @@ class LoginResult:
 
 
 def login(engine: sa.Engine, cfg: ConsoleSection, name: str, password: str, remote: str) -> LoginResult:
+    """Every attempt is counted as a failure before the password is verified, atomically in the
+    database (UPDATE ... SET failed_logins = failed_logins + 1 ... RETURNING), for the account and
+    for the source address; a success takes its count back. So however many guesses run in
+    parallel, in however many collector processes, at most max_failed_logins of them are ever
+    verified before the account locks (and max_failed_logins_per_address per address)."""
     name = (name or "")[:128]
     password = (password or "")[:1024]
+    remote = (remote or "")[:64]
     U = db.users
     t = now()
+    with engine.begin() as conn:  # short: the write lock (SQLite) is not held while argon2 runs
+        address_ok = _count_address(conn, cfg, remote, t)
+        # the write comes first, so a SQLite transaction never has to upgrade a stale read lock
+        row = conn.execute(U.update().where(U.c.name == name, U.c.disabled.is_(False))
+                           .where(sa.or_(U.c.locked_until.is_(None), U.c.locked_until <= t))
+                           .values(failed_logins=U.c.failed_logins + 1)
+                           .returning(U.c.failed_logins, U.c.password_hash, U.c.role)).first() \
+            if address_ok else None
+        if row is None or row.failed_logins > cfg.max_failed_logins:
+            known = conn.execute(sa.select(U.c.disabled, U.c.locked_until).where(U.c.name == name)).first()
+            locked_until = _aware(known.locked_until) if known else None
+            if row is not None:  # reached past the limit by parallel attempts: lock now, verify nothing
+                locked_until = _lock(conn, cfg, name, t, row.failed_logins - 1, remote)
+    if row is None or row.failed_logins > cfg.max_failed_logins:
+        _verify(_DUMMY_HASH, password)  # the same time as a real check
+        if not address_ok:
+            reason, result = "address_locked", "locked"
+        elif known is None or known.disabled:
+            reason, result = "unknown_or_disabled", "bad_credentials"
+        else:
+            reason, result = "locked", "locked"
+        details = {"reason": reason, "remote": remote}
+        if result == "locked" and reason == "locked" and locked_until:
+            details["locked_until"] = locked_until.isoformat()
+        with engine.begin() as conn:
+            insert_collector_event(conn, "console.login_failed", severity="low" if result != "locked" else "medium",
+                                   user_name=name or None, details=details)
+        return LoginResult(None, result)
+    ok = _verify(row.password_hash, password)
     with engine.begin() as conn:
-        row = conn.execute(sa.select(U).where(U.c.name == name)).first()
-        locked_until = _aware(row.locked_until) if row else None
-        if row is None or row.disabled:
-            _verify(_DUMMY_HASH, password)
-            insert_collector_event(conn, "console.login_failed", severity="low", user_name=name or None,
-                                   details={"reason": "unknown_or_disabled", "remote": remote})
-            return LoginResult(None, "bad_credentials")
-        if locked_until and locked_until > t:
-            _verify(_DUMMY_HASH, password)
-            insert_collector_event(conn, "console.login_failed", severity="medium", user_name=name,
-                                   details={"reason": "locked", "remote": remote,
-                                            "locked_until": locked_until.isoformat()})
-            return LoginResult(None, "locked")
-        if not _verify(row.password_hash, password):
-            failed = row.failed_logins + 1
+        if not ok:
+            failed = row.failed_logins
             if failed >= cfg.max_failed_logins:
-                until = t + dt.timedelta(seconds=cfg.lockout_s)
-                conn.execute(U.update().where(U.c.name == name).values(failed_logins=0, locked_until=until))
-                insert_collector_event(conn, "console.lockout", severity="high", user_name=name,
-                                       details={"failures": failed, "remote": remote,
-                                                "locked_until": until.isoformat()})
-            else:
-                conn.execute(U.update().where(U.c.name == name).values(failed_logins=failed))
+                _lock(conn, cfg, name, t, failed, remote)
             insert_collector_event(conn, "console.login_failed", severity="low", user_name=name,
                                    details={"reason": "bad_password", "remote": remote, "failures": failed})
             return LoginResult(None, "locked" if failed >= cfg.max_failed_logins else "bad_credentials")
@@ -179,6 +200,8 @@ def login(engine: sa.Engine, cfg: ConsoleSection, name: str, password: str, remo
         if _hasher.check_needs_rehash(row.password_hash):
             values["password_hash"] = _hasher.hash(password)
         conn.execute(U.update().where(U.c.name == name).values(**values))
+        T = db.login_throttle  # this attempt was counted against the address: take it back
+        conn.execute(T.update().where(T.c.source == remote, T.c.failures > 0).values(failures=T.c.failures - 1))
         token = secrets.token_urlsafe(32)
         conn.execute(sessions.delete().where(sessions.c.expires_at < t))  # housekeeping
         conn.execute(sessions.insert().values(token_hash=_sha(token), user_name=name, role=row.role,
@@ -186,6 +209,43 @@ def login(engine: sa.Engine, cfg: ConsoleSection, name: str, password: str, remo
                                               expires_at=t + dt.timedelta(seconds=cfg.session_ttl_s)))
         insert_collector_event(conn, "console.login", user_name=name, details={"role": row.role, "remote": remote})
     return LoginResult(token, "ok")
+
+
+def _lock(conn: sa.Connection, cfg: ConsoleSection, name: str, t: dt.datetime, failures: int,
+          remote: str) -> dt.datetime:
+    U = db.users
+    until = t + dt.timedelta(seconds=cfg.lockout_s)
+    done = conn.execute(U.update().where(U.c.name == name)
+                        .where(sa.or_(U.c.locked_until.is_(None), U.c.locked_until <= t))
+                        .values(failed_logins=0, locked_until=until)).rowcount
+    if done:  # one lock-out event, however many attempts reached the limit together
+        insert_collector_event(conn, "console.lockout", severity="high", user_name=name,
+                               details={"failures": failures, "remote": remote, "locked_until": until.isoformat()})
+    return until
+
+
+def _count_address(conn: sa.Connection, cfg: ConsoleSection, remote: str, t: dt.datetime) -> bool:
+    """Count one attempt from `remote` (atomically, in the database); False when the address is
+    locked out. Failures count within a window of lockout_s; past the limit the address is locked."""
+    T = db.login_throttle
+    ins = (postgresql.insert(T) if conn.dialect.name == "postgresql" else sqlite.insert(T)).values(
+        source=remote, failures=1, window_start=t, locked_until=None)
+    fresh = T.c.window_start <= t - dt.timedelta(seconds=cfg.lockout_s)
+    locked = sa.and_(T.c.locked_until.is_not(None), T.c.locked_until > t)
+    stmt = ins.on_conflict_do_update(index_elements=[T.c.source], set_={
+        "failures": sa.case((locked, T.c.failures), (fresh, 1), else_=T.c.failures + 1),
+        "window_start": sa.case((sa.and_(fresh, sa.not_(locked)), t), else_=T.c.window_start),
+    }).returning(T.c.failures, T.c.locked_until)
+    row = conn.execute(stmt).first()
+    if row.locked_until is not None and _aware(row.locked_until) > t:
+        return False
+    if row.failures > cfg.max_failed_logins_per_address:
+        until = t + dt.timedelta(seconds=cfg.lockout_s)
+        conn.execute(T.update().where(T.c.source == remote).values(locked_until=until, failures=0, window_start=t))
+        insert_collector_event(conn, "console.address_lockout", severity="high",
+                               details={"remote": remote, "failures": row.failures, "locked_until": until.isoformat()})
+        return False
+    return True
 
 
 def _verify(stored: str, password: str) -> bool:
@@ -205,8 +265,8 @@ def lookup(engine: sa.Engine, cfg: ConsoleSection, token: str | None) -> Session
         row = conn.execute(sa.select(sessions).where(sessions.c.token_hash == h)).first()
         if row is None or _aware(row.expires_at) <= t:
             return None
-        # slide the expiry, but write at most once a minute per session
-        if _aware(row.expires_at) - t < dt.timedelta(seconds=cfg.session_ttl_s - 60):
+        # slide the expiry, but write at most once a minute per session (or per half ttl when shorter)
+        if _aware(row.expires_at) - t < dt.timedelta(seconds=cfg.session_ttl_s - min(60, cfg.session_ttl_s / 2)):
             conn.execute(sessions.update().where(sessions.c.token_hash == h)
                          .values(expires_at=t + dt.timedelta(seconds=cfg.session_ttl_s)))
             conn.commit()
@@ -219,6 +279,49 @@ def logout(engine: sa.Engine, session: Session, remote: str) -> None:
         insert_collector_event(conn, "console.logout", user_name=session.user, details={"remote": remote})
 
 
-def login_csrf() -> str:
-    """A fresh value for the login form's double-submit cookie."""
-    return secrets.token_urlsafe(24)
+LOGIN_CSRF_TTL_S = 3600
+
+
+def secret_key(path: Path) -> bytes:
+    """The console's server secret (32 random bytes), made on first use with mode 0600. Collector
+    processes that share a database behind one address need the same file."""
+    path = Path(path)
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        private_dir(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(secrets.token_bytes(32))
+            f.flush()
+            os.fsync(f.fileno())
+        key = path.read_bytes()
+    if len(key) < 32:
+        raise ValueError(f"{path}: the console key is shorter than 32 bytes")
+    return key
+
+
+def login_csrf(secret: bytes, at: dt.datetime | None = None) -> str:
+    """A fresh value for the login form's double-submit cookie, bound to the server's secret and
+    to an expiry: nonce.expiry.hmac (an attacker cannot choose a pair of their own)."""
+    nonce = secrets.token_urlsafe(18)
+    expires = int((at or now()).timestamp()) + LOGIN_CSRF_TTL_S
+    return f"{nonce}.{expires}.{_mac(secret, nonce, expires)}"
+
+
+def login_csrf_ok(secret: bytes, cookie: str, form: str, at: dt.datetime | None = None) -> bool:
+    if not cookie or not form or len(cookie) > 200 or not hmac.compare_digest(cookie, form):
+        return False
+    parts = cookie.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    nonce, expires, mac = parts[0], int(parts[1]), parts[2]
+    return hmac.compare_digest(mac, _mac(secret, nonce, expires)) and (at or now()).timestamp() < expires
+
+
+def _mac(secret: bytes, nonce: str, expires: int) -> str:
+    return hmac.new(secret, f"login-csrf|{nonce}|{expires}".encode(), hashlib.sha256).hexdigest()[:43]

@@ -19,7 +19,7 @@ from baomi.common.events import ACTIONS, SEVERITIES
 from baomi.common.levels import LEVEL_IDS
 
 from .. import db
-from ..store import COLLECTOR_AGENT_ID
+from ..own_events import COLLECTOR_AGENT_ID
 
 E = db.events
 PAGE_SIZE = 50
@@ -53,14 +53,30 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc)
 
 
+# Times a filter or a page position may name (both databases store these; a day more still fits).
+TIME_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+TIME_MAX = dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
+MAX_PK = 2**63 - 1
+
+
+def in_range(field: str, value: dt.datetime) -> dt.datetime:
+    if not TIME_MIN <= value <= TIME_MAX:
+        raise FilterError(field, f"{value.isoformat()} is outside {TIME_MIN:%Y-%m-%d} .. {TIME_MAX:%Y-%m-%d} (UTC)")
+    return value
+
+
 def parse_time(field: str, text: str) -> dt.datetime:
-    """Accept `2026-11-22`, `2026-11-22T08:30`, `2026-11-22 08:30:00` or with Z/offset; naive means UTC."""
+    """Accept `2026-11-22`, `2026-11-22T08:30`, `2026-11-22 08:30:00` or with Z/offset; naive means UTC.
+    Times outside TIME_MIN .. TIME_MAX are a FilterError, so every use of the value is safe."""
     try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = utc(dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
     except ValueError:
         raise FilterError(field, f"{text[:40]!r} is not a date or time (expected e.g. 2026-11-22 or "
                                  "2026-11-22T08:30)") from None
-    return utc(value)  # type: ignore[return-value]
+    except OverflowError:  # an offset that moves year 1 or 9999 out of what datetime holds
+        raise FilterError(field, f"{text[:40]!r} is outside {TIME_MIN:%Y-%m-%d} .. {TIME_MAX:%Y-%m-%d} (UTC)") \
+            from None
+    return in_range(field, value)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -163,15 +179,16 @@ def event_conditions(f: EventFilter, fts: bool = False) -> list[sa.ColumnElement
         value = getattr(f, name)
         if value:
             conds.append(getattr(E.c, name) == value)
+    # times are the collector's own receive times: an agent cannot place its events in the past or future
     if f.since:
-        conds.append(E.c.time >= parse_time("since", f.since))
+        conds.append(E.c.received_at >= parse_time("since", f.since))
     if f.until:
         until = parse_time("until", f.until)
         if len(f.until.strip()) == 10:  # a bare date means the whole day
             until += dt.timedelta(days=1)
-            conds.append(E.c.time < until)
+            conds.append(E.c.received_at < until)
         else:
-            conds.append(E.c.time <= until)
+            conds.append(E.c.received_at <= until)
     if f.q:
         if _SHA256_RE.match(f.q):
             conds.append(E.c.file_sha256 == f.q.lower())
@@ -193,9 +210,12 @@ def encode_cursor(time: dt.datetime, pk: int) -> str:
 def decode_cursor(text: str) -> tuple[dt.datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        stamp, pk = raw.split("|")
-        return utc(dt.datetime.fromisoformat(stamp)), int(pk)  # type: ignore[return-value]
-    except (ValueError, UnicodeDecodeError):
+        stamp, pk_text = raw.split("|")
+        t, pk = utc(dt.datetime.fromisoformat(stamp)), int(pk_text)
+        if not 0 <= pk <= MAX_PK:
+            raise ValueError("out of range")
+        return t, pk  # type: ignore[return-value]
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise FilterError("cursor", "is not a page position from this console") from None
 
 
@@ -205,29 +225,36 @@ class Page:
     next_cursor: str | None
 
 
-LIST_COLUMNS = (E.c.pk, E.c.event_id, E.c.agent_id, E.c.seq, E.c.time, E.c.kind, E.c.severity,
+LIST_COLUMNS = (E.c.pk, E.c.event_id, E.c.agent_id, E.c.seq, E.c.time, E.c.received_at, E.c.kind, E.c.severity,
                 E.c.host_name, E.c.user_name, E.c.level, E.c.action, E.c.file_name, E.c.file_sha256,
                 E.c.status)
 
 
 def _keyset(conds: list[Any], cursor: str | None, sort: str, limit: int,
             columns: tuple[Any, ...] = LIST_COLUMNS) -> sa.Select:
-    key = sa.tuple_(E.c.time, E.c.pk)
+    key = sa.tuple_(E.c.received_at, E.c.pk)  # pages in the collector's receive order (index ix_events_received)
     if cursor:
         t, pk = decode_cursor(cursor)
-        pos = sa.tuple_(sa.literal(t, E.c.time.type), sa.literal(pk, E.c.pk.type))
+        pos = sa.tuple_(sa.literal(t, E.c.received_at.type), sa.literal(pk, E.c.pk.type))
         conds = [*conds, key > pos if sort == "time_asc" else key < pos]
-    order = (E.c.time.asc(), E.c.pk.asc()) if sort == "time_asc" else (E.c.time.desc(), E.c.pk.desc())
+    order = (E.c.received_at.asc(), E.c.pk.asc()) if sort == "time_asc" else \
+        (E.c.received_at.desc(), E.c.pk.desc())
     return sa.select(*columns).where(*conds).order_by(*order).limit(limit)
 
 
 def _page(conn: sa.Connection, stmt: sa.Select, limit: int) -> Page:
     rows = [dict(r._mapping) for r in conn.execute(stmt)]
     for r in rows:
-        r["time"] = utc(r["time"])
+        r["time"], r["received_at"] = utc(r["time"]), utc(r["received_at"])
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1]["time"], rows[-1]["pk"]) if more and rows else None)
+    return Page(rows, encode_cursor(rows[-1]["received_at"], rows[-1]["pk"]) if more and rows else None)
+
+
+def skewed(row: Mapping[str, Any], max_skew_s: float) -> bool:
+    """The agent's time differs from the collector's receive time by more than max_skew_s."""
+    t, r = row.get("time"), row.get("received_at")
+    return bool(t and r) and abs((utc(t) - utc(r)).total_seconds()) > max_skew_s  # type: ignore[operator]
 
 
 def list_events(conn: sa.Connection, f: EventFilter, cursor: str | None = None, sort: str = "time_desc",

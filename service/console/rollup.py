@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, DBAPIError
 
 from .. import db
-from ..store import COLLECTOR_AGENT_ID
+from ..own_events import COLLECTOR_AGENT_ID
 
 log = logging.getLogger(__name__)
 GRACE_S = 60

@@ -50,7 +50,9 @@ def test_enrollment_tokens_are_single_use_and_expire(collector: Collector) -> No
     r = httpx.post(f"{collector.url}/api/v1/enroll", json={"token": collector.token(), "public_key": "AAAA",
                                                              "agent_id": "x", "host": {}})
     assert r.status_code == 400
-    # the same key may enroll again with a fresh token (a reinstalled agent)
+    # the same key may enroll again with a fresh token (a reinstalled agent) once the sysadmin approved it
+    assert a.enroll(collector.token()).status_code == 409
+    collector.cli("agents", "approve", a.agent_id)
     assert a.enroll(collector.token()).status_code == 200
     assert len(kinds(collector, "agent.enrolled")) == 2
 

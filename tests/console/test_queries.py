@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from baomi.service import db
 from baomi.service.console import queries, rollup
-from baomi.service.store import insert_collector_event
+from baomi.service.own_events import insert_collector_event
 from tests.console import seed
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,9 +60,9 @@ CASES = [
     ({"q": '秘密★6'}, lambda r: "秘密★6" in (r["file_name"] or "")),
     ({"q": "不存在的文件名"}, lambda r: False),
     ({"since": "2026-11-18", "until": "2026-11-18"},
-     lambda r: dt.datetime(2026, 11, 18, tzinfo=dt.timezone.utc) <= r["time"] < dt.datetime(2026, 11, 19, tzinfo=dt.timezone.utc)),
+     lambda r: dt.datetime(2026, 11, 18, tzinfo=dt.timezone.utc) <= r["received_at"] < dt.datetime(2026, 11, 19, tzinfo=dt.timezone.utc)),
     ({"since": "2026-11-19T06:00:00Z", "host": "保密室-WS01"},
-     lambda r: r["time"] >= dt.datetime(2026, 11, 19, 6, tzinfo=dt.timezone.utc) and r["host_name"] == "保密室-WS01"),
+     lambda r: r["received_at"] >= dt.datetime(2026, 11, 19, 6, tzinfo=dt.timezone.utc) and r["host_name"] == "保密室-WS01"),
 ]
 
 
@@ -143,7 +143,7 @@ def test_keyset_pages_cover_everything_once_both_ways(store):
         up = all_pages(conn, queries.EventFilter(), "time_asc", 33)
     assert len(down) == len(rows) and len(set(ids(down))) == len(rows)   # the console.login is not there
     assert ids(up) == list(reversed(ids(down)))
-    times = [r["time"] for r in down]
+    times = [r["received_at"] for r in down]   # the collector's receive order
     assert times == sorted(times, reverse=True)
 
 

@@ -145,19 +145,41 @@ def test_401_with_token_enrolls_again(sqlite_collector: Collector, tmp_path: Pat
     assert ctx.spool.depth() == 0
 
 
-def test_422_is_reported_once_and_nothing_skipped(sqlite_collector: Collector, tmp_path: Path) -> None:
+def test_one_invalid_event_no_longer_blocks_delivery_for_good(sqlite_collector: Collector,
+                                                              tmp_path: Path) -> None:
+    """Regression: one malformed event used to be retried forever, holding back everything after it."""
     ctx = context(tmp_path, sqlite_collector.url, sqlite_collector.token())
     enroll(ctx.config.collector, ctx.identity, ctx.spool, ctx.host)
+    before = ctx.record("file.copied")
+    bad = ctx.record("file.blocked", severity="high")
+    after = [ctx.record("file.blocked", severity="high", details={"i": i}) for i in range(3)]
+    # damage the stored event so it fails the collector's schema check (its hash no longer matters)
+    ctx.spool._db.execute("UPDATE events SET body=? WHERE seq=?",
+                          (json.dumps(dict(bad, file={"level": [1]})), bad["seq"]))
+    up = uploader(ctx)
+    drain(up)
+    assert ctx.spool.depth() == 0
+    agent = ctx.identity.agent_id
+    stored = {e["seq"] for e in sqlite_collector.stored(agent_id=agent)}
+    assert {before["seq"], *(e["seq"] for e in after)} <= stored and bad["seq"] not in stored
+    (rej,) = [e for e in sqlite_collector.stored(agent_id=agent) if e["kind"] == "delivery.rejected"]
+    assert rej["details"]["first_seq"] == rej["details"]["last_seq"] == bad["seq"]
+    assert rej["details"]["status"] == 422 and "level" in rej["details"]["error"]
+    assert rej["details"]["event_id"] == bad["id"] and rej["details"]["event_kind"] == "file.blocked"
+    # the hole is announced: the collector reports no chain.gap for it
+    assert sqlite_collector.stored(kind="chain.gap") == []
+
+
+def test_a_422_naming_no_event_is_reported_once_and_nothing_skipped(tmp_path: Path) -> None:
+    ctx = context(tmp_path, "http://127.0.0.1:9", None)
     ev1 = ctx.record("file.blocked", severity="high")
-    # damage the stored event so it fails the collector's schema check
-    body = dict(ev1, severity="catastrophic")
-    ctx.spool._db.execute("UPDATE events SET body=? WHERE seq=?", (json.dumps(body), ev1["seq"]))
     up = uploader(ctx)
     for _ in range(2):
-        out = up.send_once()
+        out = up.handle(httpx.Response(422, json={"error": "batch envelope: sent_at is not a time"}), [ev1])
         assert out.status == "retry" and "422" in out.reason
     assert len(list(ctx.spool.iter_events(kind="agent.delivery_rejected"))) == 1
-    assert ctx.spool.depth() >= 2  # the bad event is still there, nothing silently skipped
+    assert list(ctx.spool.iter_events(kind="delivery.rejected")) == []
+    assert ctx.spool.depth() >= 2  # the event is still there, nothing silently skipped
 
 
 def run_enroll(cfg: Path, *args: str) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,6 +43,3 @@ def insert_collector_event(
         body=json.dumps(event, ensure_ascii=False))])
     return event["id"]
 
-
-def new_event_id() -> str:
-    return str(uuid.uuid4())
