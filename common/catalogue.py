@@ -146,6 +146,14 @@ def kind(name: str) -> Kind:
         raise UnknownKind(f"event kind {name!r} is not in the catalogue (baomi.common.catalogue)") from None
 
 
+def names(*kinds: str) -> tuple[str, ...]:
+    """Kind names for queries and filters, checked against the catalogue when the module
+    using them is imported (a misspelt kind fails at once, not as an always-empty query)."""
+    for k in kinds:
+        kind(k)
+    return kinds
+
+
 def is_security(name: str, severity: str = "info") -> bool:
     """Security events are never dropped silently: declared so, or high/critical whatever their kind."""
     k = KINDS.get(name)

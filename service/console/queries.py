@@ -15,6 +15,7 @@ from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
 
+from baomi.common import catalogue
 from baomi.common.events import ACTIONS, SEVERITIES
 from baomi.common.levels import LEVEL_IDS
 
@@ -30,9 +31,9 @@ _KIND_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_*]+)*\.?$")
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 # Dashboard counters: what each tile counts.
-BLOCKED_KINDS = ("file.blocked",)
-DENIED_KINDS = ("medium.denied",)
-SCREENLOCK_VIOLATION_KINDS = ("screenlock.failed", "screenlock.enforced", "screenlock.settings_drift")
+BLOCKED_KINDS = catalogue.names("file.blocked")
+DENIED_KINDS = catalogue.names("medium.denied")
+SCREENLOCK_VIOLATION_KINDS = catalogue.names("screenlock.failed", "screenlock.enforced", "screenlock.settings_drift")
 
 
 class FilterError(ValueError):
