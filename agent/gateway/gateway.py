@@ -62,6 +62,7 @@ class Gateway:
         self._dispatcher: threading.Thread | None = None
         self._waiting: dict[str, list[tuple[str, dict]]] = {}   # recovered entries by medium key
         self._stale: list[str] = []
+        self._bound_real = False
         self._busy_keys: set[str] = set()
         self._lock = threading.Lock()
 
@@ -73,7 +74,7 @@ class Gateway:
         # mounts of our type left by a killed agent answer "transport endpoint is not
         # connected"; nothing of ours runs yet, so every one of them is stale
         self._stale = self._unmount_stale(own_dev=None)
-        mounts.ensure_private_dir(self.real_root)
+        self._bound_real = mounts.ensure_private_dir(self.real_root)
         self.view_root.mkdir(parents=True, exist_ok=True)
         self.staging = StagingArea(self.staging_dir, self.cap_bytes, durable=self.durable)
         self.view = View(self, self.staging)
@@ -108,6 +109,9 @@ class Gateway:
         self._events.put(None)
         self._dispatcher.join(10)
         self.staging.close()
+        below = [e for e in mounts.mountinfo() if e.mountpoint.startswith(str(self.real_root) + "/")]
+        if self._bound_real and not below:  # leave the runtime folder as start() found it
+            mounts.umount_patiently(self.real_root)
 
     def _run(self) -> None:
         opts = set(pyfuse3.default_options)          # default_permissions: the kernel checks modes

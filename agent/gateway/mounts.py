@@ -116,18 +116,22 @@ def umount_patiently(path: Path | str, tries: int = 30, delay: float = 0.1) -> b
     return False
 
 
-def ensure_private_dir(path: Path) -> None:
+def ensure_private_dir(path: Path) -> bool:
     """path exists, is 0700 root, and is a private mount: mounts made below it do not
-    propagate anywhere (mount --move and propagation to peers would expose them)."""
+    propagate anywhere (mount --move and propagation to peers would expose them).
+    True when this call made the bind mount (its caller undoes it when done)."""
     path.mkdir(parents=True, exist_ok=True)
     os.chown(path, 0, 0)
     os.chmod(path, 0o700)
+    made = False
     m = mount_at(path)
     if m is None:
         bind(path, path)
+        made = True
         m = mount_at(path)
     if m is not None and m.propagation.strip():
         make_private(path)
+    return made
 
 
 def fs_uuid(source: str) -> str:

@@ -21,7 +21,8 @@ import json, sys, time
 from pathlib import Path
 from baomi.agent.config import AgentConfig
 from baomi.agent.context import open_context
-from baomi.agent.media.component import MediaComponent, inventory
+from baomi.agent.media.component import MediaComponent
+from baomi.agent.media.listing import attached_media
 from baomi.agent.media.sysfs import list_usb
 
 state, host_class, registry, pub = sys.argv[1:5]
@@ -30,7 +31,7 @@ cfg.host.class_ = host_class
 cfg.paths.state_dir = Path(state)
 cfg.media.registry = Path(registry)
 cfg.media.registry_public_key = Path(pub) if pub else None
-out = {"inventory": inventory(cfg),
+out = {"inventory": attached_media(cfg),
        "usb": [{"path": str(d.syspath), "kind": d.kind, "reason": d.reason, "vendor_id": d.vendor_id,
                 "product_id": d.product_id, "serial": d.serial} for d in list_usb()]}
 ctx = open_context(cfg)
