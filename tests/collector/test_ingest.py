@@ -161,7 +161,7 @@ def test_offline_and_back_online(tmp_path: Path) -> None:
         row = json.loads(c.cli("agents", "--json").stdout.splitlines()[0])
         # on a loaded machine the command may start after offline_after_s has passed again:
         # then the monitor must have said so with a second host.offline
-        assert row["online"] is (len(kinds(c, "host.offline")) == 1)
+        assert row["online"] is True or len(kinds(c, "host.offline")) == 2
         assert row["spool_depth"] == 7 and row["version"] == "9.9"
 
 
