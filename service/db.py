@@ -55,6 +55,9 @@ enroll_tokens = sa.Table(
     sa.Column("created_by", sa.String(128)),
     sa.Column("used_at", sa.DateTime(timezone=True)),
     sa.Column("used_by", sa.String(64)),
+    # set by the sysadmin when the token is made for one host: the enrolled name and class
+    sa.Column("host_name", sa.String(255)),
+    sa.Column("host_class", sa.String(16)),
 )
 
 events = sa.Table(

@@ -55,15 +55,20 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(engine: sa.Engine, ttl_s: int, created_by: str = "cli") -> tuple[str, dt.datetime]:
+def create_token(engine: sa.Engine, ttl_s: int, created_by: str = "cli", host_name: str | None = None,
+                 host_class: str | None = None) -> tuple[str, dt.datetime]:
+    """A one-time token; with host_name (and host_class) the host it enrolls gets that name and
+    class whatever the agent says of itself."""
     token = secrets.token_urlsafe(32)
     created = now()
     expires = created + dt.timedelta(seconds=ttl_s)
     with engine.begin() as conn:
         conn.execute(db.enroll_tokens.insert().values(token_hash=token_hash(token), created_at=created,
-                                                      expires_at=expires, created_by=created_by))
+                                                      expires_at=expires, created_by=created_by,
+                                                      host_name=host_name, host_class=host_class))
         insert_collector_event(conn, "collector.token_created", user_name=created_by,
-                               details={"token_sha256_prefix": token_hash(token)[:12], "expires_at": expires.isoformat()})
+                               details={"token_sha256_prefix": token_hash(token)[:12], "expires_at": expires.isoformat(),
+                                        "host_name": host_name, "host_class": host_class})
     return token, expires
 
 
@@ -102,6 +107,11 @@ def enroll(engine: sa.Engine, body: Any) -> dict[str, Any]:
             raise EnrollError(401, "enrollment token already used")
         if _aware(row.expires_at) < stamp:
             raise EnrollError(401, "enrollment token expired")
+        claimed_name = name
+        if row.host_name:  # the sysadmin named the host when making the token: that name counts
+            name = row.host_name
+        if row.host_class:
+            host_class = row.host_class
         existing = conn.execute(sa.select(db.agents).where(db.agents.c.agent_id == agent_id)).first()
         if existing is not None and existing.public_key != public.hex():
             raise EnrollError(409, "agent id already enrolled with another key")
@@ -126,7 +136,10 @@ def enroll(engine: sa.Engine, body: Any) -> dict[str, Any]:
         else:
             conn.execute(db.agents.update().where(db.agents.c.agent_id == agent_id)
                          .values(host_name=name, host_class=host_class, last_seen=stamp, reenroll_approved_by=None))
-        details = {"agent_id": agent_id, "class": host_class, "re_enrolled": existing is not None}
+        details = {"agent_id": agent_id, "class": host_class, "re_enrolled": existing is not None,
+                   "name_from": "token" if row.host_name else "agent"}
+        if claimed_name != name:
+            details["claimed_host"] = claimed_name
         if existing is not None:
             details.update(approved_by=existing.reenroll_approved_by, previous_host=existing.host_name)
         insert_collector_event(conn, "agent.enrolled", host_name=name, details=details)

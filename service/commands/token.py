@@ -14,8 +14,12 @@ from .common import add_config_arg, load_config
 def add_parser(subs: argparse._SubParsersAction) -> None:
     p = subs.add_parser("token", help="enrollment tokens for new agents (system administrator)")
     ts = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    action(ts, "create", cmd_create, "print a new one-time token alone on stdout", add_config_arg).add_argument(
-        "--ttl", type=int, metavar="SECONDS", help="lifetime (default: token_ttl_s of collector.toml)")
+    c = action(ts, "create", cmd_create, "print a new one-time token alone on stdout", add_config_arg)
+    c.add_argument("--ttl", type=int, metavar="SECONDS", help="lifetime (default: token_ttl_s of collector.toml)")
+    c.add_argument("--host", metavar="NAME", help="the host this token enrolls: its name in the collector, "
+                                                  "whatever the agent calls itself (e.g. 财务部-PC01)")
+    c.add_argument("--class", dest="host_class", choices=["classified", "unclassified"],
+                   help="the class of that host (default: what the agent says)")
     action(ts, "list", cmd_list, "tokens with their state (hash prefix, never the token)", add_config_arg)
     action(ts, "revoke", cmd_revoke, "expire an unused token", add_config_arg).add_argument(
         "prefix", help="the start of its hash, as `token list` shows it")
@@ -32,7 +36,11 @@ def cmd_create(args: argparse.Namespace) -> int:
     if args.ttl is not None and args.ttl < 1:
         print("baomi-collector token: --ttl must be at least 1 second", file=sys.stderr)
         return 2
-    token, expires = create_token(engine, args.ttl or cfg.token_ttl_s)
+    if args.host is not None and not 0 < len(args.host) <= 255:
+        print("baomi-collector token: --host must be 1 to 255 characters", file=sys.stderr)
+        return 2
+    token, expires = create_token(engine, args.ttl or cfg.token_ttl_s, host_name=args.host,
+                                  host_class=args.host_class)
     print(token)
     print(f"expires {expires.isoformat(timespec='seconds')}; give it to the agent's [collector] token",
           file=sys.stderr)

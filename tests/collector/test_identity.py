@@ -54,3 +54,18 @@ def test_reenrolling_a_key_needs_sysadmin_approval(collector: Collector) -> None
     assert [e["details"]["approved_by"] for e in collector.stored(kind="agent.enrolled")
             if e["details"]["re_enrolled"]] == ["sys1"]
     assert collector.cli("agents", "approve", "nope", check=False).returncode == 1
+
+
+def test_a_token_made_for_a_host_sets_its_enrolled_name_and_class(collector: Collector) -> None:
+    """The enrolled name is the sysadmin's when the token names the host, not the agent's claim."""
+    token = collector.token(None, "--host", "财务部-PC01", "--class", "classified")
+    a = SigningAgent(collector.url)
+    assert a.enroll(token, name="whatever-i-like").status_code == 200
+    assert a.send([a.event()]).status_code == 200
+    out = collector.cli("events", "--agent", a.agent_id).stdout
+    assert "财务部-PC01" in out and "whatever-i-like" not in out
+    (enrolled,) = collector.stored(kind="agent.enrolled")
+    assert enrolled["details"]["name_from"] == "token" and enrolled["details"]["class"] == "classified"
+    assert enrolled["details"]["claimed_host"] == "whatever-i-like"
+    bad = collector.cli("token", "create", "--host", "x" * 300, check=False)
+    assert bad.returncode == 2 and "--host" in bad.stderr

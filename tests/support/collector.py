@@ -56,8 +56,8 @@ class Collector:
             raise AssertionError(f"baomi-collector {' '.join(args)} failed: {r.stderr}")
         return r
 
-    def token(self, ttl: int | None = None) -> str:
-        args = ["token", "create"] + (["--ttl", str(ttl)] if ttl else [])
+    def token(self, ttl: int | None = None, *extra: str) -> str:
+        args = ["token", "create"] + (["--ttl", str(ttl)] if ttl else []) + list(extra)
         return self.cli(*args).stdout.strip()
 
     def start(self, wait: float = 60.0, verify: Any = False) -> "Collector":
