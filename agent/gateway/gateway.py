@@ -389,7 +389,7 @@ class Gateway:
     def _unmount_stale(self, own_dev: str | None) -> list[str]:
         found = []
         for e in reversed(mounts.mountinfo()):       # binds first, then the views under them
-            if e.fstype == FSTYPE and e.dev != own_dev:
+            if e.fstype == FSTYPE and e.devnum != own_dev:
                 try:
                     mounts.umount(e.mountpoint, lazy=True)
                     found.append(e.mountpoint)
@@ -409,7 +409,7 @@ class Gateway:
         # never stat our own mount from this process: a thread waiting on its own FUSE
         # server can keep a SIGKILLed agent from ever exiting (and so hang every user)
         top = mounts.mount_at(self.view_root)
-        own = top.dev if top is not None and top.fstype == FSTYPE else None
+        own = top.devnum if top is not None and top.fstype == FSTYPE else None
         rec.stale_mounts = self._stale + self._unmount_stale(own_dev=own)
         self._stale = []
         table = mounts.mountinfo()

@@ -11,8 +11,9 @@ import errno
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from ..media.mounts import MOUNTINFO, Mount, read_mounts
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -22,41 +23,12 @@ MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 MNT_DETACH = 2
 
 
-@dataclass(frozen=True)
-class MountEntry:
-    mount_id: int
-    dev: str             # major:minor of the filesystem
-    root: str            # path inside the filesystem that is mounted here (bind mounts)
-    mountpoint: str
-    propagation: str     # "shared:N", "master:N" or "" (private)
-    fstype: str
-    source: str
+# the mount table as the media component reads it (one parser for the whole agent)
+MountEntry = Mount
 
 
-def _unescape(s: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
-def mountinfo(path: str = "/proc/self/mountinfo") -> list[MountEntry]:
-    entries = []
-    with open(path) as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            a, b = left.split(), right.split()
-            if len(a) < 6 or len(b) < 2:
-                continue
-            entries.append(MountEntry(int(a[0]), a[2], _unescape(a[3]), _unescape(a[4]),
-                                      " ".join(a[6:]), b[0], _unescape(b[1])))
-    return entries
+def mountinfo(path: str = MOUNTINFO) -> list[Mount]:
+    return read_mounts(path)
 
 
 def mount_at(path: Path | str, table: list[MountEntry] | None = None) -> MountEntry | None:

@@ -35,6 +35,7 @@ class Mount:
     fstype: str
     source: str
     super_options: str
+    propagation: str = ""  # optional fields: "shared:N", "master:N", or "" when private
 
     @property
     def read_only(self) -> bool:
@@ -68,7 +69,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
             r = right.split()
             out.append(Mount(mount_id=int(f[0]), devnum=f[2], root=unescape(f[3]), mountpoint=unescape(f[4]),
                              options=f[5], fstype=r[0], source=unescape(r[1]) if len(r) > 1 else "",
-                             super_options=r[2] if len(r) > 2 else ""))
+                             super_options=r[2] if len(r) > 2 else "", propagation=" ".join(f[6:])))
         except (IndexError, ValueError):
             log.warning("unparsable mountinfo line: %r", line)
     return out
