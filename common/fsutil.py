@@ -32,11 +32,13 @@ def fsync_dir(path: str | Path, strict: bool = False) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None], mode: int = 0o600) -> None:
-    """Write `data` (bytes, or a function writing to the open file) to `path` atomically."""
+def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None], mode: int = 0o600,
+                 fsync: bool = True, fsync_folder: bool = True) -> None:
+    """Write `data` (bytes, or a function writing to the open file) to `path` atomically.
+    Without fsync the file is whole or absent after a crash of the process, not of the machine."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)  # O_CREAT's mode is masked by the umask; the file's must not be
         with os.fdopen(fd, "wb") as f:
@@ -45,7 +47,8 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None], mod
             else:
                 f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -53,7 +56,8 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None], mod
         except OSError:
             pass
         raise
-    fsync_dir(path.parent, strict=True)
+    if fsync and fsync_folder:
+        fsync_dir(path.parent, strict=True)
 
 
 def sha256_stream(f: BinaryIO) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
+from baomi.common.fsutil import atomic_write
+
 # Sidecar states. open: the writer has not closed yet (content incomplete).
 # closed: complete, not on the medium yet (a hidden .baomi-commit-<id> copy may exist
 # there). committed: on the medium (in memory only: its record is removed then, and a
@@ -18,15 +20,8 @@ OPEN, CLOSED, COMMITTED = "open", "closed", "committed"
 
 
 def _write_atomic(path: Path, data: bytes, durable: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    # no fsync of the folder: if a power loss undoes the rename, the previous record stands
+    atomic_write(path, data, fsync=durable, fsync_folder=False)
 
 
 class StagingArea:
