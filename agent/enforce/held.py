@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any
 
-from baomi.common.events import file_obj, medium_obj
+from baomi.common.events import file_obj, medium_obj, user_obj
 from baomi.common.fsutil import sha256_fd
 from ..decide.copy import WriteFacts, decide_write
 from ..gateway.types import Judgement, StagedFile
@@ -19,11 +19,12 @@ from .written import Watched
 
 log = logging.getLogger(__name__)
 
-# gateway notices -> catalogue kinds; notices not named here are already covered by the
-# judge's own events (committed → file.copied, refused → file.blocked)
-GATEWAY_KINDS = {"gateway.staging_full": "gateway.staging_full", "gateway.not_committed": "gateway.not_committed",
-                 "gateway.lost": "gateway.lost", "gateway.recovered": "gateway.recovered",
-                 "gateway.released": "gateway.released", "gateway.judge_error": "gateway.judge_failed"}
+# the gateway's notices that become events, under the catalogue's kind; the others are
+# covered by the judge's own events (committed → file.copied, refused → file.blocked) or
+# by enforce.mode (held)
+GATEWAY_KINDS = {n: n for n in ("gateway.staging_full", "gateway.not_committed", "gateway.lost",
+                                "gateway.recovered", "gateway.released")}
+GATEWAY_KINDS["gateway.judge_error"] = "gateway.judge_failed"
 
 
 class HeldFiles:
@@ -78,9 +79,7 @@ class HeldFiles:
         medium = medium_obj(w.medium.identity, str(w.medium.mountpoint)) if w else None
         path = fields.get("path") or ""
         file = {"path": path, "name": os.path.basename(path), "size": fields.get("size")} if path else None
-        user = None
-        if fields.get("uid") is not None:
-            from baomi.common.events import user_obj
-            user = user_obj(fields["uid"], user_name(fields["uid"]))
+        uid = fields.get("uid")
+        user = user_obj(uid, user_name(uid)) if uid is not None else None
         self.ctx.record(kind, user=user, medium=medium, file=file,
                         details={k: v for k, v in fields.items() if k not in ("path", "size", "uid")})
