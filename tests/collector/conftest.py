@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.collector import Collector, SigningAgent
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest) -> str | None:
@@ -9,3 +11,11 @@ def database(request: pytest.FixtureRequest) -> str | None:
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def agent(collector: Collector) -> SigningAgent:
+    """An agent enrolled with the module's `collector`."""
+    a = SigningAgent(collector.url)
+    assert a.enroll(collector.token()).status_code == 200
+    return a

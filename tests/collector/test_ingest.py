@@ -25,12 +25,6 @@ def collector(tmp_path: Path, database: str | None):
         yield c
 
 
-@pytest.fixture
-def agent(collector: Collector) -> SigningAgent:
-    a = SigningAgent(collector.url)
-    assert a.enroll(collector.token()).status_code == 200
-    return a
-
 
 def kinds(c: Collector, prefix: str) -> list[dict]:
     return [e for e in c.stored() if e["kind"].startswith(prefix)]

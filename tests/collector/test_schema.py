@@ -22,12 +22,6 @@ def collector(tmp_path: Path, database: str | None):
         yield c
 
 
-@pytest.fixture
-def agent(collector: Collector) -> SigningAgent:
-    a = SigningAgent(collector.url)
-    assert a.enroll(collector.token()).status_code == 200
-    return a
-
 
 def rechain(agent: SigningAgent, e: dict) -> dict:
     e["hash"] = ev.event_hash(e)
