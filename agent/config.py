@@ -87,6 +87,10 @@ class EnforceSection:
     staging_max_bytes: int = 4 * 1024 * 1024 * 1024
     # root-only runtime folder of the gateway: the media's real filesystems (real/) and its view (view/)
     gateway_root: Path = Path("/run/baomi/gateway")
+    # fsync every staged file and every commit at close: survives a host power cut or a
+    # stick pulled right after close(), at the cost of several syncs per file (slow on
+    # real sticks). Off, a commit is as durable as a direct copy: `sync` or eject flushes it
+    gateway_sync: bool = False
 
     def validate(self, file: str | Path, prefix: str) -> None:
         if not -20 <= self.nice <= 19:

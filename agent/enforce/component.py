@@ -107,7 +107,8 @@ class EnforceComponent:
             held = HeldFiles(self.ctx, self.verdicts, effects, self.watched)
             gw = Gateway(self.ctx.config.state_dir / "staging", cfg.staging_max_bytes, held.judge,
                          self._gateway_notice(held), real_root=cfg.gateway_root / "real",
-                         view_root=cfg.gateway_root / "view")
+                         view_root=cfg.gateway_root / "view", durable=cfg.gateway_sync,
+                         fsync_commits=cfg.gateway_sync)
             gw.start()
             recovery = gw.recover()
         except Exception as exc:  # the gateway is an improvement, never a reason not to enforce

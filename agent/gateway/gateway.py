@@ -38,8 +38,8 @@ _GONE_ERRNOS = {errno.EIO, errno.ENOTCONN, errno.ENODEV, errno.ENXIO, errno.ESHU
 class Gateway:
     def __init__(self, staging_dir: Path, cap_bytes: int, judge: Callable[[StagedFile], Judgement],
                  on_event: Callable[[str, dict], None], real_root: Path = Path("/run/baomi/real"),
-                 view_root: Path | None = None, detach_timeout: float = 300.0, durable: bool = True,
-                 fsync_commits: bool = True) -> None:
+                 view_root: Path | None = None, detach_timeout: float = 300.0, durable: bool = False,
+                 fsync_commits: bool = False) -> None:
         self.staging_dir = Path(staging_dir)
         self.cap_bytes = cap_bytes
         self.judge = judge
@@ -47,7 +47,9 @@ class Gateway:
         self.real_root = Path(os.path.abspath(real_root))
         self.view_root = Path(os.path.abspath(view_root)) if view_root else self.real_root.parent / "view"
         self.detach_timeout = detach_timeout
-        self.durable = durable              # fsync the sidecar record of every closed file
+        # off by default: the page cache outlives an agent crash, and a direct copy is not
+        # synced at close either; fsync() by the writer always syncs its own file
+        self.durable = durable              # fsync staged data and its journal line at close
         self.fsync_commits = fsync_commits  # fsync every committed file before its rename
         self.staging: StagingArea | None = None
         self.view: View | None = None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyfuse3
 import trio
 
-from .commit import copy_phase, remove_quietly, rename_phase
+from .commit import OWNERLESS, copy_phase, remove_quietly, rename_phase
 from .copy import copy_file
 from .staging import CLOSED, COMMITTED, OPEN, StagingArea
 from .types import COMMIT_PREFIX, Judgement, StagedFile
@@ -630,7 +630,7 @@ class View(pyfuse3.Operations):
         if h is None:
             return
         if h.staged is not None:
-            await self.judge_and_commit(h.staged)
+            await self.judge_and_commit(h.staged, sync=True)
         elif h.fd is not None:
             try:
                 os.fsync(h.fd)
@@ -690,7 +690,9 @@ class View(pyfuse3.Operations):
         self.staging.release(s.size)
 
     # -- judgement and commit ----------------------------------------------------
-    async def judge_and_commit(self, s: Staged) -> None:
+    async def judge_and_commit(self, s: Staged, sync: bool = False) -> None:
+        """Judge the staged content if it changed, and commit it if cleared. sync (the
+        writer called fsync): the committed file is synced to the medium before this returns."""
         async with s.lock:
             if s.unlinked:
                 return          # unlinked while open: nothing to commit, as on any fs
@@ -698,18 +700,20 @@ class View(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EIO)
             if s.failed:
                 raise pyfuse3.FUSEError(s.failed)
-            if not s.pending():
-                return
             m = self.media.get(s.key)
+            if not s.pending():
+                if sync and m is not None and m.state != "gone":
+                    await trio.to_thread.run_sync(self._sync_committed, m, s.rel)
+                return
             if m is None or m.state == "gone":
                 raise pyfuse3.FUSEError(errno.EIO)
             m.busy += 1
             try:
-                await self._judge_and_commit_locked(m, s)
+                await self._judge_and_commit_locked(m, s, sync)
             finally:
                 m.busy -= 1
 
-    async def _judge_and_commit_locked(self, m: Medium, s: Staged) -> None:
+    async def _judge_and_commit_locked(self, m: Medium, s: Staged, sync: bool = False) -> None:
         t0 = time.monotonic()
         gen = s.gen
         judge = s.needs_judgement()
@@ -722,7 +726,7 @@ class View(pyfuse3.Operations):
             raise pyfuse3.FUSEError(s.refusal)
         # the hidden name derives from the staging id, so recovery can find and remove it
         tmp_rel = _child(os.path.dirname(s.rel), COMMIT_PREFIX + s.sid[:16])
-        args = (m, s, tmp_rel, self.gw.fsync_commits)
+        args = (m, s, tmp_rel, self.gw.fsync_commits or sync)
         staged = self._staged_file(s)
         if s.size <= SMALL:
             # verdict, copy and rename in one thread hop: for small files the hops cost
@@ -770,7 +774,8 @@ class View(pyfuse3.Operations):
         """In a worker thread: copy to the hidden name, fsync, rename over the target.
         Returns None (committed), "unlinked", "gone" or the OSError."""
         try:
-            copy_phase(m.root_fd, tmp_rel, s.rel, s.fd, s.size, s.new, s.mode, s.uid, s.gid, s.times, fsync)
+            copy_phase(m.root_fd, tmp_rel, s.rel, s.fd, s.size, s.new, s.mode, s.uid, s.gid, s.times, fsync,
+                       owners=m.fstype not in OWNERLESS)
             with m.ns_lock:
                 if m.state == "gone" or s.gone or s.unlinked:
                     remove_quietly(m.root_fd, tmp_rel)
@@ -780,6 +785,19 @@ class View(pyfuse3.Operations):
             remove_quietly(m.root_fd, tmp_rel)
             return e
         return None
+
+    @staticmethod
+    def _sync_committed(m: Medium, rel: str) -> None:
+        try:
+            fd = os.open(rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=m.root_fd)
+        except OSError as e:
+            raise _err(e)
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            raise _err(e)
+        finally:
+            os.close(fd)
 
     def _staged_file(self, s: Staged, medium_gone: bool = False) -> StagedFile:
         return StagedFile(key=s.key, relpath=s.rel, host_path=self.staging.data_path(s.sid), size=s.size,
