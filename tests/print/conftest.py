@@ -16,7 +16,7 @@ from tests.support.enforce_harness import real_scanner
 
 
 class PrintRig:
-    def __init__(self, tmp: Path, printers: str = "", extra: str = "") -> None:
+    def __init__(self, tmp: Path, printers: str = "", extra: str = "", host_class: str = "unclassified") -> None:
         need_cups()
         tmp.mkdir(parents=True, exist_ok=True)
         self.cups = CupsServer().start()
@@ -24,7 +24,7 @@ class PrintRig:
         self.dev = self.cups.root / "dev"
         self.config_path = tmp / "agent.toml"
         self.config_path.write_text(
-            f'[paths]\nstate_dir = "{tmp / "state"}"\n[scan]\nrule_dirs = []\n'
+            f'[host]\nclass = "{host_class}"\n[paths]\nstate_dir = "{tmp / "state"}"\n[scan]\nrule_dirs = []\n'
             f'[print]\nsocket = "{self.cups.root / "agent/print.sock"}"\ncups_server = "{self.cups.socket}"\n'
             f'backend_dir = "{self.cups.backend_dir}"\nrecheck_s = 3600\n{extra}\n{printers}\n')
         self.cfg = config_mod.load(self.config_path)
@@ -80,8 +80,8 @@ class PrintRig:
 def rig_factory(tmp_path: Path) -> Iterator[Any]:
     rigs: list[PrintRig] = []
 
-    def make(printers: str = "", extra: str = "") -> PrintRig:
-        rig = PrintRig(tmp_path / f"rig{len(rigs)}", printers, extra)
+    def make(printers: str = "", extra: str = "", host_class: str = "unclassified") -> PrintRig:
+        rig = PrintRig(tmp_path / f"rig{len(rigs)}", printers, extra, host_class)
         rigs.append(rig)
         return rig
     yield make

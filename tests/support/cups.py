@@ -117,7 +117,7 @@ class CupsServer:
             log = self.error_log.read_text("utf-8", "replace") if self.error_log.exists() else ""
             for line in reversed(log.splitlines()):
                 if f"[Job {job}] Job completed." in line or f"[Job {job}] Job canceled" in line \
-                        or f"[Job {job}] Job stopped" in line or "[Job {job}] Canceled" in line:
+                        or f"[Job {job}] Job stopped" in line:
                     return line
             time.sleep(0.1)
         raise AssertionError(f"job {job} not finished within {timeout} s:\n{self.log_of(job)}")
