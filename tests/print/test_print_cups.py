@@ -13,6 +13,7 @@ import pytest
 
 from tests.support import docs
 from tests.support.cups import PDF_PPD
+from tests.support.enforce_harness import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -47,6 +48,8 @@ def test_marked_documents_are_blocked_before_any_byte_reaches_the_printer(rig_fa
     out = rig.queue("office")
     rig.install()
     rig.start_agent()
+    told: list[tuple[int, str, str, str]] = []
+    rig.ctx.notifiers.append(lambda uid, summary, body, urgency: told.append((uid, summary, body, urgency)) or True)
     for name, (data, level) in MARKED.items():
         job = rig.cups.lp("office", _write(tmp_path, name, data))
         assert "canceled" in rig.cups.wait_done(job), rig.cups.log_of(job)
@@ -57,6 +60,10 @@ def test_marked_documents_are_blocked_before_any_byte_reaches_the_printer(rig_fa
             ("block", f"unclassified.printer.unregistered.{level}", "high")
         assert ev["file"]["level"] == level and ev["file"]["evidence"], name
         assert ev["details"]["printer"]["name"] == "office" and ev["details"]["printer"]["class"] == "unregistered"
+    # the job's user (root, who ran lp) was told each time, on the desktop
+    wait_for(lambda: len(told) == len(MARKED), what="a notification per blocked job")
+    assert {t[0] for t in told} == {0} and all(t[3] == "critical" for t in told)
+    assert any("marked.pdf" in t[1] and "office" in t[2] for t in told), told
 
 
 def test_a_clean_document_prints_unchanged_and_is_recorded(rig_factory, tmp_path) -> None:

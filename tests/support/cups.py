@@ -55,7 +55,7 @@ class CupsServer:
     def start(self) -> "CupsServer":
         r = self.root
         (r / "conf/cupsd.conf").write_text(
-            f"Listen {self.socket}\nLogLevel info\nWebInterface No\nBrowsing No\nMaxJobs 0\n"
+            f"Listen {self.socket}\nLogLevel info\nMaxLogSize 0\nWebInterface No\nBrowsing No\nMaxJobs 0\n"
             "PreserveJobFiles No\nPreserveJobHistory Yes\n"
             "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
             "<Location /admin>\n  Order allow,deny\n  Allow all\n</Location>\n"
