@@ -13,6 +13,7 @@ Prints median and 90th percentile (ms) side by side. Never part of the test verd
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,6 +96,7 @@ def main() -> int:
             print(f"{f'{pages} page(s) {level}{note}':<34.34} {_ms(plain):>17} {_ms(guarded):>17} {added:11.1f} ms")
     finally:
         rig.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

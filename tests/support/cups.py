@@ -53,6 +53,13 @@ class CupsServer:
         return self.root / "log/error_log"
 
     def start(self) -> "CupsServer":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # nothing of a server that did not come up is left behind
+            raise
+
+    def _start(self) -> "CupsServer":
         r = self.root
         (r / "conf/cupsd.conf").write_text(
             f"Listen {self.socket}\nLogLevel info\nMaxLogSize 0\nWebInterface No\nBrowsing No\nMaxJobs 0\n"
