@@ -100,7 +100,8 @@ class PrintComponent:
             from ..enforce.component import make_scanner
             self._scanner = make_scanner(cfg)
         work = private_dir(cfg.state_dir / "print" / "jobs")
-        self.jobs = PrintJobs(self.ctx, Verdicts(self._scanner), PrinterRegistry.from_config(cfg.print.printer), work)
+        self.jobs = PrintJobs(self.ctx, Verdicts(self._scanner), PrinterRegistry.from_config(cfg.print.printer), work,
+                              self.cups)
         self.server = PrintServer(cfg.print.socket, self.jobs.judge, self._stopped)
         self.server.start()
         self.drain_outbox()

@@ -18,6 +18,7 @@ from ..decide.print import PrintFacts, PrintOutcome, decide_print
 from ..enforce.verdicts import Verdicts
 from ..scan.verdict import Evidence, Verdict
 from .convert import PDF, POSTSCRIPT, sniff, to_pdf
+from .cups import Cups, CupsError
 from .printers import PrinterRegistry, RegisteredPrinter, printer_obj
 from .protocol import JobReply, JobRequest
 from .watermark import NotPdf, Stamp, page_count, stamp_file
@@ -64,8 +65,19 @@ def may_convert(req: JobRequest) -> bool:
 
 
 class PrintJobs:
-    def __init__(self, ctx: Any, verdicts: Verdicts, registry: PrinterRegistry, work_dir: Path):
-        self.ctx, self.verdicts, self.registry, self.work_dir = ctx, verdicts, registry, work_dir
+    def __init__(self, ctx: Any, verdicts: Verdicts, registry: PrinterRegistry, work_dir: Path,
+                 cups: Cups | None = None):
+        self.ctx, self.verdicts, self.registry, self.work_dir, self.cups = ctx, verdicts, registry, work_dir, cups
+
+    def make_model(self, req: JobRequest) -> str:
+        """The printer's make and model: its PPD's (the backend read it), else what CUPS reports
+        for the queue (driverless and raw queues have no PPD)."""
+        if req.make_model or self.cups is None or not req.printer:
+            return req.make_model
+        try:
+            return self.cups.attributes(req.printer).get("printer-make-and-model", "")
+        except CupsError:
+            return ""
 
     # -- facts ----------------------------------------------------------------------
     def _scan_one(self, path: str) -> tuple[Verdict, int | None]:
@@ -155,7 +167,7 @@ class PrintJobs:
             reply.message = (block_message(v.level, v.inspectable, v.reason or outcome.reason)
                              if rule != WATERMARK_REQUIRED_RULE else
                              "baomi: the watermark cannot be applied to this job; blocked")
-        details = {"printer": printer_obj(req.printer, req.device_uri, req.make_model, record),
+        details = {"printer": printer_obj(req.printer, req.device_uri, self.make_model(req), record),
                    "job_id": req.job_id, "title": req.title, "pages": scanned.pages, "copies": req.copies,
                    "job_user": req.user, "documents": scanned.documents, "content_type": req.content_type,
                    "final_content_type": req.final_content_type or None, "watermark": watermark,

@@ -79,7 +79,8 @@ def test_a_clean_document_prints_unchanged_and_is_recorded(rig_factory, tmp_path
                                                                "public")
     d = ev["details"]
     assert (d["title"], d["pages"], d["copies"], d["job_user"]) == ("会议纪要", 1, 2, "root")
-    assert d["printer"] == {"name": "office", "uri": f"file://{out}", "make_model": "", "registry_id": None,
+    assert d["printer"] == {"name": "office", "uri": f"file://{out}", "make_model": "Local Raw Printer",
+                            "registry_id": None,
                             "class": "unregistered", "level": None}
     assert ev["user"]["name"] == "root" and ev["user"]["uid"] == 0
     assert d["watermark"] == {"applied": False}
@@ -98,6 +99,8 @@ def test_an_internal_document_prints_with_a_watermark_in_its_text(rig_factory, t
         assert "completed" in rig.cups.wait_done(job), rig.cups.log_of(job)
         ev = rig.job_event(job)
         assert (ev["action"], ev["file"]["level"]) == ("audit", "internal")
+        if queue == "pdfprinter" and PDF_PPD.exists():
+            assert ev["details"]["printer"]["make_model"] == "Generic PDF Printer"
         wm = ev["details"]["watermark"]
         assert wm["applied"], wm
         text = _text(out.read_bytes())
