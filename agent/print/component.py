@@ -90,6 +90,7 @@ class PrintComponent:
         self.cups = Cups(ctx.config.print.cups_server)
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._checking = threading.Lock()  # the periodic check and one asked for: one at a time
 
     def start(self) -> None:
         cfg = self.ctx.config
@@ -122,6 +123,10 @@ class PrintComponent:
     def check_queues(self) -> list[Queue]:
         """Report each queue that bypasses the backend (once per URI it bypasses with) and,
         unless [print] wrap_new_queues is off, wrap it."""
+        with self._checking:
+            return self._check_queues()
+
+    def _check_queues(self) -> list[Queue]:
         cfg = self.ctx.config
         try:
             found = queues.unprotected(self.cups)
