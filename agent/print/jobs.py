@@ -19,7 +19,7 @@ from ..enforce.verdicts import Verdicts
 from ..scan.verdict import Evidence, Verdict
 from .convert import PDF, POSTSCRIPT, sniff, to_pdf
 from .cups import Cups, CupsError
-from .printers import PrinterRegistry, RegisteredPrinter, printer_obj
+from .printers import PrinterRegistry, printer_obj
 from .protocol import JobReply, JobRequest
 from .watermark import NotPdf, Stamp, page_count, stamp_file
 
@@ -85,10 +85,10 @@ class PrintJobs:
         try:
             sha, size = sha256_fd(fd), os.fstat(fd).st_size
             os.lseek(fd, 0, os.SEEK_SET)
-            head = os.read(fd, 4096)
-            if sniff(head) != POSTSCRIPT:
+            mime = sniff(os.read(fd, 4096))
+            if mime != POSTSCRIPT:
                 v = self.verdicts.for_content(fd, path, sha, size)
-                return v, page_count(_read(path)) if sniff(head) == PDF else None
+                return v, page_count(_read(path)) if mime == PDF else None
         finally:
             os.close(fd)
         # PostScript carries its text in drawing operators: read it through the PDF CUPS makes of it
@@ -179,11 +179,10 @@ class PrintJobs:
                         file=file_obj(req.title or "(untitled)", size=v.size, sha256=v.sha256, verdict=v),
                         details=details)
         reply.details = {"rule": rule, "watermark": watermark["applied"]}
-        self._notify(uid, outcome, req, v, record)
+        self._notify(uid, outcome, req, v)
         return reply
 
-    def _notify(self, uid: int | None, outcome: PrintOutcome, req: JobRequest, v: Verdict,
-                record: RegisteredPrinter | None) -> None:
+    def _notify(self, uid: int | None, outcome: PrintOutcome, req: JobRequest, v: Verdict) -> None:
         if outcome.notify is None or uid is None:
             return
         from .. import notify

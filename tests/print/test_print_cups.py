@@ -184,6 +184,25 @@ def test_with_the_agent_stopped_jobs_fail_closed_and_are_recorded_later(rig_fact
     assert ev["details"]["agent_unavailable"] and ev["file"]["inspectable"] is False
 
 
+def test_with_the_agent_stopped_a_registered_printer_prints_stamped_and_it_is_recorded_later(rig_factory,
+                                                                                           tmp_path) -> None:
+    rig = rig_factory(printers=SECRET_PRINTER, host_class="classified")
+    out = rig.queue("secret-room")
+    rig.install()
+    job = rig.cups.lp("secret-room", _write(tmp_path, "s.pdf", MARKED["marked.pdf"][0]))
+    assert "completed" in rig.cups.wait_done(job), rig.cups.log_of(job)
+    assert f"job secret-room-{job}" in _text(out.read_bytes())  # unread, so stamped: traceable all the more
+    rig.start_agent()
+    ev = rig.job_event(job)
+    assert (ev["action"], ev["rule"]) == ("audit", "uninspectable.printer.registered")
+    assert ev["details"]["watermark"]["applied"] and ev["details"]["printer"]["registry_id"] == "P-2026-01"
+
+
+def _cli(rig, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "baomi.agent.cli", "print", *args, "--config", str(rig.config_path)],
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_uninstall_gives_every_queue_its_original_uri_back(rig_factory) -> None:
     rig = rig_factory()
     rig.queue("a")
@@ -193,8 +212,11 @@ def test_uninstall_gives_every_queue_its_original_uri_back(rig_factory) -> None:
     assert {q: rig.cups.device_uri(q) for q in ("a", "b")} == {q: f"baomi:{u}" for q, u in before.items()}
     backend = rig.cups.backend_dir / "baomi"
     assert backend.stat().st_mode & 0o777 == 0o700 and backend.stat().st_uid == 0
-    done = subprocess.run([sys.executable, "-m", "baomi.agent.cli", "print", "uninstall", "--config",
-                           str(rig.config_path)], capture_output=True, text=True, timeout=120)
+    assert _cli(rig, "status").returncode == 0
+    rig.queue("c")
+    status = _cli(rig, "status")
+    assert status.returncode == 1 and "UNPROTECTED" in status.stdout and "c " in status.stdout
+    done = _cli(rig, "uninstall")
     assert done.returncode == 0, done.stderr
     assert {q: rig.cups.device_uri(q) for q in ("a", "b")} == before
     assert not backend.exists()
