@@ -84,3 +84,12 @@ def test_job_data_types_are_told_from_their_first_bytes() -> None:
     assert sniff(b"%PDF-1.7\n") == PDF and sniff(b"\x1b%-12345X@PJL\n%PDF-1.4") == PDF
     assert sniff(b"%!PS-Adobe-3.0") == POSTSCRIPT and sniff("内部\n通知".encode()) == TEXT
     assert sniff(b"\x1bE\x1b&l0O") == "" and sniff(b"RaS2\x00\x00") == ""
+
+
+def test_config_show_lists_registered_printers(tmp_path: Path) -> None:
+    from baomi.agent.commands.config import settings
+    path = tmp_path / "agent.toml"
+    path.write_text('[[print.printer]]\nid = "P-1"\nqueue = "q"\nlevel = "secret"\n')
+    row = settings(config_mod.load(path))["print"]["printer"]
+    assert row == {"value": [{"id": "P-1", "level": "secret", "queue": "q", "uri": "",
+                              "hosts": ["classified", "unclassified"]}], "source": str(path)}
