@@ -86,7 +86,20 @@ def without_agent(cfg: AgentConfig, req: JobRequest, why: str, work: Path) -> Jo
                     "job_id": req.job_id, "title": req.title, "pages": None, "copies": req.copies,
                     "job_user": req.user, "watermark": watermark, "reason": outcome.reason,
                     "agent_unavailable": why, "decided_at": utcnow()}})
+    if outcome.notify and uid is not None:
+        tell_user(uid, outcome.notify, req, outcome.reason)
     return reply
+
+
+def tell_user(uid: int, key: str, req: JobRequest, reason: str) -> None:
+    """Without the agent there is no helper channel: straight to the user's session bus, briefly."""
+    from .. import notify
+    summary, body = notify.render(key, notify.user_lang(uid), name=req.title, printer=req.printer, level_zh="",
+                                  level_en="", reason=reason, why="the baomi agent is not running")
+    try:
+        notify.send_as_user(uid, summary, body, "critical", timeout=2.0)
+    except Exception as exc:  # a notification must never decide whether the job prints
+        say(f"INFO: baomi: user not notified ({exc})")
 
 
 def deliver(ticket: JobTicket, path: str) -> int:
