@@ -11,11 +11,11 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from dataclasses import dataclass
 
 import pikepdf
 
-PDF_MAGIC = b"%PDF-"
 EOF_MARK = b"%%EOF"
 GRAY = 0.55        # light enough to read the page through, dark enough for a photocopier
 OPACITY = 0.35
@@ -76,19 +76,30 @@ def _form(pdf: pikepdf.Pdf, text: str, w: float, h: float) -> pikepdf.Object:
     return pdf.make_indirect(form)
 
 
-def stamp_pdf(data: bytes, stamp: Stamp) -> tuple[bytes, int]:
-    """The PDF with the stamp on every page, and its page count. A PDF wrapped in a printer
-    job language (PJL, as CUPS's PDF printer drivers send it) keeps its wrapper."""
-    start = data.find(PDF_MAGIC, 0, 4096)
-    if start < 0:
-        raise NotPdf("no PDF header")
-    end = data.rfind(EOF_MARK)
-    end = len(data) if end < start else end + len(EOF_MARK)
-    while end < len(data) and data[end:end + 1] in (b"\r", b"\n"):
-        end += 1
-    text = stamp.text()
+_START = re.compile(rb"(?:^|(?<=[\r\n]))%PDF-")
+
+
+def pdf_spans(data: bytes) -> list[tuple[int, int]]:
+    """Where each PDF in the job's data starts and ends. cupsd runs a job's filters once per
+    document and concatenates their output, so a job of two documents reaches the backend
+    as two PDFs in a row, each perhaps in its own PJL wrapper, which stays as it was."""
+    starts = [m.start() for m in _START.finditer(data)]
+    if not starts or starts[0] > 4096:
+        return []
+    spans = []
+    for i, start in enumerate(starts):
+        limit = starts[i + 1] if i + 1 < len(starts) else len(data)
+        end = data.rfind(EOF_MARK, start, limit)
+        end = limit if end < 0 else end + len(EOF_MARK)
+        while end < limit and data[end:end + 1] in (b"\r", b"\n"):
+            end += 1
+        spans.append((start, end))
+    return spans
+
+
+def _stamp_one(data: bytes, text: str) -> tuple[bytes, int]:
     try:
-        with pikepdf.open(io.BytesIO(data[start:end])) as pdf:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
             forms: dict[tuple[float, float], pikepdf.Object] = {}  # one form per page size
             for page in pdf.pages:
                 box = page.trimbox
@@ -99,22 +110,36 @@ def stamp_pdf(data: bytes, stamp: Stamp) -> tuple[bytes, int]:
                 page.add_overlay(forms[key], pikepdf.Rectangle(*(float(v) for v in box)))
             out = io.BytesIO()
             pdf.save(out)
-            pages = len(pdf.pages)
+            return out.getvalue(), len(pdf.pages)
     except pikepdf.PdfError as exc:
         raise NotPdf(f"damaged PDF ({exc})") from None
-    return data[:start] + out.getvalue() + data[end:], pages
+
+
+def stamp_pdf(data: bytes, stamp: Stamp) -> tuple[bytes, int]:
+    """The data with the stamp on every page of every PDF in it, and the page count. What
+    surrounds the PDFs (a printer job language wrapper, as CUPS's PDF drivers send) is kept."""
+    spans = pdf_spans(data)
+    if not spans:
+        raise NotPdf("no PDF header")
+    parts, pages, pos = [], 0, 0
+    for start, end in spans:
+        stamped, n = _stamp_one(data[start:end], stamp.text())
+        parts += [data[pos:start], stamped]
+        pages, pos = pages + n, end
+    parts.append(data[pos:])
+    return b"".join(parts), pages
 
 
 def page_count(data: bytes) -> int | None:
-    """Pages of the PDF in data (possibly PJL-wrapped); None when it holds no readable PDF."""
-    start = data.find(PDF_MAGIC, 0, 4096)
-    if start < 0:
-        return None
-    try:
-        with pikepdf.open(io.BytesIO(data[start:])) as pdf:
-            return len(pdf.pages)
-    except pikepdf.PdfError:
-        return None
+    """Pages of the PDFs in data (possibly PJL-wrapped); None when it holds no readable PDF."""
+    total = 0
+    for start, end in pdf_spans(data):
+        try:
+            with pikepdf.open(io.BytesIO(data[start:end])) as pdf:
+                total += len(pdf.pages)
+        except pikepdf.PdfError:
+            return None
+    return total or None
 
 
 @dataclass(frozen=True)

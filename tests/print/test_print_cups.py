@@ -109,6 +109,19 @@ def test_an_internal_document_prints_with_a_watermark_in_its_text(rig_factory, t
         assert "食堂" in text or name.endswith(".txt")  # the page's own text is still text, not pixels
         assert ev["details"]["pages"] == (2 if name.endswith(".pdf") else 1)
         out.unlink()
+    # a job of two documents: each is stamped, on either kind of queue
+    second = _write(tmp_path, "second.pdf", docs.pdf([["内部", "第二份"]]))
+    for queue, out in (("office", raw), ("pdfprinter", driven)):
+        out_text = rig.cups.run("lp", "-d", queue, str(_write(tmp_path, "first.pdf", INTERNAL)), str(second))
+        job = int(out_text.split()[3].rsplit("-", 1)[1])
+        assert "completed" in rig.cups.wait_done(job), rig.cups.log_of(job)
+        ev = rig.job_event(job)
+        assert (ev["details"]["documents"], ev["details"]["pages"]) == (2, 3)
+        data = out.read_bytes()
+        cut = data.rfind(b"%PDF-")
+        texts = [_text(data[:cut]), _text(data[cut:])]
+        assert "食堂" in texts[0] and "第二份" in texts[1] and all(f"job {queue}-{job}" in t for t in texts)
+        out.unlink()
 
 
 SECRET_PRINTER = '[[print.printer]]\nid = "P-2026-01"\nqueue = "secret-room"\nlevel = "secret"\n'

@@ -93,3 +93,15 @@ def test_config_show_lists_registered_printers(tmp_path: Path) -> None:
     row = settings(config_mod.load(path))["print"]["printer"]
     assert row == {"value": [{"id": "P-1", "level": "secret", "queue": "q", "uri": "",
                               "hosts": ["classified", "unclassified"]}], "source": str(path)}
+
+
+def test_a_job_of_several_documents_is_stamped_document_by_document() -> None:
+    # cupsd concatenates the filters' output of each document: two PJL-wrapped PDFs in a row
+    one, two = docs.pdf([["内部", "甲"]]), docs.pdf([["内部", "乙"], ["丙"]])
+    pjl = b"\x1b%-12345X@PJL ENTER LANGUAGE=PDF\n"
+    data = pjl + one + b"\x1b%-12345X\n" + pjl + two + b"\x1b%-12345X\n"
+    out, pages = stamp_pdf(data, Stamp("u", "h", "t", "q-1"))
+    assert pages == 3 and page_count(out) == 3 and out.count(pjl) == 2
+    second = out.rindex(b"%PDF-")
+    texts = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(out[second:])).pages]
+    assert "乙" in texts[0] and "丙" in texts[1] and all("job q-1" in t for t in texts)
