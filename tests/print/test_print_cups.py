@@ -11,6 +11,8 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from baomi.common.schema import check_event
+
 from tests.support import docs
 from tests.support.cups import PDF_PPD
 from tests.support.enforce_harness import wait_for
@@ -84,6 +86,7 @@ def test_a_clean_document_prints_unchanged_and_is_recorded(rig_factory, tmp_path
                             "class": "unregistered", "level": None}
     assert ev["user"]["name"] == "root" and ev["user"]["uid"] == 0
     assert d["watermark"] == {"applied": False}
+    assert check_event(ev) is None  # what the collector accepts
 
 
 def test_an_internal_document_prints_with_a_watermark_in_its_text(rig_factory, tmp_path) -> None:
@@ -165,7 +168,7 @@ def test_a_queue_added_after_install_is_reported_until_it_is_covered(rig_factory
     events = rig.events("print.unprotected_queue")
     assert len(events) == 1 and events[0]["details"] == {
         "queue": "new-queue", "uri": f"file://{out}", "make_model": "Local Raw Printer", "covered": False}
-    assert events[0]["severity"] == "high"
+    assert events[0]["severity"] == "high" and check_event(events[0]) is None
     rig.install()  # the administrator covers it
     assert rig.component.check_queues() == [] and len(rig.events("print.unprotected_queue")) == 1
     assert rig.cups.device_uri("new-queue") == f"baomi:file://{out}"
@@ -194,6 +197,7 @@ def test_with_the_agent_stopped_jobs_fail_closed_and_are_recorded_later(rig_fact
     rig.start_agent()  # the decision the backend took alone is recorded when the agent runs again
     ev = rig.job_event(job)
     assert (ev["action"], ev["rule"]) == ("block", "uninspectable.printer.unregistered")
+    assert check_event(ev) is None
     assert ev["details"]["agent_unavailable"] and ev["file"]["inspectable"] is False
 
 
