@@ -35,7 +35,14 @@ class PrintServer:
 
     def start(self) -> None:
         private_dir(self.path.parent, 0o755)
-        self.path.unlink(missing_ok=True)
+        if self.path.exists():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(self.path))
+                except OSError:
+                    self.path.unlink(missing_ok=True)  # left by an agent that died
+                else:  # never take the socket from a running agent: its backends would lose it mid-job
+                    raise RuntimeError(f"{self.path} is served by another process (a second agent?)")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:

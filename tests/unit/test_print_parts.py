@@ -3,6 +3,7 @@ printer registry, the watermark and the [print] configuration."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pypdf
@@ -105,3 +106,31 @@ def test_a_job_of_several_documents_is_stamped_document_by_document() -> None:
     second = out.rindex(b"%PDF-")
     texts = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(out[second:])).pages]
     assert "乙" in texts[0] and "丙" in texts[1] and all("job q-1" in t for t in texts)
+
+
+def test_the_agents_socket_is_root_only_and_never_taken_from_a_running_agent(tmp_path: Path) -> None:
+    import threading
+
+    from baomi.agent.print.component import PrintServer
+    from baomi.agent.print.protocol import JobReply, JobRequest, ask
+    stop = threading.Event()
+    path = tmp_path / "print.sock"
+    first = PrintServer(path, lambda req: JobReply("block", False, message=f"no {req.title}"), stop)
+    first.start()
+    try:
+        assert path.stat().st_mode & 0o777 == 0o600
+        req = JobRequest(1, "u", "t", 1, "q", "ipp://p", "", [], "/nonexistent")
+        if os.geteuid() == 0:  # the server answers root only
+            assert ask(str(path), req, 10).message == "no t"
+        with pytest.raises(RuntimeError, match="another process"):
+            PrintServer(path, lambda req: JobReply("allow", True), stop).start()
+    finally:
+        first.stop()
+    import socket
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path))  # a socket file nobody listens on: left by an agent that died
+    dead.close()
+    again = PrintServer(path, lambda req: JobReply("allow", True), stop)
+    again.start()
+    again.stop()
+    stop.set()
