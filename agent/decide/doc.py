@@ -96,6 +96,12 @@ def print_table() -> list[str]:
                 out.append(_row(host, printer, level.id if inspectable else "not inspectable (or agent down)",
                                 _code(o.rule), _code(o.action), o.severity, "yes" if o.forward else "no",
                                 "yes" if o.watermark else "no", _code(o.notify)))
+    for required in (False, True):
+        o = decide_print(PrintFacts("unclassified", "unregistered", None, Level.INTERNAL, stampable=False),
+                         WATERMARK_DEFAULT_LEVELS, watermark_required=required)
+        label = "internal, data that cannot take the watermark" + (", `watermark_required`" if required else "")
+        out.append(_row("unclassified", "unregistered", label, _code(o.rule), _code(o.action), o.severity,
+                        "yes" if o.forward else "no", "yes" if o.watermark else "no", _code(o.notify)))
     return out
 
 

@@ -9,6 +9,7 @@ from baomi.common.levels import Level
 from baomi.common.policy import print_action
 
 KIND = "print.job"
+WATERMARK_REQUIRED_RULE = "print.watermark_required"  # agent.toml [print] watermark_required
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class PrintFacts:
     level: Level                       # the highest level of the job's documents
     inspectable: bool = True           # every document could be read (and the agent answered)
     user_known: bool = True            # the CUPS job user is a local account to notify
+    stampable: bool = True             # the job's data can carry the watermark (PDF, or made PDF)
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,17 @@ def print_severity(action: str, level: Level, inspectable: bool) -> str:
 
 
 def decide_print(f: PrintFacts, watermark_levels: Collection[str],
-                 overrides: Mapping[str, str] | None = None) -> PrintOutcome:
+                 overrides: Mapping[str, str] | None = None, watermark_required: bool = False) -> PrintOutcome:
     d = print_action(f.host_class, f.printer_class, f.level, f.level_ceiling, f.inspectable, overrides)
     forward = d.action != "block"
     # a document nobody could read is stamped as if it were at the highest level the
     # watermark covers: its printout must be traceable all the more
     stamp = forward and bool(watermark_levels) and (f.level.id in watermark_levels or not f.inspectable)
+    if stamp and not f.stampable:
+        if watermark_required:  # the site would rather not print than print untraceably
+            return PrintOutcome("block", WATERMARK_REQUIRED_RULE, "the watermark is required and cannot be applied",
+                                KIND, "high", False, False, "print_block" if f.user_known else None)
+        stamp = False
     notify = None
     if d.action in ("block", "notify") and f.user_known:
         notify = f"print_{d.action}" + ("" if f.inspectable else "_uninspectable")

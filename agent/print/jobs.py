@@ -7,14 +7,14 @@ import logging
 import os
 import pwd
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from baomi.common.events import file_obj, user_obj, utcnow
 from baomi.common.fsutil import sha256_fd
 from baomi.common.levels import Level
-from ..decide.print import PrintFacts, PrintOutcome, decide_print
+from ..decide.print import WATERMARK_REQUIRED_RULE, PrintFacts, PrintOutcome, decide_print
 from ..enforce.verdicts import Verdicts
 from ..scan.verdict import Evidence, Verdict
 from .convert import PDF, POSTSCRIPT, sniff, to_pdf
@@ -24,8 +24,6 @@ from .protocol import JobReply, JobRequest
 from .watermark import NotPdf, Stamp, page_count, stamp_file
 
 log = logging.getLogger(__name__)
-
-WATERMARK_REQUIRED_RULE = "print.watermark_required"  # agent.toml [print] watermark_required
 
 
 @dataclass
@@ -146,26 +144,27 @@ class PrintJobs:
         uid = uid_of(req.user)
         facts = PrintFacts(cfg.host.class_, "registered" if record else "unregistered",
                            record.level if record else None, v.level, v.inspectable, user_known=uid is not None)
-        outcome = decide_print(facts, cfg.print.watermark_levels, cfg.policy.actions)
-        reply = JobReply(outcome.action, outcome.forward, req.data, level=v.level.id)
+
+        def decide(f: PrintFacts) -> PrintOutcome:
+            return decide_print(f, cfg.print.watermark_levels, cfg.policy.actions, cfg.print.watermark_required)
+
+        outcome = decide(facts)
         watermark: dict[str, Any] = {"applied": False}
-        rule, action, severity = outcome.rule, outcome.action, outcome.severity
-        if outcome.forward and outcome.watermark:
+        data = req.data
+        if outcome.watermark:
             stamp = stamp_for(req.user, cfg.host.name, req.printer, req.job_id)
             try:
                 done = stamp_file(req.data, stamp, str(self.work_dir / f"out-{req.job_id}-{uuid.uuid4().hex}"),
                                   may_convert(req))
-                reply.data = done.path
-                scanned.pages = done.pages
+                data, scanned.pages = done.path, done.pages
                 watermark = {"applied": True, "text": stamp.text(), "converted_from": done.converted or None}
             except NotPdf as exc:
                 watermark = {"applied": False, "why": str(exc)}
-                if cfg.print.watermark_required:  # the site would rather not print than print untraceably
-                    rule, action, severity = WATERMARK_REQUIRED_RULE, "block", "high"
-                    reply.action, reply.forward = "block", False
+                outcome = decide(replace(facts, stampable=False))
+        reply = JobReply(outcome.action, outcome.forward, data, level=v.level.id)
         if not reply.forward:
             reply.message = (block_message(v.level, v.inspectable, v.reason or outcome.reason)
-                             if rule != WATERMARK_REQUIRED_RULE else
+                             if outcome.rule != WATERMARK_REQUIRED_RULE else
                              "baomi: the watermark cannot be applied to this job; blocked")
         details = {"printer": printer_obj(req.printer, req.device_uri, self.make_model(req), record),
                    "job_id": req.job_id, "title": req.title, "pages": scanned.pages, "copies": req.copies,
@@ -174,11 +173,11 @@ class PrintJobs:
                    "reason": outcome.reason}
         if scanned.reasons:
             details["not_inspected"] = scanned.reasons
-        self.ctx.record(outcome.kind, severity=severity, action=action, rule=rule,
+        self.ctx.record(outcome.kind, severity=outcome.severity, action=outcome.action, rule=outcome.rule,
                         user=user_obj(uid, req.user) or {"uid": None, "name": req.user, "session": None},
                         file=file_obj(req.title or "(untitled)", size=v.size, sha256=v.sha256, verdict=v),
                         details=details)
-        reply.details = {"rule": rule, "watermark": watermark["applied"]}
+        reply.details = {"rule": outcome.rule, "watermark": watermark["applied"]}
         self._notify(uid, outcome, req, v)
         return reply
 

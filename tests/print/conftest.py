@@ -32,9 +32,9 @@ class PrintRig:
         self.component: Any = None
         self.scanner: Any = None
 
-    def queue(self, name: str, ppd: Path | None = None) -> Path:
+    def queue(self, name: str, ppd: Path | None = None, model: str | None = None) -> Path:
         out = self.dev / f"{name}.out"
-        self.cups.add_queue(name, f"file://{out}", ppd)
+        self.cups.add_queue(name, f"file://{out}", ppd, model)
         return out
 
     def install(self) -> str:

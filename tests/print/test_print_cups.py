@@ -127,6 +127,25 @@ def test_an_internal_document_prints_with_a_watermark_in_its_text(rig_factory, t
         out.unlink()
 
 
+@pytest.mark.parametrize("required", [False, True])
+def test_driver_output_in_a_printer_language_cannot_take_the_watermark(rig_factory, tmp_path, required) -> None:
+    rig = rig_factory(extra=f"watermark_required = {'true' if required else 'false'}")
+    out = rig.queue("laser", model="drv:///sample.drv/generic.ppd")  # the driver sends PostScript
+    rig.install()
+    rig.start_agent()
+    job = rig.cups.lp("laser", _write(tmp_path, "notice.pdf", INTERNAL))
+    last = rig.cups.wait_done(job)
+    ev = rig.job_event(job)
+    assert ev["details"]["watermark"]["applied"] is False and "postscript" in ev["details"]["watermark"]["why"]
+    if required:
+        assert "canceled" in last and not out.exists()
+        assert (ev["action"], ev["rule"]) == ("block", "print.watermark_required")
+        assert "watermark cannot be applied" in rig.cups.log_of(job)
+    else:
+        assert "completed" in last and out.read_bytes().startswith(b"%!PS")
+        assert (ev["action"], ev["rule"]) == ("audit", "unclassified.printer.unregistered.internal")
+
+
 SECRET_PRINTER = '[[print.printer]]\nid = "P-2026-01"\nqueue = "secret-room"\nlevel = "secret"\n'
 
 

@@ -101,8 +101,9 @@ class CupsServer:
             raise AssertionError(f"{tool} {' '.join(args)}: {done.stderr}")
         return done.stdout
 
-    def add_queue(self, name: str, uri: str, ppd: Path | None = None) -> None:
-        self.run("lpadmin", "-p", name, "-E", "-v", uri, *(("-P", str(ppd)) if ppd else ()))
+    def add_queue(self, name: str, uri: str, ppd: Path | None = None, model: str | None = None) -> None:
+        self.run("lpadmin", "-p", name, "-E", "-v", uri, *(("-P", str(ppd)) if ppd else ()),
+                 *(("-m", model) if model else ()))
 
     def device_uri(self, name: str) -> str:
         m = re.search(r"device-uri=(\S+)", self.run("lpoptions", "-p", name))

@@ -164,3 +164,15 @@ def test_print_overrides_and_watermark_setting() -> None:
                             WM, {"unclassified.printer.unregistered.internal": "block"}).notify
     assert validate_overrides({"classified.printer.registered.above_ceiling": "audit"}) is None
     assert "must be one of" in validate_overrides({"uninspectable.printer.registered": "deny"})
+
+
+def test_print_data_that_cannot_take_the_watermark() -> None:
+    from baomi.agent.decide.print import WATERMARK_REQUIRED_RULE, PrintFacts, decide_print
+    facts = PrintFacts("unclassified", "unregistered", None, L.INTERNAL, stampable=False)
+    o = decide_print(facts, WM)
+    assert (o.action, o.forward, o.watermark) == ("audit", True, False)  # printed, unstamped, recorded so
+    o = decide_print(facts, WM, watermark_required=True)
+    assert (o.action, o.rule, o.forward, o.severity, o.notify) == ("block", WATERMARK_REQUIRED_RULE, False, "high",
+                                                                    "print_block")
+    public = PrintFacts("unclassified", "unregistered", None, L.PUBLIC, stampable=False)
+    assert decide_print(public, WM, watermark_required=True).forward  # no watermark wanted: nothing missing
