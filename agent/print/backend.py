@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import BinaryIO, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
-from baomi.common.events import file_obj, user_obj, utcnow
+from baomi.common.events import file_obj, utcnow
 from baomi.common.fsutil import private_dir
 from baomi.common.levels import Level
 from baomi.common.tomlconf import ConfigError
 from ..config import AgentConfig, load
-from ..decide.print import PrintFacts, decide_print
+from ..decide.print import PrintFacts
 from . import outbox
 from .cups import (CUPS_BACKEND_CANCEL, CUPS_BACKEND_FAILED, CUPS_BACKEND_OK, JobTicket, is_wrapped,
                    ppd_make_model)
@@ -59,36 +59,25 @@ def request_for(ticket: JobTicket, data: str) -> JobRequest:
 
 def without_agent(cfg: AgentConfig, req: JobRequest, why: str, work: Path) -> JobReply:
     """No verdict: the uninspectable cell decides, and the outbox keeps the record."""
-    from .jobs import may_convert, stamp_for, uid_of
+    from .jobs import decide_and_stamp, job_user, reply_for, uid_of
     record = PrinterRegistry.from_config(cfg.print.printer).lookup(req.printer, req.device_uri, cfg.host.class_)
-    outcome = decide_print(PrintFacts(cfg.host.class_, "registered" if record else "unregistered",
-                                      record.level if record else None, Level.PUBLIC, inspectable=False),
-                           cfg.print.watermark_levels, cfg.policy.actions)
-    reply = JobReply(outcome.action, outcome.forward, req.data, level=Level.PUBLIC.id)
-    watermark: dict[str, object] = {"applied": False}
-    if outcome.forward and outcome.watermark:
-        from .watermark import NotPdf, stamp_file
-        stamp = stamp_for(req.user, cfg.host.name, req.printer, req.job_id)
-        try:
-            done = stamp_file(req.data, stamp, str(work / f"out-{req.job_id}-{uuid.uuid4().hex}"),
-                              may_convert(req))
-            reply.data, watermark = done.path, {"applied": True, "text": stamp.text()}
-        except NotPdf as exc:
-            watermark = {"applied": False, "why": str(exc)}
-    if not reply.forward:
-        reply.message = "baomi: no verdict (the baomi agent is not running); blocked on this printer"
     uid = uid_of(req.user)
+    facts = PrintFacts(cfg.host.class_, "registered" if record else "unregistered",
+                       record.level if record else None, Level.PUBLIC, inspectable=False, user_known=uid is not None)
+    applied = decide_and_stamp(cfg, facts, req, work)
+    outcome = applied.outcome
     outbox.leave(cfg.state_dir, {
         "severity": outcome.severity, "action": outcome.action, "rule": outcome.rule,
-        "user": user_obj(uid, req.user) or {"uid": None, "name": req.user, "session": None},
+        "user": job_user(uid, req.user),
         "file": file_obj(req.title or "(untitled)", inspectable=False, reason="agent_unavailable"),
         "details": {"printer": printer_obj(req.printer, req.device_uri, req.make_model, record),
-                    "job_id": req.job_id, "title": req.title, "pages": None, "copies": req.copies,
-                    "job_user": req.user, "watermark": watermark, "reason": outcome.reason,
+                    "job_id": req.job_id, "title": req.title, "pages": applied.pages, "copies": req.copies,
+                    "job_user": req.user, "watermark": applied.watermark, "reason": outcome.reason,
                     "agent_unavailable": why, "decided_at": utcnow()}})
     if outcome.notify and uid is not None:
         tell_user(uid, outcome.notify, req, outcome.reason)
-    return reply
+    return reply_for(applied, Level.PUBLIC,
+                     "baomi: no verdict (the baomi agent is not running); blocked on this printer")
 
 
 def tell_user(uid: int, key: str, req: JobRequest, reason: str) -> None:

@@ -43,6 +43,12 @@ def uid_of(user: str) -> int | None:
         return None
 
 
+def job_user(uid: int | None, name: str) -> dict[str, Any]:
+    """The event's user: the CUPS job user, with the uid of the local account of that name
+    (None for a name from another machine)."""
+    return user_obj(uid, name) or {"uid": None, "name": name, "session": None}
+
+
 def block_message(level: Level, inspectable: bool, reason: str) -> str:
     """The line CUPS shows the user (job-printer-state-message) for a cancelled job."""
     if not inspectable:
@@ -60,6 +66,42 @@ def may_convert(req: JobRequest) -> bool:
     """Text and PostScript become PDF only where the data is the document itself (a queue
     without a driver); a driver's output is in the printer's own language."""
     return not req.final_content_type or req.data in req.documents
+
+
+@dataclass
+class Applied:
+    outcome: PrintOutcome
+    data: str                      # what goes to the printer: the stamped copy, or the job's data
+    watermark: dict[str, Any]
+    pages: int | None = None       # of the stamped data, when stamped
+
+
+def decide_and_stamp(cfg: Any, facts: PrintFacts, req: JobRequest, work_dir: Path) -> Applied:
+    """The table's outcome, with the stamp applied when it says so; data that cannot take
+    the stamp is decided again as such (printed unstamped, or blocked if it is required)."""
+    def decide(f: PrintFacts) -> PrintOutcome:
+        return decide_print(f, cfg.print.watermark_levels, cfg.policy.actions, cfg.print.watermark_required)
+
+    outcome = decide(facts)
+    if not outcome.watermark:
+        return Applied(outcome, req.data, {"applied": False})
+    stamp = stamp_for(req.user, cfg.host.name, req.printer, req.job_id)
+    try:
+        done = stamp_file(req.data, stamp, str(work_dir / f"out-{req.job_id}-{uuid.uuid4().hex}"), may_convert(req))
+    except NotPdf as exc:
+        return Applied(decide(replace(facts, stampable=False)), req.data, {"applied": False, "why": str(exc)})
+    return Applied(outcome, done.path, {"applied": True, "text": stamp.text(), "converted_from": done.converted or None},
+                   done.pages)
+
+
+def reply_for(applied: Applied, level: Level, message: str) -> JobReply:
+    o = applied.outcome
+    reply = JobReply(o.action, o.forward, applied.data, level=level.id,
+                     details={"rule": o.rule, "watermark": applied.watermark["applied"]})
+    if not o.forward:
+        reply.message = message if o.rule != WATERMARK_REQUIRED_RULE else \
+            "baomi: the watermark cannot be applied to this job; blocked"
+    return reply
 
 
 class PrintJobs:
@@ -144,40 +186,22 @@ class PrintJobs:
         uid = uid_of(req.user)
         facts = PrintFacts(cfg.host.class_, "registered" if record else "unregistered",
                            record.level if record else None, v.level, v.inspectable, user_known=uid is not None)
-
-        def decide(f: PrintFacts) -> PrintOutcome:
-            return decide_print(f, cfg.print.watermark_levels, cfg.policy.actions, cfg.print.watermark_required)
-
-        outcome = decide(facts)
-        watermark: dict[str, Any] = {"applied": False}
-        data = req.data
-        if outcome.watermark:
-            stamp = stamp_for(req.user, cfg.host.name, req.printer, req.job_id)
-            try:
-                done = stamp_file(req.data, stamp, str(self.work_dir / f"out-{req.job_id}-{uuid.uuid4().hex}"),
-                                  may_convert(req))
-                data, scanned.pages = done.path, done.pages
-                watermark = {"applied": True, "text": stamp.text(), "converted_from": done.converted or None}
-            except NotPdf as exc:
-                watermark = {"applied": False, "why": str(exc)}
-                outcome = decide(replace(facts, stampable=False))
-        reply = JobReply(outcome.action, outcome.forward, data, level=v.level.id)
-        if not reply.forward:
-            reply.message = (block_message(v.level, v.inspectable, v.reason or outcome.reason)
-                             if outcome.rule != WATERMARK_REQUIRED_RULE else
-                             "baomi: the watermark cannot be applied to this job; blocked")
+        applied = decide_and_stamp(cfg, facts, req, self.work_dir)
+        outcome = applied.outcome
+        if applied.pages is not None:
+            scanned.pages = applied.pages
+        reply = reply_for(applied, v.level, block_message(v.level, v.inspectable, v.reason or outcome.reason))
         details = {"printer": printer_obj(req.printer, req.device_uri, self.make_model(req), record),
                    "job_id": req.job_id, "title": req.title, "pages": scanned.pages, "copies": req.copies,
                    "job_user": req.user, "documents": scanned.documents, "content_type": req.content_type,
-                   "final_content_type": req.final_content_type or None, "watermark": watermark,
+                   "final_content_type": req.final_content_type or None, "watermark": applied.watermark,
                    "reason": outcome.reason}
         if scanned.reasons:
             details["not_inspected"] = scanned.reasons
         self.ctx.record(outcome.kind, severity=outcome.severity, action=outcome.action, rule=outcome.rule,
-                        user=user_obj(uid, req.user) or {"uid": None, "name": req.user, "session": None},
+                        user=job_user(uid, req.user),
                         file=file_obj(req.title or "(untitled)", size=v.size, sha256=v.sha256, verdict=v),
                         details=details)
-        reply.details = {"rule": outcome.rule, "watermark": watermark["applied"]}
         self._notify(uid, outcome, req, v)
         return reply
 
