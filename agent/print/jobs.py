@@ -14,6 +14,7 @@ from typing import Any
 from baomi.common.events import file_obj, user_obj, utcnow
 from baomi.common.fsutil import sha256_fd
 from baomi.common.levels import Level
+from ..config import AgentConfig
 from ..decide.print import WATERMARK_REQUIRED_RULE, PrintFacts, PrintOutcome, decide_print
 from ..enforce.verdicts import Verdicts
 from ..scan.verdict import Evidence, Verdict
@@ -76,7 +77,7 @@ class Applied:
     pages: int | None = None       # of the stamped data, when stamped
 
 
-def decide_and_stamp(cfg: Any, facts: PrintFacts, req: JobRequest, work_dir: Path) -> Applied:
+def decide_and_stamp(cfg: AgentConfig, facts: PrintFacts, req: JobRequest, work_dir: Path) -> Applied:
     """The table's outcome, with the stamp applied when it says so; data that cannot take
     the stamp is decided again as such (printed unstamped, or blocked if it is required)."""
     def decide(f: PrintFacts) -> PrintOutcome:
