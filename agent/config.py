@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from baomi.common.policy import WATERMARK_DEFAULT_LEVELS
 from baomi.common.tomlconf import ConfigError, build, read_layers, resolve_paths
 
 DEFAULT_CONFIG = Path("/etc/baomi/agent.toml")
@@ -110,6 +111,63 @@ class EnforceSection:
 
     def gateway_on(self, host_class: str, medium_class: str) -> bool:
         return self.gateway_for.get(f"{host_class}.{medium_class}", self.gateway)
+
+
+@dataclass
+class PrinterEntry:
+    """A registered printer (涉密打印机) with its level ceiling. Kept in agent.toml for now; the
+    record has the shape of a signed central-registry entry, so it can come from there later."""
+    id: str
+    level: str                      # level ceiling: public … top_secret
+    queue: str = ""                 # the CUPS queue name, or
+    uri: str = ""                   # the printer's real device URI (matches whatever the queue is called)
+    hosts: list[str] = field(default_factory=lambda: ["classified", "unclassified"])
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        from baomi.common.levels import Level
+        try:
+            Level.parse(self.level)
+        except ValueError as exc:
+            raise ConfigError(file, f"{prefix}.level", str(exc)) from None
+        if not (self.queue or self.uri):
+            raise ConfigError(file, prefix, "a registered printer needs queue or uri")
+        if not self.hosts or any(h not in ("classified", "unclassified") for h in self.hosts):
+            raise ConfigError(file, f"{prefix}.hosts", "expected a non-empty list of classified, unclassified")
+
+
+@dataclass
+class PrintSection:
+    # every CUPS queue goes through baomi's backend (docs/printing.md)
+    enabled: bool = True
+    # the agent's root-only socket the backend asks for each job's verdict
+    socket: Path = Path("/run/baomi/print.sock")
+    # the CUPS server the agent manages ("" = CUPS's own default; a socket path or host[:port])
+    cups_server: str = ""
+    # where `baomi-agent print install` puts the backend (cupsd's ServerBin/backend)
+    backend_dir: Path = Path("/usr/lib/cups/backend")
+    # how often queues are checked for ones that bypass the backend
+    recheck_s: float = 30.0
+    # wrap a queue found bypassing the backend (after print.unprotected_queue); false: only report
+    wrap_new_queues: bool = True
+    # levels whose printouts carry the watermark; [] = none
+    watermark_levels: list[str] = field(default_factory=lambda: list(WATERMARK_DEFAULT_LEVELS))
+    # a job that needs the watermark but whose data cannot take it (neither PDF nor convertible)
+    # is blocked when true; printed unstamped (and recorded so) when false
+    watermark_required: bool = False
+    # how long the backend waits for the agent's verdict before the job follows the uninspectable cell
+    timeout_s: float = 120.0
+    printer: list[PrinterEntry] = field(default_factory=list)
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        from baomi.common.levels import LEVEL_IDS
+        bad = [lv for lv in self.watermark_levels if lv not in LEVEL_IDS]
+        if bad:
+            raise ConfigError(file, f"{prefix}.watermark_levels", f"unknown level {bad[0]!r}; expected {', '.join(LEVEL_IDS)}")
+        if self.recheck_s <= 0 or self.timeout_s <= 0:
+            raise ConfigError(file, f"{prefix}.recheck_s", "recheck_s and timeout_s must be > 0")
+        ids = [p.id for p in self.printer]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(file, f"{prefix}.printer", "duplicate printer id")
 
 
 @dataclass
@@ -233,6 +291,7 @@ class AgentConfig:
     spool: SpoolSection = field(default_factory=SpoolSection)
     screenlock: ScreenlockSection = field(default_factory=ScreenlockSection)
     enforce: EnforceSection = field(default_factory=EnforceSection)
+    print: PrintSection = field(default_factory=PrintSection)
     debug: DebugSection = field(default_factory=DebugSection)
     source: Path | None = field(default=None, metadata={"internal": True})
     # dotted key -> the file (agent.toml or a drop-in) its value came from, for `config show`
