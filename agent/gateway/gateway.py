@@ -44,8 +44,8 @@ class Gateway:
         self.cap_bytes = cap_bytes
         self.judge = judge
         self.on_event = on_event
-        self.real_root = Path(real_root)
-        self.view_root = Path(view_root) if view_root else self.real_root.parent / "view"
+        self.real_root = Path(os.path.abspath(real_root))
+        self.view_root = Path(os.path.abspath(view_root)) if view_root else self.real_root.parent / "view"
         self.detach_timeout = detach_timeout
         self.durable = durable              # fsync the sidecar record of every closed file
         self.fsync_commits = fsync_commits  # fsync every committed file before its rename
@@ -73,10 +73,10 @@ class Gateway:
             raise GatewayError(why)
         # mounts of our type left by a killed agent answer "transport endpoint is not
         # connected"; nothing of ours runs yet, so every one of them is stale
+        self.staging = StagingArea(self.staging_dir, self.cap_bytes, durable=self.durable)
         self._stale = self._unmount_stale(own_dev=None)
         self._bound_real = mounts.ensure_private_dir(self.real_root)
         self.view_root.mkdir(parents=True, exist_ok=True)
-        self.staging = StagingArea(self.staging_dir, self.cap_bytes, durable=self.durable)
         self.view = View(self, self.staging)
         self._dispatcher = threading.Thread(target=self._dispatch, name="baomi-gateway-events", daemon=True)
         self._dispatcher.start()
@@ -387,9 +387,17 @@ class Gateway:
 
     # -- crash recovery ----------------------------------------------------------------
     def _unmount_stale(self, own_dev: str | None) -> list[str]:
+        """Lazily unmount what a killed gateway of this agent left: its view at
+        view_root, every bind of that view (same device number), and anything of our
+        type still on a mount point this staging area recorded. Other gateways' mounts
+        (another agent instance, a test beside this one) are left alone."""
+        table = mounts.mountinfo()
+        recorded = {mr.get("mountpoint") for mr in self.staging.media()}
+        dead = {e.devnum for e in table
+                if e.fstype == FSTYPE and e.mountpoint == str(self.view_root) and e.devnum != own_dev}
         found = []
-        for e in reversed(mounts.mountinfo()):       # binds first, then the views under them
-            if e.fstype == FSTYPE and e.devnum != own_dev:
+        for e in reversed(table):       # binds first, then the views under them
+            if e.fstype == FSTYPE and e.devnum != own_dev and (e.devnum in dead or e.mountpoint in recorded):
                 try:
                     mounts.umount(e.mountpoint, lazy=True)
                     found.append(e.mountpoint)

@@ -1,5 +1,11 @@
-"""The host side of held writes: staged copies, their size cap, and the durable
-sidecar record of each (so a crash never loses a file silently)."""
+"""The host side of held writes: staged copies, their size cap, and the journal that
+names each of them (so a crash never loses a file silently).
+
+The journal is one append-only file of JSON lines, one line per change of a staged
+file's state: appending a line costs one write(2), where a record file of its own per
+staged file cost a create, a rename and an unlink. The last line of an id wins; a line
+cut short by a crash is ignored (the line before it stands).
+"""
 from __future__ import annotations
 
 import json
@@ -12,15 +18,17 @@ from urllib.parse import quote
 
 from baomi.common.fsutil import atomic_write
 
-# Sidecar states. open: the writer has not closed yet (content incomplete).
+# Journal states. open: the writer has not closed yet (content incomplete).
 # closed: complete, not on the medium yet (a hidden .baomi-commit-<id> copy may exist
-# there). committed: on the medium (in memory only: its record is removed then, and a
-# data file without a record is a leftover to delete).
+# there). committed: on the medium; a data file whose last line says so, or that has
+# no line at all, is a leftover to delete.
 OPEN, CLOSED, COMMITTED = "open", "closed", "committed"
+JOURNAL = "journal.jsonl"
+COMPACT_AT = 1 << 20      # rewrite the journal with only live entries past this size
 
 
 def _write_atomic(path: Path, data: bytes, durable: bool) -> None:
-    # no fsync of the folder: if a power loss undoes the rename, the previous record stands
+    # no fsync of the folder: if a power loss undoes the rename, the previous file stands
     atomic_write(path, data, fsync=durable, fsync_folder=False)
 
 
@@ -39,6 +47,9 @@ class StagingArea:
         self.used = 0
         self._lock = threading.Lock()
         self._dirfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._live: dict[str, dict[str, Any]] = self._read_journal()
+        self._journal = -1
+        self._compact()
 
     # -- size cap -------------------------------------------------------------
     def reserve(self, n: int) -> bool:
@@ -59,49 +70,85 @@ class StagingArea:
     def data_path(self, sid: str) -> Path:
         return self.dir / f"{sid}.data"
 
-    def record_path(self, sid: str) -> Path:
-        return self.dir / f"{sid}.json"
-
     def create_data(self, sid: str) -> int:
         return os.open(self.data_path(sid), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
 
+    # -- the journal -------------------------------------------------------------
+    def _path(self) -> Path:
+        return self.dir / JOURNAL
+
+    def _read_journal(self) -> dict[str, dict[str, Any]]:
+        live: dict[str, dict[str, Any]] = {}
+        try:
+            with open(self._path(), "rb") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                        sid = entry.pop("sid")
+                    except (ValueError, KeyError, AttributeError, TypeError):
+                        continue     # cut short by a crash, or not ours
+                    if entry.get("state") == COMMITTED:
+                        live.pop(sid, None)
+                    else:
+                        live[sid] = entry
+        except FileNotFoundError:
+            pass
+        return live
+
+    def _append(self, sid: str, entry: dict[str, Any], durable: bool) -> None:
+        line = json.dumps({"sid": sid, **entry}, separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            os.write(self._journal, line)   # O_APPEND: one write, one line
+            if durable:
+                os.fdatasync(self._journal)
+            if os.fstat(self._journal).st_size > COMPACT_AT:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the journal with one line per live entry (caller holds the lock, or
+        is the constructor)."""
+        data = b"".join(json.dumps({"sid": sid, **e}, separators=(",", ":")).encode() + b"\n"
+                        for sid, e in self._live.items())
+        _write_atomic(self._path(), data, True)
+        if self._journal >= 0:
+            os.close(self._journal)
+        self._journal = os.open(self._path(), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+
     def write_record(self, sid: str, record: dict[str, Any], durable: bool | None = None) -> None:
         durable = self.durable if durable is None else durable
-        # no fsync of the directory: if a power loss undoes the rename, the previous
-        # record ("open") is what recovery finds, and it reports the file lost
-        _write_atomic(self.record_path(sid), json.dumps(record).encode(), durable)
+        # if a power loss drops this line, the line before it ("open") is what recovery
+        # finds, and it reports the file lost
+        with self._lock:
+            self._live[sid] = record
+        self._append(sid, record, durable)
 
     def remove_record(self, sid: str) -> None:
+        """On the medium: nothing left to recover (a later write records again)."""
+        with self._lock:
+            known = self._live.pop(sid, None) is not None
+        if known:
+            self._append(sid, {"state": COMMITTED}, False)
+
+    def remove(self, sid: str) -> None:
+        self.remove_record(sid)
         try:
-            self.record_path(sid).unlink()
+            self.data_path(sid).unlink()
         except FileNotFoundError:
             pass
 
-    def remove(self, sid: str) -> None:
-        for p in (self.record_path(sid), self.data_path(sid)):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-
     def records(self) -> Iterator[tuple[str, dict[str, Any] | None]]:
         """(id, record) for every staged entry on disk; record None when only the data
-        file is left (the crash came before the first record was written)."""
-        seen = set()
+        file is left (the crash came before its first line was written)."""
+        with self._lock:
+            live = dict(self._live)
         for p in sorted(self.dir.iterdir()):
             if p.name.endswith(".tmp"):
                 p.unlink(missing_ok=True)
                 continue
             sid, _, ext = p.name.partition(".")
-            if ext not in ("json", "data") or sid in seen:
-                continue
-            seen.add(sid)
-            rec = None
-            try:
-                rec = json.loads(self.record_path(sid).read_text())
-            except (OSError, ValueError):
-                pass
-            yield sid, rec
+            if ext == "data" and sid not in live:
+                yield sid, None
+        yield from live.items()
 
     # -- media records (where each medium was mounted, to serve it again) ------
     def medium_record_path(self, key: str) -> Path:
@@ -124,3 +171,7 @@ class StagingArea:
 
     def close(self) -> None:
         os.close(self._dirfd)
+        with self._lock:
+            if self._journal >= 0:
+                os.close(self._journal)
+                self._journal = -1

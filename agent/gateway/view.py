@@ -185,9 +185,10 @@ class View(pyfuse3.Operations):
             a.st_uid, a.st_gid = (s.uid, s.gid) if s else (0, 0)
         if s is not None:
             if s.new:
-                # not cached by the kernel: a refused new file must vanish at once, and
-                # invalidating it from here instead could deadlock (see docs/gateway.md)
-                a.entry_timeout = a.attr_timeout = 0
+                # the name is not cached by the kernel: a refused new file must vanish at
+                # once, and invalidating it from here instead could deadlock (see
+                # docs/gateway.md); its attributes may be, the kernel keeps the size itself
+                a.entry_timeout = 0
             hs = os.fstat(s.fd)
             a.st_size = s.size
             a.st_blocks = hs.st_blocks

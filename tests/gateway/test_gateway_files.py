@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.enforce_harness import wait_for
+
 from .support import (MARKS, assert_not_on_device, clean_bytes, marked_bytes, pieces, raw_device_has, run)
 
 pytestmark = [pytest.mark.root]
@@ -270,7 +272,9 @@ def test_gateway_staging_cap_gives_enospc_and_no_partial_file(held_factory, tmp_
     assert not (h.real / "big.bin").exists()
     full = h.events.wait("gateway.staging_full")
     assert full["path"] == "big.bin" and full["cap"] == 4 * 1024 * 1024
-    assert not [p for p in (h.roots / "staging").iterdir() if p.suffix == ".data"]
+    # the kernel sends the release of cp's file after close() returned: wait for it
+    wait_for(lambda: not [p for p in (h.roots / "staging").iterdir() if p.suffix == ".data"],
+             what="the refused staged copy to be removed")
     # below the cap things work again
     (h.x / "small.bin").write_bytes(data[:1024 * 1024])
     assert (h.real / "small.bin").read_bytes() == data[:1024 * 1024]

@@ -23,9 +23,11 @@ from tests.support.media import LoopMedium
 pytestmark = [pytest.mark.root]
 
 
-def _gateway_mounts() -> list[str]:
+def _gateway_mounts(under: Path) -> list[str]:
+    """Gateway mounts below this test's folder (other tests may hold media beside it)."""
     with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split(" - ")[1].split()[0] == FSTYPE]
+        return [line.split()[4] for line in f if line.split(" - ")[1].split()[0] == FSTYPE
+                and line.split()[4].startswith(f"{under}/")]
 
 
 def test_gateway_umount_releases_both_mounts(held):
@@ -167,7 +169,7 @@ def test_gateway_sigkill_during_copies_then_recover(tmp_path):
             t3 = time.monotonic()
             rec = [o["recovery"] for o in out if "recovery" in o][-1]
             assert "m1" in rec["reattached"], rec
-            mounts = _gateway_mounts()
+            mounts = _gateway_mounts(tmp_path)
             assert sorted(mounts) == sorted([str(roots / "view"), str(x)]), mounts
             assert_not_on_device(medium.devnode, marked)
             if os.environ.get("BAOMI_GATEWAY_KILL_TIMES"):
@@ -205,9 +207,8 @@ def test_gateway_sigkill_during_copies_then_recover(tmp_path):
             child.kill()
             child.wait(10)
         cleanup_roots(roots)
-        for m in reversed(_gateway_mounts()):
-            if m.startswith(str(tmp_path)):
-                subprocess.run(["umount", "-l", m], capture_output=True)
+        for m in reversed(_gateway_mounts(tmp_path)):
+            subprocess.run(["umount", "-l", m], capture_output=True)
         medium.detach()
 
 
@@ -224,3 +225,20 @@ def test_gateway_available_names_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyfuse3", None)      # import fails
     ok, why = available()
     assert not ok and "pyfuse3" in why
+
+
+def test_gateway_recovery_leaves_other_gateways_mounts_alone(held, tmp_path):
+    """A second gateway (another agent instance, a test beside this one) starting and
+    recovering must not unmount the first one's view as if it were stale."""
+    roots = tmp_path / "other"
+    roots.mkdir()
+    out: list = []
+    child = _child(roots, tmp_path, "recover", out)
+    try:
+        rec = [o["recovery"] for o in out if "recovery" in o][-1]
+        assert rec["stale_mounts"] == [], rec
+        (held.x / "still.txt").write_bytes(b"served")
+        assert (held.real / "still.txt").read_bytes() == b"served"
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(30)
