@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from baomi.common.events import medium_obj
+from ..media.mounts import read_mounts
 from ..messages import MountedMedium
 from ..quarantine import Quarantine, QuarantineError, load_public_key
 from .block import Blocker
@@ -221,6 +222,22 @@ class EnforceComponent:
         self.modes.pop(medium.key, None)
         self.ctx.status["enforcement"] = dict(self.modes)
         if self.gateway is not None and self.gateway.mode(medium.key) == "held":
-            self.gateway.detach(medium.key)
-            self.ctx.held.pop(medium.key, None)
+            if self._real_mount_gone(medium.key):
+                # yanked, or its real filesystem unmounted under the gateway: the gateway's own
+                # mount watcher drops what is staged and names it (gateway.not_committed). A
+                # detach here would treat it as an eject instead: wait for the writers and
+                # commit into a filesystem that is no longer there, and name nothing.
+                log.info("%s: real filesystem gone, left to the gateway", medium.mountpoint)
+            else:
+                self.gateway.detach(medium.key)
+                self.ctx.held.pop(medium.key, None)
         self.watcher.remove(medium.key)
+
+    def _real_mount_gone(self, key: str) -> bool:
+        real = self.gateway.real_path(key)
+        if not real:
+            return False
+        try:
+            return not any(m.mountpoint == real for m in read_mounts())
+        except OSError:
+            return False
