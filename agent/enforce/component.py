@@ -57,6 +57,7 @@ class EnforceComponent:
         self.modes: dict[str, str] = {}        # medium key -> "held" / "after_write"
         self.gateway: Any = None
         self.gateway_problem = ""
+        self._recovery: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------
@@ -110,22 +111,44 @@ class EnforceComponent:
                          self._gateway_notice(held), real_root=cfg.gateway_root / "real",
                          view_root=cfg.gateway_root / "view")
             gw.start()
-            recovery = gw.recover()
         except Exception as exc:  # the gateway is an improvement, never a reason not to enforce
             self.gateway_problem = f"{type(exc).__name__}: {exc}"
             log.warning("staging gateway not available (%s): media are enforced after the write",
                         self.gateway_problem)
             return
         self.gateway = gw
+        # After a crash, recover() serves again the media whose real filesystem survived and
+        # judges the files staged before it. The judge needs each medium as the media component
+        # publishes it (class, ceiling), which happens only once recovery has served it again: so
+        # recovery runs beside the other components' start, and the judge waits for the medium.
+        self._recovery = threading.Thread(target=self._recover_gateway, args=(gw,), name="baomi-gateway-recovery",
+                                          daemon=True)
+        self._recovery.start()
+
+    def _recover_gateway(self, gw: Any) -> None:
+        try:
+            recovery = gw.recover()
+        except Exception:
+            log.exception("gateway recovery failed")
+            return
         for key in recovery.reattached:  # served again after a crash, at the mount point users know
             mp = gw.mountpoint(key)
-            if mp:
-                self.ctx.held[key] = mp
+            if mp and key not in self.ctx.held:
+                self._held_again(key, mp)
+
+    def _held_again(self, key: str, mp: str) -> None:
+        """A medium the gateway serves again after a restart: the media component shows its
+        hidden real mount at mp from now on, and looks at the mount table again (it may have
+        looked before this was known)."""
+        self.ctx.held[key] = mp
+        self.ctx.bus.publish("medium.held", key)
 
     def _gateway_notice(self, held: Any) -> Any:
         def notice(name: str, fields: dict[str, Any]) -> None:
             if name == "gateway.released":
                 self.ctx.held.pop(fields.get("key", ""), None)
+            elif name == "gateway.held" and fields.get("key") and fields.get("key") not in self.ctx.held:
+                self._held_again(fields["key"], fields.get("mountpoint", ""))   # served again by recover()
             held.notice(name, fields)
         return notice
 
@@ -140,6 +163,8 @@ class EnforceComponent:
 
     def stop(self) -> None:
         self.ctx.stopping.set()
+        if self._recovery is not None:
+            self._recovery.join(30)  # its judge gives up waiting once stopping is set
         if self.gateway is not None:
             self.gateway.stop()  # finishes pending verdicts and commits, releases the mounts
         self.watcher.stop()
