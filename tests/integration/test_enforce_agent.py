@@ -39,7 +39,8 @@ def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path, m
     tmp = Path(tempfile.mkdtemp(prefix="baomi-e2e-"))
     agent = None
     try:
-        with LoopMedium("exfat", size_mb=64, workdir=tmp) as loop:
+        # a loop number no other test takes: the agent is told about this node only
+        with LoopMedium("exfat", size_mb=64, workdir=tmp, loop_range=range(600, 700)) as loop:
             mp = loop.mount()
             agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / f"enforce-e2e-agent-{mode}.log")
             # the medium is there before the agent: its first enumeration must reach enforcement
