@@ -589,3 +589,24 @@ def test_sigkill_cycles_during_copies_leave_nothing_hung_nothing_marked_nothing_
         # a warning here, not a failure, so it does not make the suite flaky
         warnings.warn(f"{len(leftovers)} hidden commit file(s) left on the medium after the SIGKILL cycles: "
                       f"{leftovers}")
+
+
+def test_loop_medium_detach_leaves_a_node_reused_by_another_device_alone(tmp_path):
+    """The bug (tests/support/media.py): a test that pulled its medium (`losetup -d`) freed
+    the node, and LoopMedium.detach() then ran `losetup -d` on that node again, by then
+    perhaps carrying another test's device."""
+    m = LoopMedium("ext4", size_mb=8, workdir=tmp_path, loop_range=range(700, 800))
+    node = m.attach()
+    other = tmp_path / "other.img"
+    other.write_bytes(b"\0" * (4 << 20))
+    try:
+        assert run("losetup", "-d", node).returncode == 0          # pulled by the test
+        r = run("losetup", node, str(other))                        # the node carries another device now
+        assert r.returncode == 0, r.stderr
+        m.detach()
+        backing = Path(f"/sys/block/{Path(node).name}/loop/backing_file").read_text().strip()
+        assert backing == str(other), backing
+    finally:
+        if Path(f"/sys/block/{Path(node).name}/loop/backing_file").exists() and Path(
+                f"/sys/block/{Path(node).name}/loop/backing_file").read_text().strip() == str(other):
+            run("losetup", "-d", node)
