@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.support import pieces, raw_device_has
+from tests.gateway.support import pieces, raw_device_has, run, stat_returns
 from tests.support import enforce_files as docs
 from tests.support.agent_run import AgentRun, gateway_unavailable, is_mount, media_component_available
 from tests.support.enforce_harness import wait_for
@@ -81,19 +81,6 @@ class Held:
         dev = Path(self.media[i].devnode).name
         (hidden,) = [m for m in self.agent.hidden_mounts() if Path(m).name.startswith(dev + "-")]
         return Path(hidden)
-
-
-def run(*cmd: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def stat_returns(path: Path, timeout: float = 5) -> bool:
-    """stat(path) in a child returns within timeout (whatever it says): nothing hangs there."""
-    try:
-        run("stat", str(path), timeout=timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        return False
 
 
 def gateway_mounts_under(root: Path) -> list[str]:
