@@ -47,10 +47,18 @@ def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
 _NO_TEXT = ("image/", "audio/", "video/", "font/")
 
 
+def _extractor(mime: str) -> Callable[[bytes, Ctx], None] | None:
+    fn = _extractors().get(mime)
+    if fn is None and mime.startswith(d.ODF_PREFIX):  # every OpenDocument kind shares one reader
+        from .extractors import odf
+        fn = odf.flat if mime.endswith(d.ODF_FLAT_SUFFIX) else odf.odf
+    return fn
+
+
 def dispatch(data: bytes, ctx: Ctx) -> str:
     """Detect the type of data and run its extractor into ctx; returns the type."""
     mime = d.detect(data)
-    fn = _extractors().get(mime)
+    fn = _extractor(mime)
     if fn is None:
         from .extractors import text
         if mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-empty",

@@ -469,3 +469,117 @@ def ppt(slides: list[list[str]], wps: bool = False) -> bytes:
     stream = struct.pack("<HHI", 0x000F, 0x03E8, len(slist)) + slist
     return ole({"PowerPoint Document": stream, "Current User": b"\0" * 16,
                 **({"WpsCustomData": b"\0" * 16} if wps else {})})
+
+
+ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+          'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
+          'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
+          'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
+          'xmlns:dc="http://purl.org/dc/elements/1.1/" office:version="1.3"')
+ODF_MIME = {"text": "application/vnd.oasis.opendocument.text",
+            "spreadsheet": "application/vnd.oasis.opendocument.spreadsheet",
+            "presentation": "application/vnd.oasis.opendocument.presentation"}
+
+
+def _tp(text: str) -> str:
+    """A text:p as LibreOffice writes it: spaces runs as text:s, tabs as text:tab."""
+    out = escape(text).replace("\t", "<text:tab/>").replace("  ", ' <text:s text:c="1"/>')
+    return f"<text:p>{out}</text:p>"
+
+
+def _odf_parts(kind: str, body: str, *, header: str | None, footer: str | None, title: str | None,
+               user: dict[str, str] | None, regions: dict[str, str] | None) -> tuple[str, str, str]:
+    """(meta, master styles, body) of an OpenDocument, shared by the package and the flat file."""
+    meta = "".join([f"<dc:title>{escape(title)}</dc:title>" if title else "",
+                    "<meta:generator>LibreOffice/7.4</meta:generator>"]
+                   + [f'<meta:user-defined meta:name="{escape(k)}">{escape(v)}</meta:user-defined>'
+                      for k, v in (user or {}).items()])
+    page = "".join([f"<style:header>{_tp(header)}</style:header>" if header else "",
+                    f"<style:footer>{_tp(footer)}</style:footer>" if footer else ""])
+    if regions:  # Calc's header: left, center and right regions
+        page += "<style:header>" + "".join(f"<style:region-{k}>{_tp(v)}</style:region-{k}>"
+                                           for k, v in regions.items()) + "</style:header>"
+    masters = f'<style:master-page style:name="Standard">{page}</style:master-page>'
+    return (f"<office:meta>{meta}</office:meta>", f"<office:master-styles>{masters}</office:master-styles>",
+            f"<office:body><office:{kind}>{body}</office:{kind}></office:body>")
+
+
+def odt_body(paragraphs: list[str], *, table: list[list[str]] | None = None, frame: str | None = None,
+             note: str | None = None) -> str:
+    """frame: a text box anchored in the first paragraph; note: a footnote in the last."""
+    out = ""
+    if frame is not None:
+        out += (f'<text:p><draw:frame draw:name="Frame1"><draw:text-box>{_tp(frame)}</draw:text-box>'
+                f'</draw:frame></text:p>')
+    if table:
+        out += "<table:table>" + "".join("<table:table-row>" + "".join(
+            f"<table:table-cell>{_tp(c)}</table:table-cell>" for c in row) + "</table:table-row>"
+            for row in table) + "</table:table>"
+    for i, t in enumerate(paragraphs):
+        n = (f'<text:note text:note-class="footnote"><text:note-citation>1</text:note-citation>'
+             f'<text:note-body>{_tp(note)}</text:note-body></text:note>') if note and i == len(paragraphs) - 1 else ""
+        out += f"<text:p>{escape(t)}{n}</text:p>"
+    return out
+
+
+def ods_body(sheets: dict[str, list[list[str]]]) -> str:
+    return "".join(f'<table:table table:name="{escape(name)}">' + "".join(
+        "<table:table-row>" + "".join(f'<table:table-cell office:value-type="string">{_tp(c)}</table:table-cell>'
+                                      if c else "<table:table-cell/>" for c in row) + "</table:table-row>"
+        for row in rows) + '<table:table-row table:number-rows-repeated="1048000"><table:table-cell '
+        'table:number-columns-repeated="1024"/></table:table-row></table:table>' for name, rows in sheets.items())
+
+
+def odp_body(slides: list[list[str]], notes: str | None = None) -> str:
+    out = ""
+    for i, texts in enumerate(slides):
+        frames = "".join(f'<draw:frame><draw:text-box>{_tp(t)}</draw:text-box></draw:frame>' for t in texts)
+        n = (f"<presentation:notes><draw:frame><draw:text-box>{_tp(notes)}</draw:text-box></draw:frame>"
+             f"</presentation:notes>") if notes and i == 0 else ""
+        out += f'<draw:page draw:name="page{i + 1}">{frames}{n}</draw:page>'
+    return out
+
+
+def odf(kind: str, body: str, *, header: str | None = None, footer: str | None = None, title: str | None = None,
+        user: dict[str, str] | None = None, flat: bool = False, thumbnail: bytes | None = None,
+        regions: dict[str, str] | None = None) -> bytes:
+    """An OpenDocument of kind text/spreadsheet/presentation, as a package (with
+    the stored "mimetype" first, META-INF/manifest.xml, and the thumbnail
+    LibreOffice writes) or as one flat XML file."""
+    meta, masters, office_body = _odf_parts(kind, body, header=header, footer=footer, title=title, user=user,
+                                          regions=regions)
+    if flat:
+        return (f'{CT}<office:document {ODF_NS} office:mimetype="{ODF_MIME[kind]}">'
+                f"{meta}{masters}{office_body}</office:document>").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), ODF_MIME[kind])  # stored, first, as the standard wants
+        z.writestr("META-INF/manifest.xml", '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:'
+                                            'xmlns:manifest:1.0"/>')
+        z.writestr("meta.xml", f"{CT}<office:document-meta {ODF_NS}>{meta}</office:document-meta>")
+        z.writestr("styles.xml", f"{CT}<office:document-styles {ODF_NS}>{masters}</office:document-styles>")
+        z.writestr("content.xml", f"{CT}<office:document-content {ODF_NS}>{office_body}</office:document-content>")
+        z.writestr("Thumbnails/thumbnail.png", thumbnail or b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    return out.getvalue()
+
+
+def soffice_convert(data: bytes, suffix: str, to: str) -> bytes | None:
+    """The document converted by LibreOffice (`soffice --headless --convert-to`), or
+    None when LibreOffice is not installed. A private profile keeps runs apart."""
+    exe = shutil.which("soffice") or shutil.which("libreoffice")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="baomi-lo-") as tmp:
+        src = Path(tmp) / f"doc{suffix}"
+        src.write_bytes(data)
+        run = subprocess.run([exe, f"-env:UserInstallation=file://{tmp}/profile", "--headless",
+                              *(["--infilter=CSV:44,34,76"] if suffix == ".csv" else []),  # UTF-8 CSV
+                              "--convert-to", to, "--outdir", f"{tmp}/out", str(src)],
+                             capture_output=True, text=True, timeout=180)
+        outs = list((Path(tmp) / "out").glob("*"))
+        if not outs:
+            raise RuntimeError(f"LibreOffice wrote nothing: {run.stdout} {run.stderr}")
+        return outs[0].read_bytes()
