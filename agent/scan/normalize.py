@@ -35,3 +35,42 @@ def for_fingerprint(text: str) -> str:
     """Letters, digits and CJK only, lower case: edits of layout and punctuation
     must not change a document's fingerprint."""
     return _FP_DROP.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+# markup that documents put around a marking line: a markdown heading, quote,
+# list bullet or table pipe in front, closing #s or a pipe behind, emphasis
+# around the whole line, and HTML tags (only tags: <机密★1年> is a bracket)
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
+_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-+*•·●▪◆■□○]\s+|\|\s*)+")
+_TRAIL = re.compile(r"(?:\s+#+|\s*\|)+$")
+_EMPH = re.compile(r"^(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1$")
+
+
+def strip_markup(text: str) -> str:
+    """The line without the markup around it: `# 绝密*启用前`, `**机密★1年**`,
+    `> 秘密★6个月`, `| 机密 |`, `<p><b>机密★1年</b></p>` → the marking alone.
+    Takes normalised text (stars already `*`); markup inside the line stays."""
+    if "<" in text:
+        text = _TAG.sub("", text)
+    if "&" in text:
+        import html
+        text = html.unescape(text)
+    for _ in range(4):  # nested: "> **机密★1年**"
+        before = text
+        text = _TRAIL.sub("", _LEAD.sub("", text)).strip()
+        m = _EMPH.match(text)
+        if m:
+            text = m.group(2).strip()
+        if text == before:
+            break
+    return text
+
+
+_REGION_GAP = re.compile(r"\t|[ \u3000\u00a0]{3,}|\u3000{2,}")
+
+
+def regions(text: str) -> list[str]:
+    """The parts of a header or footer line that its layout sets apart (tabs,
+    wide gaps): `XX集团有限公司<TAB>普通商密★2年` → both parts; [] if one part."""
+    parts = [p for p in (s.strip() for s in _REGION_GAP.split(text)) if p]
+    return parts if len(parts) > 1 else []

@@ -24,9 +24,10 @@ from typing import Any, Iterable, Iterator
 from baomi.common.levels import Level
 from .matcher import KeywordMatcher
 from .verdict import ZONES, Evidence, TextChunk
-from .normalize import normalize, squeeze_cjk
+from .normalize import normalize, regions, squeeze_cjk, strip_markup
 
 KINDS = ("marking", "label", "keywords")
+_REGION_ZONES = ("header", "footer")  # where a line is laid out in regions (tabs, Calc's left/centre/right)
 MAX_EVIDENCE = 64  # per file: enough to show where, without flooding an event
 
 
@@ -267,6 +268,9 @@ class RuleSet:
                     self._eval_chunk(line, add)
             else:
                 self._eval_chunk(chunk, add)
+                if chunk.zone in _REGION_ZONES:
+                    for part in regions(chunk.text):  # a marking in one region of a header line
+                        self._eval_chunk(TextChunk(chunk.zone, part, chunk.location), add)
         if self.fingerprint_db is not None:
             found.extend(self._eval_fingerprints(chunks, sha256))
         return found
@@ -292,7 +296,7 @@ class RuleSet:
                 if not head.startswith(rule.starts_with):
                     continue
             if norm is None:
-                norm = squeeze_cjk(normalize(text))
+                norm = squeeze_cjk(strip_markup(normalize(text)))
             if len(norm) <= rule.max_chars:
                 m = rule.pattern.fullmatch(norm)  # type: ignore[union-attr]
                 if m:
