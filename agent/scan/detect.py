@@ -86,6 +86,21 @@ def refine_ole(streams: set[str]) -> str:
     return OLE
 
 
+XHTML, EML = "application/xhtml+xml", "message/rfc822"
+_HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:[ \t]")
+
+
+def refine_text(mime: str, head: bytes) -> str:
+    """XHTML, which libmagic calls XML, and a MIME web archive (.mht) without a
+    From line, which it calls plain text."""
+    low = head[:4096].lower()
+    if mime in ("text/xml", "application/xml") and b"<html" in low and b"opendocument" not in low:
+        return XHTML
+    if mime == "text/plain" and _HEADER_LINE.match(head) and b"mime-version:" in low and b"content-type:" in low:
+        return EML
+    return mime
+
+
 def detect(data: bytes) -> str:
     """MIME type of a file's bytes."""
     mime = magic_type(data[:MAGIC_BYTES])
@@ -96,6 +111,8 @@ def detect(data: bytes) -> str:
             return mime
     if mime in ("text/xml", "application/xml") and b"opendocument" in data[:4096]:
         return refine_xml(data) or mime
+    if mime in ("text/xml", "application/xml", "text/plain"):
+        return refine_text(mime, data)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or mime in _OLE_MIMES:
         import olefile
         try:

@@ -32,8 +32,9 @@ class Extraction:
 
 
 def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
-    from .extractors import archive, ofd, ole, ooxml, pdf, rtf, text
+    from .extractors import archive, html, mail, ofd, ole, ooxml, pdf, rtf, text
     return {
+        "text/html": html.html, d.XHTML: html.html, d.EML: mail.mail, "multipart/related": mail.mail,
         d.DOCX: ooxml.docx, d.XLSX: ooxml.xlsx, d.PPTX: ooxml.pptx, d.OFD: ofd.ofd,
         d.DOC: ole.doc, d.WPS: ole.doc, d.XLS: ole.xls, d.ET: ole.xls, d.PPT: ole.ppt, d.DPS: ole.ppt,
         d.OLE: ole.other, d.ENCRYPTED_OOXML: ole.encrypted,
@@ -45,6 +46,8 @@ def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
 
 
 _NO_TEXT = ("image/", "audio/", "video/", "font/")
+_NO_TEXT_MEMBER = ("audio/", "video/", "font/")
+_FONTS = ("application/vnd.ms-opentype", "application/vnd.ms-fontobject", "application/x-font-ttf")
 
 
 def _extractor(mime: str) -> Callable[[bytes, Ctx], None] | None:
@@ -66,6 +69,8 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
             fn = text.text
         elif not mime.startswith(_NO_TEXT) and text.looks_like_text(data):
             fn, mime = text.text, "text/plain"  # libmagic calls some UTF-8 Chinese text a DOS .COM program
+        elif ctx.member and (mime.startswith(_NO_TEXT_MEMBER) or mime in _FONTS):
+            return mime  # a sound, film or font inside a document or archive: nothing to read, nothing missed
         elif mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",
                                                   "application/x-pie-executable", "application/octet-stream"):
             ctx.problem("unsupported", f"{ctx.where()}: {mime} carries no text baomi can read")

@@ -583,3 +583,67 @@ def soffice_convert(data: bytes, suffix: str, to: str) -> bytes | None:
         if not outs:
             raise RuntimeError(f"LibreOffice wrote nothing: {run.stdout} {run.stderr}")
         return outs[0].read_bytes()
+
+
+def _mime_text(body: str, subtype: str, charset: str, cte: str):
+    """A text part in charset with the transfer encoding asked for (a private Charset: the
+    email package's table of charsets is global and stays untouched)."""
+    from email.charset import BASE64, QP, Charset
+    from email.mime.text import MIMEText
+    c = Charset(charset)
+    c.body_encoding = BASE64 if cte == "base64" else QP
+    return MIMEText(body, subtype, c)  # type: ignore[arg-type]
+
+
+def eml(subject: str, body: str, *, charset: str = "utf-8", cte: str = "base64", html_body: str | None = None,
+        attachments: dict[str, bytes] | None = None, raw_subject: bool = False) -> bytes:
+    """An e-mail as a mailer sends it: the Subject RFC 2047-encoded in charset (or raw
+    8-bit bytes, as some Chinese mailers write), the body base64 or
+    quoted-printable, an HTML alternative, attachments."""
+    from email.header import Header
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+
+    text = _mime_text(body, "plain", charset, cte)
+    if html_body is not None:
+        alt = MIMEMultipart("alternative")
+        alt.attach(text)
+        alt.attach(_mime_text(html_body, "html", charset, cte))
+        text = alt
+    if attachments:
+        msg = MIMEMultipart("mixed")
+        msg.attach(text)
+        for name, data in attachments.items():
+            part = MIMEApplication(data)
+            part.add_header("Content-Disposition", "attachment", filename=("gbk", "", name))
+            msg.attach(part)
+    else:
+        msg = text
+    msg["From"] = "zhang.san@example.cn"
+    msg["To"] = "li.si@example.cn"
+    msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0800"
+    if not raw_subject:
+        msg["Subject"] = Header(subject, charset)
+    out = msg.as_bytes()
+    if raw_subject:
+        out = b"Subject: " + subject.encode(charset) + b"\n" + out
+    return out
+
+
+def mht(page_html: str, images: dict[str, bytes] | None = None, charset: str = "utf-8") -> bytes:
+    """A web archive as Chromium/IE save it: multipart/related, the page quoted-printable, images base64."""
+    from email.mime.image import MIMEImage
+    from email.mime.multipart import MIMEMultipart
+
+    msg = MIMEMultipart("related", type="text/html")
+    msg["From"] = "<Saved by Blink>"
+    msg["Subject"] = "page"
+    msg["Snapshot-Content-Location"] = "https://example.cn/notice.html"
+    page = _mime_text(page_html, "html", charset, "quoted-printable")
+    page["Content-Location"] = "https://example.cn/notice.html"
+    msg.attach(page)
+    for name, data in (images or {}).items():
+        img = MIMEImage(data, "png")
+        img["Content-Location"] = f"https://example.cn/{name}"
+        msg.attach(img)
+    return msg.as_bytes()
