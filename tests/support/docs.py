@@ -41,9 +41,11 @@ def _p(text: str, split: bool = False) -> str:
 def docx(paragraphs: list[str], *, header: str | None = None, footer: str | None = None,
          textbox: str | None = None, table: list[list[str]] | None = None, split_runs: bool = False,
          custom: dict[str, str] | None = None, label_ids: list[str] | None = None,
-         comment: str | None = None, title: str | None = None, media: bytes | None = None) -> bytes:
-    """media: the bytes of a picture stored as word/media/image1.jpeg, as a photo in a report is."""
-    body = ""
+         comment: str | None = None, title: str | None = None, media: bytes | None = None,
+         raw_body: str = "") -> bytes:
+    """media: the bytes of a picture stored as word/media/image1.jpeg, as a photo in a report is;
+    raw_body: WordprocessingML put first in the body, as it is."""
+    body = raw_body
     if textbox is not None:  # a text box anchored in the first paragraph, as templates put a marking
         body += (f'<w:p><w:r><w:drawing><wp:anchor xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing">'
                  f'<a:graphic xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><a:graphicData>'
@@ -150,12 +152,14 @@ def pptx(slides: list[list[str]], media: bytes | None = None) -> bytes:
 
 
 def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = None,
-        xmp: dict[str, str] | None = None, image: bytes | None = None) -> bytes:
+        xmp: dict[str, str] | None = None, image: bytes | None = None, drawn_last: str | None = None) -> bytes:
     """A PDF whose text layer is Unicode text in a CID font (Identity-H with a
     ToUnicode map), one line per entry, from the top of each page; optional Info
     entries, an XMP packet of simple properties ({"pdfx:Classification": "机密"})
-    and a JPEG image (DCTDecode XObject) drawn on the first page."""
-    used = sorted({ord(ch) for page in pages for line in page for ch in line} | {0x20})
+    and a JPEG image (DCTDecode XObject) drawn on the first page. drawn_last: a
+    line drawn at the very top of page 1 after everything else, as a template's
+    marking text box is."""
+    used = sorted({ord(ch) for page in pages + [[drawn_last or ""]] for line in page for ch in line} | {0x20})
     ranges = sorted({cp >> 8 for cp in used})
     cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Baomi def "
             "1 begincodespacerange <0000> <FFFF> endcodespacerange "
@@ -180,6 +184,8 @@ def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = 
     for n, page in enumerate(pages):
         ops = "BT /F1 12 Tf 14 TL 50 800 Td " + " ".join(
             "<" + "".join(f"{ord(ch):04X}" for ch in line) + "> Tj T*" for line in page) + " ET"
+        if drawn_last and n == 0:
+            ops += " BT /F1 12 Tf 50 815 Td <" + "".join(f"{ord(ch):04X}" for ch in drawn_last) + "> Tj ET"
         draw = xobj and n == 0
         if draw:
             ops += " q 320 0 0 240 100 100 cm /Im1 Do Q"

@@ -1,5 +1,5 @@
 """E-mail (.eml) and web archives (.mht/.mhtml): MIME read with the standard
-library. The Subject is metadata and the first line of the first page; text
+library. The Subject is the first line of the first page; text
 bodies (plain or HTML, base64 or quoted-printable, any charset, GB2312/GBK read
 as GB18030) follow; attachments and the non-text parts of a web archive are
 extracted as members of their own type, like archive members."""
@@ -105,8 +105,7 @@ def mail(data: bytes, ctx: Ctx) -> None:
         raise Incomplete("corrupt", f"{ctx.where()}: no message headers")
     top = TopLines()
     subject = header_text(msg.get("Subject"))
-    if subject:
-        ctx.add("metadata", subject, key="Subject")
+    if subject:  # the title of the message: where a marking stands (one chunk, so no double evidence)
         ctx.add(top.zone(subject), subject, header="Subject")
     for key in _LABEL_HEADERS:
         value = header_text(msg.get(key))

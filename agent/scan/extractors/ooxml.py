@@ -59,29 +59,71 @@ def _para_text(p: Element) -> str:
     return "".join(out)
 
 
-def _paragraphs(el: Element, in_table: bool = False) -> Iterator[tuple[Element, bool]]:
-    """Every w:p in document order, with whether it sits in a table; text-box
-    paragraphs come right after the paragraph that anchors them."""
+def _paragraphs(el: Element, cell: Element | None = None) -> Iterator[tuple[Element, Element | None]]:
+    """Every w:p in document order, with the table cell (w:tc) it sits in, if any;
+    text-box paragraphs come right after the paragraph that anchors them."""
     for child in el:
         tag = local(child.tag)
         if tag == "p":
-            yield child, in_table
-            for nested in child.iter():
-                if local(nested.tag) == "txbxContent":
-                    yield from _paragraphs(nested, in_table)
-        elif tag == "tbl":
-            yield from _paragraphs(child, True)
+            yield child, cell
+            for nested in _text_boxes(child):
+                yield from _paragraphs(nested, cell)
+        elif tag == "tc":
+            yield from _paragraphs(child, child)
         elif tag == "txbxContent":
             continue
         else:
-            yield from _paragraphs(child, in_table)
+            yield from _paragraphs(child, cell)
+
+
+def _text_boxes(el: Element) -> Iterator[Element]:
+    """The w:txbxContent under el, outermost only, leaving out mc:Fallback: Word
+    stores each text box twice (DrawingML and its VML fallback)."""
+    for child in el:
+        tag = local(child.tag)
+        if tag == "txbxContent":
+            yield child
+        elif tag != "Fallback":
+            yield from _text_boxes(child)
+
+
+def _cell_text(tc: Element) -> str:
+    return "".join(_para_text(p) for p in tc.iter() if local(p.tag) == "p").strip()
+
+
+def _header_table_cells(root: Element) -> set[int]:
+    """The cells of a 公文 header table (份号 | 密级 | 紧急程度) opening the document:
+    they stand where the marking stands, so they are first_page_top. A table is
+    a header table when it comes before any text and is one row, or when its
+    leading rows hold one or two texts (like a spreadsheet banner); a register
+    (a pair of cells repeated row after row, or a wider header row) is not."""
+    body = next((c for c in root if local(c.tag) == "body"), root)
+    for block in body:
+        tag = local(block.tag)
+        if tag == "p" and _para_text(block).strip():
+            return set()
+        if tag == "tbl":
+            rows = [[tc for tc in tr if local(tc.tag) == "tc" and _cell_text(tc)]
+                    for tr in block if local(tr.tag) == "tr"]
+            rows = [r for r in rows if r]
+            if len(rows) == 1:
+                return {id(tc) for tc in rows[0]}
+            top: set[int] = set()
+            for i, row in enumerate(rows[:3]):
+                nxt = len(rows[i + 1]) if i + 1 < len(rows) else 0
+                if len(row) > 2 or (len(row) == 2 and nxt == 2):
+                    break
+                top.update(id(tc) for tc in row)
+            return top
+    return set()
 
 
 def _story(root: Element, ctx: Ctx, zone: str | None, part: str) -> None:
     top = TopLines() if zone is None else None
+    header_cells = _header_table_cells(root) if zone is None else set()
     n = 0
     seen: set[int] = set()
-    for p, in_table in _paragraphs(root):
+    for p, cell in _paragraphs(root):
         if id(p) in seen:
             continue
         seen.add(id(p))
@@ -90,11 +132,11 @@ def _story(root: Element, ctx: Ctx, zone: str | None, part: str) -> None:
                 continue
             n += 1
             if top is not None:
-                z = "body" if in_table else top.zone(line)
+                z = "body" if cell is not None and id(cell) not in header_cells else top.zone(line)
             else:
                 z = zone
             loc = {"paragraph": n} if zone is None else {"part": part, "paragraph": n}
-            if in_table:
+            if cell is not None:
                 loc["table"] = True
             ctx.add(z, line, **loc)  # type: ignore[arg-type]
 

@@ -12,6 +12,22 @@ _WRAP = re.compile(rf"(?<=[{_CJK}])\s*\n\s*(?=[{_CJK}])")
 MAX_PAGES = 5000
 
 
+TOP_SHARE = 0.25  # the 版头 of a GB/T 9704 page: where the marking stands, whatever the text order
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _top_region(page, textpage) -> set[str]:  # type: ignore[no-untyped-def]
+    """The lines printed in the top quarter of the page. The order of a text layer
+    is the order of drawing: a marking drawn last (a template's text box, a
+    header) comes after the body, and the first lines alone would miss it."""
+    width, height = page.get_size()
+    text = textpage.get_text_bounded(left=0, bottom=height * (1 - TOP_SHARE), right=width, top=height)
+    return {line.strip() for line in _lines(text).split("\n") if line.strip()}
+
+
 def _metadata(data: bytes, ctx: Ctx) -> None:
     import io
 
@@ -48,9 +64,12 @@ def pdf(data: bytes, ctx: Ctx) -> None:
         n = len(doc)
         for i in range(min(n, MAX_PAGES)):
             page = doc[i]
+            top_region: set[str] = set()
             try:
                 tp = page.get_textpage()
-                text = tp.get_text_range().replace("\r\n", "\n").replace("\r", "\n")
+                text = _lines(tp.get_text_range())
+                if i == 0:
+                    top_region = _top_region(page, tp)
                 tp.close()
             finally:
                 page.close()
@@ -59,9 +78,11 @@ def pdf(data: bytes, ctx: Ctx) -> None:
             for ln, line in enumerate(text.split("\n"), 1):
                 if line.strip():
                     zone = top.zone(line) if top else "body"
-                    ctx.add(zone, line, page=i + 1, line=ln)
                     if zone == "body":
-                        body.append(line)
+                        body.append(line)  # past the first lines: joined below, wherever it is printed
+                        if line.strip() in top_region:
+                            zone = "first_page_top"
+                    ctx.add(zone, line, page=i + 1, line=ln)
             # the body with its CJK line wraps undone, for phrases split by the layout
             # (first-page-top lines stay out: they are not repeated in the body)
             flowed = "\n".join(body)
