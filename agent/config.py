@@ -6,6 +6,7 @@ tomlconf, so a mistake is reported with file, key and what was expected.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,16 +49,27 @@ class ScanSection:
     timeout_s: float = 30.0
     memory_mb: int = 512
     jobs: int = 1
+    # OCR of images and of PDF pages without a text layer (docs/formats.md)
+    ocr: bool = True
+    ocr_max_pixels: int = 50_000_000
+    ocr_max_pages: int = 20
+    ocr_timeout_s: float = 20.0
+    ocr_languages: str = "chi_sim+eng"
     # rule folders read in order; later files override rules with the same id
     rule_dirs: list[Path] = field(default_factory=lambda: [Path("/etc/baomi/rules.d")])
     fingerprint_db: Path | None = None
 
     def validate(self, file: str | Path, prefix: str) -> None:
-        for key in ("max_file_bytes", "max_archive_bytes", "max_depth", "max_members", "jobs", "memory_mb"):
+        for key in ("max_file_bytes", "max_archive_bytes", "max_depth", "max_members", "jobs", "memory_mb",
+                    "ocr_max_pixels", "ocr_max_pages"):
             if getattr(self, key) < 1:
                 raise ConfigError(file, f"{prefix}.{key}", "must be at least 1")
         if self.timeout_s <= 0 or self.max_ratio <= 1:
             raise ConfigError(file, f"{prefix}.timeout_s", "timeout_s must be > 0 and max_ratio > 1")
+        if not 0 < self.ocr_timeout_s < self.timeout_s:
+            raise ConfigError(file, f"{prefix}.ocr_timeout_s", "must be > 0 and below timeout_s (the worker's whole budget)")
+        if not re.fullmatch(r"[a-z_]+(\+[a-z_]+)*", self.ocr_languages):
+            raise ConfigError(file, f"{prefix}.ocr_languages", "Tesseract language names joined by +, e.g. chi_sim+eng")
 
 
 @dataclass

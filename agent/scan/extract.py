@@ -55,6 +55,9 @@ def _extractor(mime: str) -> Callable[[bytes, Ctx], None] | None:
     if fn is None and mime.startswith(d.ODF_PREFIX):  # every OpenDocument kind shares one reader
         from .extractors import odf
         fn = odf.flat if mime.endswith(d.ODF_FLAT_SUFFIX) else odf.odf
+    if fn is None and mime.startswith("image/") and mime != "image/svg+xml":  # SVG is text
+        from .extractors import image
+        fn = image.image
     return fn
 
 

@@ -28,6 +28,8 @@ class Budget:
     limits: Limits
     unpacked: int = 0
     members: int = 0
+    ocr_pages: int = 0
+    ocr_seconds: float = 0.0
 
     def take(self, size: int, what: str) -> None:
         self.unpacked += size
