@@ -141,3 +141,20 @@ def test_libreoffice_written_ods(rules: RuleSet) -> None:
     ex, ev, level = verdict(rules, data)
     assert ex.type == "application/vnd.oasis.opendocument.spreadsheet" and ex.inspectable, ex.detail
     assert level == Level.CONFIDENTIAL and ev[0].location["cell"] == "A1"
+
+
+def test_password_protected_odt_is_encrypted() -> None:
+    """LibreOffice encrypts content.xml and styles.xml and says so in the manifest."""
+    import io
+    import zipfile
+    manifest = ('<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'
+                '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">'
+                '<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="x"/>'
+                '</manifest:file-entry></manifest:manifest>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("META-INF/manifest.xml", manifest)
+        z.writestr("content.xml", bytes(range(256)) * 8)
+    ex = extract_data(out.getvalue(), LIMITS)
+    assert (ex.inspectable, ex.reason) == (False, "encrypted")

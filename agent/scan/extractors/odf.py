@@ -187,6 +187,9 @@ def _content(root: Element, ctx: Ctx) -> None:
 def odf(data: bytes, ctx: Ctx) -> None:
     """An OpenDocument package (zip)."""
     zf = open_zip(data, ctx)
+    manifest = optional_xml(zf, "META-INF/manifest.xml", ctx)
+    if manifest is not None and any(local(el.tag) == "encryption-data" for el in manifest.iter()):
+        raise Incomplete("encrypted", f"{ctx.where()}: password-protected OpenDocument")
     meta = optional_xml(zf, "meta.xml", ctx)
     if meta is not None:
         _meta(meta, ctx, "meta.xml")
