@@ -7,8 +7,12 @@ import unicodedata
 
 _SPACES = re.compile(r"[\s\u3000\u00a0\u2000-\u200b\ufeff]+")
 # NFKC leaves these alone, but documents use them for the same marks
-_EXTRA = str.maketrans({"﹡": "*", "✱": "*", "✲": "*", "⋆": "*", "【": "[", "】": "]", "〔": "[", "〕": "]",
-                        "〖": "[", "〗": "]", "《": "<", "》": ">", "∶": ":"})
+_EXTRA = str.maketrans({"﹡": "*", "✱": "*", "✲": "*", "⋆": "*", "∗": "*", "【": "[", "】": "]", "〔": "[", "〕": "]",
+                        "〖": "[", "〗": "]", "《": "<", "》": ">", "∶": ":",
+                        # a star typed in a symbol font arrives as a private-use code point:
+                        # Wingdings 0xAB (★, what 公文 templates insert) and Symbol 0x2A (∗)
+                        "\uf0ab": "★", "\uf02a": "*",
+                        **{ch: "★" for ch in "⭐✦✪✫✬✭✮✯✰✴✵✶✷✸✹"}})
 
 
 def normalize(text: str) -> str:

@@ -97,3 +97,11 @@ def test_title_without_a_star_marking_is_not_evidence(rules: RuleSet, title: str
 
 def test_body_marking_wins_over_a_title_marking(rules: RuleSet) -> None:
     assert verdict(rules, docs.docx(["秘密★1年", "正文"], title="绝密★启用前"))[2] == Level.CONFIDENTIAL
+
+
+def test_docx_wingdings_star_symbol(rules: RuleSet) -> None:
+    """Regression: 公文 templates insert ★ as a Wingdings symbol (w:sym F0AB), which never became a star."""
+    sym = ('<w:p><w:r><w:t>机密</w:t></w:r><w:r><w:sym w:font="Wingdings" w:char="F0AB"/></w:r>'
+           '<w:r><w:t>1年</w:t></w:r></w:p>')
+    _, ev, level = verdict(rules, docs.docx(["关于某事的通知"], raw_body=sym))
+    assert level == Level.SECRET and ev[0].zone == "first_page_top"

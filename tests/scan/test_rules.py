@@ -114,6 +114,21 @@ def test_banner_sharing_its_line(rules: RuleSet, text: str, level: str) -> None:
         assert found and max(Level.parse(l) for _, l in found).id == level, (zone, text, found)
 
 
+@pytest.mark.parametrize("text,level", [
+    ("机密\uf0ab1年", "secret"), ("绝密\uf0ab启用前", "top_secret"), ("秘密\uf02a6个月", "confidential"),
+    ("机密✶1年", "secret"), ("核心商密\uf0ab5年", "secret"),
+])
+def test_star_typed_in_a_symbol_font(rules: RuleSet, text: str, level: str) -> None:
+    """Regression: Wingdings/Symbol stars arrive as private-use code points and were never a ★."""
+    assert [l for _, l in levels(rules, "first_page_top", text)] == [level]
+
+
+@pytest.mark.parametrize("text,level", [("核心商密★5 年", "secret"), ("普通商密★6 个月", "confidential")])
+def test_enterprise_marking_with_a_space_before_the_unit(rules: RuleSet, text: str, level: str) -> None:
+    """Regression: PDF text layers write 5 年; the national rule tolerated it, the enterprise one did not."""
+    assert [l for _, l in levels(rules, "body", text)] == [level]
+
+
 def test_marking_in_one_region_of_a_header_line(rules: RuleSet) -> None:
     """Word headers set the company and the marking apart with a tab; Calc prints regions with wide gaps."""
     assert levels(rules, "header", "XX集团有限公司\t普通商密★2年") == [("cn.enterprise.star", "confidential")]

@@ -51,6 +51,12 @@ def _para_text(p: Element) -> str:
                 out.append(child.text or "")
             elif tag == "tab":
                 out.append("\t")
+            elif tag == "sym":  # Insert > Symbol: a Wingdings ★ is w:char="F0AB" (normalised later)
+                code = next((v for k, v in child.attrib.items() if local(k) == "char"), "")
+                try:
+                    out.append(chr(int(code, 16)))
+                except ValueError:
+                    pass
             elif tag in ("br", "cr"):
                 out.append("\n")
             else:
