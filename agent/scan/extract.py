@@ -61,6 +61,22 @@ def _extractor(mime: str) -> Callable[[bytes, Ctx], None] | None:
     return fn
 
 
+RANDOM_BITS = 7.95  # bits per byte: ciphertext (VeraCrypt volume, gpg --symmetric output); text and code sit far below
+
+
+def looks_random(data: bytes, sample: int = 65536) -> bool:
+    """Whether bytes of no known type look like ciphertext: a near-flat byte
+    distribution (Shannon entropy of the first 64 KiB). A container that hides
+    its content this way counts as encrypted, not as merely unsupported."""
+    import math
+    from collections import Counter
+    head = data[:sample]
+    if len(head) < 4096:
+        return False  # too little to tell
+    n = len(head)
+    return -sum(c / n * math.log2(c / n) for c in Counter(head).values()) >= RANDOM_BITS
+
+
 def dispatch(data: bytes, ctx: Ctx) -> str:
     """Detect the type of data and run its extractor into ctx; returns the type."""
     mime = d.detect(data)
@@ -72,6 +88,9 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
             fn = text.text
         elif not mime.startswith(_NO_TEXT) and text.looks_like_text(data):
             fn, mime = text.text, "text/plain"  # libmagic calls some UTF-8 Chinese text a DOS .COM program
+        elif mime == "application/octet-stream" and looks_random(data):
+            ctx.problem("encrypted", f"{ctx.where()}: no known type and random-looking bytes (encrypted data?)")
+            return mime
         elif ctx.member and (mime.startswith(_NO_TEXT_MEMBER) or mime in _FONTS):
             return mime  # a sound, film or font inside a document or archive: nothing to read, nothing missed
         elif mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",

@@ -209,3 +209,16 @@ def test_legacy_word_and_excel_from_the_corpus(rules: RuleSet) -> None:
         ex = extract(sst[0], LIMITS)
         assert ex.type == "application/vnd.ms-excel" and ex.inspectable
         assert len([c for c in ex.chunks if "cell" in c.location]) > 10
+
+
+def test_random_looking_blob_of_no_known_type_is_encrypted() -> None:
+    """A VeraCrypt container or gpg --symmetric output hides its content: encrypted, not merely unsupported."""
+    import random
+    blob = random.Random(3).randbytes(200_000)
+    ex = extract_data(blob, LIMITS)
+    assert (ex.inspectable, ex.reason) == (False, "encrypted") and "random" in (ex.detail or "")
+    ex = extract_data(docs.zip_of({"vault.bin": blob, "readme.txt": "说明\n".encode()}), LIMITS)
+    assert (ex.inspectable, ex.reason) == (False, "encrypted")
+    structured = bytes(range(256)) * 64 + b"\x00" * 60_000  # binary, but not random
+    ex = extract_data(b"\x7fBIN" + structured, LIMITS)
+    assert ex.reason == "unsupported"
