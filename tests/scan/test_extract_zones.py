@@ -105,3 +105,11 @@ def test_docx_wingdings_star_symbol(rules: RuleSet) -> None:
            '<w:r><w:t>1年</w:t></w:r></w:p>')
     _, ev, level = verdict(rules, docs.docx(["关于某事的通知"], raw_body=sym))
     assert level == Level.SECRET and ev[0].zone == "first_page_top"
+
+
+def test_pptx_slide_master_marking_is_a_header(rules: RuleSet) -> None:
+    """Regression: slide masters and layouts were not read, so a marking placed on the master was missed."""
+    _, ev, level = verdict(rules, docs.pptx([["项目汇报"], ["第二页"]], master=["单击此处编辑母版标题样式", "机密"]))
+    assert level == Level.SECRET and [(e.zone, e.location) for e in ev] == [
+        ("header", {"part": "ppt/slideMasters/slideMaster1.xml"})]
+    assert verdict(rules, docs.pptx([["项目汇报"]], master=["单击此处编辑母版标题样式"]))[2] == Level.PUBLIC

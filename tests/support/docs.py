@@ -130,7 +130,8 @@ def xlsx(sheets: dict[str, list[list[str]]], header: str | None = None) -> bytes
     return _zip(parts)
 
 
-def pptx(slides: list[list[str]], media: bytes | None = None) -> bytes:
+def pptx(slides: list[list[str]], media: bytes | None = None, master: list[str] | None = None) -> bytes:
+    """master: texts of a slide master's text box (printed on every slide)."""
     ns = ('xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
           'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
           'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"')
@@ -148,6 +149,10 @@ def pptx(slides: list[list[str]], media: bytes | None = None) -> bytes:
                                                 f'2006/relationships">{"".join(rels)}</Relationships>')
     if media is not None:
         parts["ppt/media/image1.jpeg"] = media
+    if master is not None:
+        body = "".join(f"<a:p><a:r><a:t>{escape(t)}</a:t></a:r></a:p>" for t in master)
+        parts["ppt/slideMasters/slideMaster1.xml"] = (f"{CT}<p:sldMaster {ns}><p:cSld><p:spTree><p:sp><p:txBody>"
+                                                      f"{body}</p:txBody></p:sp></p:spTree></p:cSld></p:sldMaster>")
     return _zip(parts)
 
 

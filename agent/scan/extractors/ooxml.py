@@ -237,6 +237,20 @@ def _slide_no(name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+_MASTER = re.compile(r"ppt/(slideMasters/slideMaster|slideLayouts/slideLayout)\d+\.xml")
+
+
+def _masters(zf: zipfile.ZipFile, ctx: Ctx) -> None:
+    """Slide masters and layouts: text placed there (a 机密 text box, the footer)
+    prints on every slide that uses them, as a page header does."""
+    for name in sorted(n for n in zf.namelist() if _MASTER.fullmatch(n)):
+        root = optional_xml(zf, name, ctx)
+        if root is not None:
+            for p in root.iter():
+                if local(p.tag) == "p":
+                    ctx.add("header", _t_text(p), part=name)
+
+
 def pptx(data: bytes, ctx: Ctx) -> None:
     zf = open_zip(data, ctx)
     properties(zf, ctx)
@@ -264,3 +278,4 @@ def pptx(data: bytes, ctx: Ctx) -> None:
                         if local(p.tag) == "p":
                             ctx.add("body", _t_text(p),
                                     slide=i, part="notes")
+    _masters(zf, ctx)
