@@ -113,3 +113,31 @@ def test_pptx_slide_master_marking_is_a_header(rules: RuleSet) -> None:
     assert level == Level.SECRET and [(e.zone, e.location) for e in ev] == [
         ("header", {"part": "ppt/slideMasters/slideMaster1.xml"})]
     assert verdict(rules, docs.pptx([["项目汇报"]], master=["单击此处编辑母版标题样式"]))[2] == Level.PUBLIC
+
+
+def test_rtf_page_header_and_footer(rules: RuleSet) -> None:
+    """Regression: RTF {\\header …} groups were skipped."""
+    ex, ev, level = verdict(rules, docs.rtf(["关于某事的通知", "正文"], header="XX集团有限公司\t普通商密★2年",
+                                            footer="第 1 页"))
+    assert level == Level.CONFIDENTIAL and [(e.rule, e.zone) for e in ev] == [("cn.enterprise.star", "header")]
+    assert ("footer", "第 1 页") in [(c.zone, c.text) for c in ex.chunks]
+
+
+def test_rtf_shape_text_box(rules: RuleSet) -> None:
+    """Regression: text in shapes and frames ({\\*\\shpinst … {\\shptxt …}}) was skipped."""
+    _, ev, level = verdict(rules, docs.rtf(["关于某事的通知", "正文"], shape="绝密★长期"))
+    assert level == Level.TOP_SECRET and ev[0].zone == "first_page_top"
+
+
+def test_rtf_wingdings_symbol_field_star(rules: RuleSet) -> None:
+    _, ev, level = verdict(rules, docs.rtf(["机密★1年", "关于某事的通知"], symbol_star=True))
+    assert level == Level.SECRET and ev[0].zone == "first_page_top"
+
+
+def test_libreoffice_written_rtf_header(rules: RuleSet) -> None:
+    fodt = docs.odf("text", docs.odt_body(["关于做好年终工作的通知", "各部门："]), header="秘密★6个月", flat=True)
+    data = docs.soffice_convert(fodt, ".fodt", "rtf")
+    if data is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write RTF")
+    _, ev, level = verdict(rules, data)
+    assert level == Level.CONFIDENTIAL and ev[0].zone == "header"

@@ -258,20 +258,38 @@ def ofd(pages: list[list[str]], custom: dict[str, str] | None = None, title: str
     return _zip(parts)
 
 
-def rtf(lines: list[str]) -> bytes:
+def _rtf_text(line: str, salt: int = 0) -> str:
+    """One line as Chinese Word writes it: GBK bytes as \\'xx, some characters as \\uN."""
+    enc = []
+    for j, ch in enumerate(line):
+        if ord(ch) < 128:
+            enc.append(ch.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}").replace("\t", "\\tab "))
+        elif (salt + j) % 3 == 0 or ch == "★":
+            enc.append(f"\\u{ord(ch) if ord(ch) < 32768 else ord(ch) - 65536}?")
+        else:
+            enc.append("".join(f"\\'{b:02x}" for b in ch.encode("gbk")))
+    return "".join(enc)
+
+
+def rtf(lines: list[str], *, header: str | None = None, footer: str | None = None, shape: str | None = None,
+        symbol_star: bool = False) -> bytes:
     """RTF as Chinese Word writes it: \\ansicpg936, GBK bytes as \\'xx, and some
-    characters as \\uN escapes."""
+    characters as \\uN escapes; a page header/footer group, a shape with text
+    (\\shptxt), and a ★ inserted as a Wingdings SYMBOL field if asked."""
     out = []
+    if header is not None:
+        out.append("{\\header\\pard\\plain " + _rtf_text(header) + "\\par}\n")
+    if footer is not None:
+        out.append("{\\footer\\pard\\plain " + _rtf_text(footer) + "\\par}\n")
+    if shape is not None:
+        out.append("{\\shp{\\*\\shpinst\\shpleft100\\shptop100{\\sp{\\sn fillColor}{\\sv 16777215}}"
+                   "{\\shptxt\\pard " + _rtf_text(shape) + "\\par}}}\n")
     for i, line in enumerate(lines):
-        enc = []
-        for j, ch in enumerate(line):
-            if ord(ch) < 128:
-                enc.append(ch.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}"))
-            elif (i + j) % 3 == 0:
-                enc.append(f"\\u{ord(ch) if ord(ch) < 32768 else ord(ch) - 65536}?")
-            else:
-                enc.append("".join(f"\\'{b:02x}" for b in ch.encode("gbk")))
-        out.append("".join(enc) + "\\par\n")
+        text = _rtf_text(line, i)
+        if symbol_star:
+            text = text.replace("\\u9733?", '{\\field{\\*\\fldinst SYMBOL 171 \\\\f "Wingdings" \\\\s 16}'
+                                             "{\\fldrslt\\f1\\'ab}}")
+        out.append(text + "\\par\n")
     return ("{\\rtf1\\ansi\\ansicpg936\\deff0{\\fonttbl{\\f0\\fnil\\fcharset134 SimSun;}}\\uc1\n"
             + "".join(out) + "}").encode("ascii")
 
