@@ -47,7 +47,7 @@ def _groups(raw: str) -> Iterator[tuple[str, int, int, int]]:
         end = _group_end(raw, m.start())
         yield m.group(1), m.start(), m.end(), end
         found += 1
-        pos = end if m.group(1) != "field" else m.end()
+        pos = end  # nested groups go with their outer group: each byte is scanned once
 
 
 def _split(raw: str) -> tuple[str, list[tuple[str, str]]]:
@@ -57,8 +57,6 @@ def _split(raw: str) -> tuple[str, list[tuple[str, str]]]:
     parts: list[tuple[str, str]] = []
     pos = 0
     for word, start, word_end, end in _groups(raw):
-        if start < pos:
-            continue  # inside a group already cut out
         body.append(raw[pos:start])
         inner = raw[word_end:end - 1]
         if word == "field":
