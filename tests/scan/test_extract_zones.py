@@ -132,6 +132,10 @@ def test_rtf_shape_text_box(rules: RuleSet) -> None:
 def test_rtf_wingdings_symbol_field_star(rules: RuleSet) -> None:
     _, ev, level = verdict(rules, docs.rtf(["机密★1年", "关于某事的通知"], symbol_star=True))
     assert level == Level.SECRET and ev[0].zone == "first_page_top"
+    header = docs.rtf(["正文"], header="绝密★长期").replace(
+        b"\\u9733?", b'{\\field{\\*\\fldinst SYMBOL 171 \\\\f "Wingdings"}{\\fldrslt x}}')
+    _, ev, level = verdict(rules, header)
+    assert level == Level.TOP_SECRET and ev[0].zone == "header"
 
 
 def test_libreoffice_written_rtf_header(rules: RuleSet) -> None:

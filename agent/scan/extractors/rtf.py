@@ -84,8 +84,8 @@ def rtf(data: bytes, ctx: Ctx) -> None:
     try:
         body, parts = _split(raw)
         content = rtf_to_text(body, encoding=encoding, errors="replace")
-        pieces = [(zone, rtf_to_text("{\\rtf1 " + inner + "}", encoding=encoding, errors="replace"))
-                  for zone, inner in parts]
+        pieces = [(zone, rtf_to_text("{\\rtf1 " + _split(inner)[0] + "}", encoding=encoding, errors="replace"))
+                  for zone, inner in parts]  # _split again: a SYMBOL star inside a header
     except Exception as exc:
         raise Incomplete("corrupt", f"{ctx.where()}: RTF not readable: {exc}") from None
     top = TopLines()
