@@ -145,3 +145,10 @@ def test_libreoffice_written_rtf_header(rules: RuleSet) -> None:
         pytest.skip("needs LibreOffice (soffice) on PATH to write RTF")
     _, ev, level = verdict(rules, data)
     assert level == Level.CONFIDENTIAL and ev[0].zone == "header"
+
+
+def test_xls_sheet_header_record(rules: RuleSet) -> None:
+    """Regression: BIFF HEADER/FOOTER records (`&L&10机密★1年`) were not read."""
+    ex, ev, level = verdict(rules, docs.xls({"预算": [["项目", "金额"], ["a", "1"]]}, header="&L&10机密★1年&C2026年预算&R&P"))
+    assert level == Level.SECRET and [(e.zone, e.location) for e in ev] == [("header", {"sheet": "预算"})]
+    assert ("header", "2026年预算") in [(c.zone, c.text) for c in ex.chunks]

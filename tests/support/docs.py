@@ -459,9 +459,10 @@ def _rec(typ: int, body: bytes) -> bytes:
     return struct.pack("<HH", typ, len(body)) + body
 
 
-def xls(sheets: dict[str, list[list[str]]], wps: bool = False) -> bytes:
+def xls(sheets: dict[str, list[list[str]]], wps: bool = False, header: str | None = None) -> bytes:
     """A BIFF8 workbook: globals with BOUNDSHEETs and the shared string table,
-    then one substream of LABELSST cells per sheet."""
+    then one substream of LABELSST cells per sheet; header: a HEADER record in
+    each sheet, as Excel writes it (`&L&10机密★1年&C…`)."""
     import struct
     sst: list[str] = []
     for rows in sheets.values():
@@ -474,7 +475,8 @@ def xls(sheets: dict[str, list[list[str]]], wps: bool = False) -> bytes:
     for rows in sheets.values():
         cells = b"".join(_rec(0x00FD, struct.pack("<HHHI", r, c, 0, sst.index(v)))
                          for r, row in enumerate(rows) for c, v in enumerate(row) if v)
-        subs.append(bof(0x10) + cells + _rec(0x000A, b""))
+        hdr = _rec(0x0014, struct.pack("<HB", len(header), 1) + header.encode("utf-16-le")) if header else b""
+        subs.append(bof(0x10) + hdr + cells + _rec(0x000A, b""))
     bound_len = sum(len(_rec(0x85, b"\0" * (8 + 2 * len(n)))) for n in sheets)
     pos = len(bof(5)) + bound_len + len(sst_rec) + 4
     bounds = b""

@@ -11,7 +11,7 @@ from typing import Iterator
 from xml.etree.ElementTree import Element
 
 from .base import Ctx, TopLines
-from .xmlutil import cells_to_chunks, local, open_zip, optional_xml, read_xml, required_xml
+from .xmlutil import cells_to_chunks, header_footer_pieces, local, open_zip, optional_xml, read_xml, required_xml
 
 
 def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
@@ -185,9 +185,6 @@ def _rel_id(el: Element) -> str:
     return next((v for k, v in el.attrib.items() if local(k) == "id"), "")
 
 
-_HF_CODES = re.compile(r"&(?:[LCRPNDTZFAGSUXYEB]|\d+|\"[^\"]*\")")
-
-
 def xlsx(data: bytes, ctx: Ctx) -> None:
     zf = open_zip(data, ctx)
     properties(zf, ctx)
@@ -226,8 +223,8 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
         for hf in root.iter():
             tag = local(hf.tag)
             if tag in ("oddHeader", "evenHeader", "firstHeader", "oddFooter", "evenFooter", "firstFooter") and hf.text:
-                for piece in re.split(r"&[LCR]", hf.text):
-                    ctx.add("header" if "Header" in tag else "footer", _HF_CODES.sub("", piece), sheet=name, part=tag)
+                for piece in header_footer_pieces(hf.text):
+                    ctx.add("header" if "Header" in tag else "footer", piece, sheet=name, part=tag)
 
 
 # -- pptx -------------------------------------------------------------------
