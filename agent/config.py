@@ -55,6 +55,7 @@ class ScanSection:
     ocr_max_pages: int = 20
     ocr_timeout_s: float = 20.0
     ocr_languages: str = "chi_sim+eng"
+    ocr_embedded: int = 5
     # rule folders read in order; later files override rules with the same id
     rule_dirs: list[Path] = field(default_factory=lambda: [Path("/etc/baomi/rules.d")])
     fingerprint_db: Path | None = None
@@ -66,6 +67,8 @@ class ScanSection:
                 raise ConfigError(file, f"{prefix}.{key}", "must be at least 1")
         if self.timeout_s <= 0 or self.max_ratio <= 1:
             raise ConfigError(file, f"{prefix}.timeout_s", "timeout_s must be > 0 and max_ratio > 1")
+        if self.ocr_embedded < 0:
+            raise ConfigError(file, f"{prefix}.ocr_embedded", "must be 0 (off) or more")
         if not 0 < self.ocr_timeout_s < self.timeout_s:
             raise ConfigError(file, f"{prefix}.ocr_timeout_s", "must be > 0 and below timeout_s (the worker's whole budget)")
         if not re.fullmatch(r"[a-z_]+(\+[a-z_]+)*", self.ocr_languages):

@@ -8,7 +8,7 @@ text was found before the problem. It raises OSError only for the path itself
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +29,7 @@ class Extraction:
     inspectable: bool = True
     reason: str | None = None
     detail: str | None = None
+    pictures: list[tuple[str, Callable[[], bytes]]] = field(default_factory=list)  # for ocr_pictures
 
 
 def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
@@ -119,11 +120,11 @@ _RANK = ("encrypted", "too_large", "limit_exceeded", "timeout", "corrupt", "unsu
 
 def _result(ctx: Ctx, mime: str) -> Extraction:
     if not ctx.problems:
-        return Extraction(ctx.chunks, mime)
+        return Extraction(ctx.chunks, mime, pictures=ctx.pictures)
     reasons = [r for r, _ in ctx.problems]
     reason = min(reasons, key=lambda r: _RANK.index(r) if r in _RANK else len(_RANK))
     detail = "; ".join(dict.fromkeys(det for _, det in ctx.problems))[:1000]
-    return Extraction(ctx.chunks, mime, False, reason, detail)
+    return Extraction(ctx.chunks, mime, False, reason, detail, ctx.pictures)
 
 
 def _root(limits: Limits, depth: int = 0) -> Ctx:
@@ -171,3 +172,31 @@ def read_capped(f: Any, size: int, cap: int) -> bytes:
             break
         data += block
     return bytes(data)
+
+
+def ocr_pictures(ex: Extraction, limits: Limits) -> list[TextChunk]:
+    """The OCR text of the pictures inside a document (docx/xlsx/pptx, ODF), for a
+    document whose text carries no marking: at most ocr_embedded pictures, within
+    the OCR limits. Best effort — a picture that cannot be read does not make the
+    document uninspectable. In a document that has text, what the pictures say is
+    body (a photo's sign is not the top of the first page); a document made only
+    of pictures (a scan pasted into Word) keeps the zones of its first picture."""
+    if not (limits.ocr and limits.ocr_embedded > 0 and ex.pictures):
+        return []
+    from .extractors import image
+    root = _root(limits)
+    for name, load in ex.pictures[:limits.ocr_embedded]:
+        child = Ctx(root.budget, dispatch, root.chunks, name, 1)
+        try:
+            image.image(load(), child)
+        except Incomplete as exc:
+            if exc.reason == "limit_exceeded" or "OCR is" in exc.detail:
+                break  # the budget is spent, or OCR cannot run here: the other pictures fare no better
+        except Exception:  # a damaged picture: skip it
+            continue
+    has_text = any(c.zone != "metadata" for c in ex.chunks)
+    first = root.chunks[0].location.get("member") if root.chunks else None
+    for c in root.chunks:
+        if has_text or c.location.get("member") != first:
+            c.zone = "body"
+    return root.chunks

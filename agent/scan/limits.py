@@ -17,8 +17,10 @@ class Limits:
     ocr_max_pages: int = 20                      # images and PDF pages OCR'd per file
     ocr_timeout_s: float = 20.0                  # OCR seconds per file (within the worker's timeout_s)
     ocr_languages: str = "chi_sim+eng"
+    ocr_embedded: int = 5                        # pictures of a document OCR'd when its text has no marking (0: none)
 
     @classmethod
     def from_config(cls, scan: Any) -> "Limits":
         return cls(scan.max_file_bytes, scan.max_archive_bytes, scan.max_ratio, scan.max_depth, scan.max_members,
-                   scan.ocr, scan.ocr_max_pixels, scan.ocr_max_pages, scan.ocr_timeout_s, scan.ocr_languages)
+                   scan.ocr, scan.ocr_max_pixels, scan.ocr_max_pages, scan.ocr_timeout_s, scan.ocr_languages,
+                   scan.ocr_embedded)

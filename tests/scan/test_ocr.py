@@ -195,3 +195,41 @@ def test_worker_killed_during_ocr_leaves_no_tesseract(tmp_path: Path) -> None:
             break
         time.sleep(0.1)
     assert not left, "an OCR child outlived its worker"
+
+
+def _scan_file(tmp_path: Path, name: str, data: bytes, **scan: object):
+    from baomi.agent.scan.engine import Scanner
+    f = tmp_path / name
+    f.write_bytes(data)
+    with Scanner(_cfg(**scan), jobs=1) as s:
+        return s.scan_file(f)
+
+
+def test_scan_pasted_into_a_docx_is_ocrd(tmp_path: Path) -> None:
+    """A scanned 红头文件 pasted into Word: no text, one picture with the marking at its top."""
+    scan = scans.encode(scans.page(["机密★1年"] + NOTICE, dpi=150).convert("RGB"), "JPEG")
+    v = _scan_file(tmp_path, "scan.docx", docs.docx([], media=scan))
+    assert v.level == Level.SECRET and v.inspectable
+    assert [(e.zone, e.location["member"]) for e in v.evidence] == [("first_page_top", "word/media/image1.jpeg")]
+    off = _scan_file(tmp_path, "scan2.docx", docs.docx([], media=scan), ocr_embedded=0)
+    assert off.level == Level.PUBLIC and off.inspectable, "ocr_embedded = 0 leaves pictures alone"
+
+
+def test_picture_in_a_document_with_text_is_body(tmp_path: Path) -> None:
+    sign = scans.encode(scans.page(["机密", "档案室"], dpi=100).convert("RGB"), "JPEG")
+    v = _scan_file(tmp_path, "report.pptx", docs.pptx([["年度工作汇报"], ["现场照片"]], media=sign))
+    assert v.level == Level.PUBLIC and v.inspectable, "a bare word on a photo in a report is not a marking"
+    starred = scans.encode(scans.page(["秘密★6个月"] + NOTICE, dpi=150).convert("RGB"), "JPEG")
+    v = _scan_file(tmp_path, "report2.pptx", docs.pptx([["年度工作汇报"]], media=starred))
+    assert v.level == Level.CONFIDENTIAL and v.evidence[0].zone == "body"
+
+
+def test_damaged_picture_in_a_document_does_not_make_it_uninspectable(tmp_path: Path) -> None:
+    v = _scan_file(tmp_path, "d.docx", docs.docx(["会议纪要"], media=b"\xff\xd8\xff\xe0" + bytes(5000)))
+    assert (v.level, v.inspectable, v.reason) == (Level.PUBLIC, True, None)
+
+
+def test_marked_text_skips_picture_ocr(tmp_path: Path) -> None:
+    scan = scans.encode(scans.page(["绝密★启用前"], dpi=100).convert("RGB"), "JPEG")
+    v = _scan_file(tmp_path, "m.docx", docs.docx(["秘密★1年", "正文"], media=scan))
+    assert v.level == Level.CONFIDENTIAL, "the text's marking decides; pictures are OCR'd only for unmarked text"

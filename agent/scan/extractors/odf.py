@@ -2,15 +2,16 @@
 flat fodt/fods/fodp XML files. content.xml holds the body (paragraphs, tables,
 frames and text boxes, notes, comments), styles.xml the master pages with the
 page headers and footers, meta.xml the properties (title, subject, keywords
-and user-defined properties, which carry labels). Pictures and thumbnails are
-never opened: they hold no text and must not make the document uninspectable."""
+and user-defined properties, which carry labels). Pictures are
+opened only for OCR when the text carries no marking, and never make the
+document uninspectable."""
 from __future__ import annotations
 
 from typing import Iterator
 from xml.etree.ElementTree import Element
 
 from .base import Ctx, Incomplete, TopLines
-from .xmlutil import cells_to_chunks, local, open_zip, optional_xml, parse, required_xml
+from .xmlutil import cells_to_chunks, local, note_pictures, open_zip, optional_xml, parse, required_xml
 
 PREFIX = "application/vnd.oasis.opendocument."
 FLAT_SUFFIX = "-flat-xml"
@@ -193,6 +194,7 @@ def odf(data: bytes, ctx: Ctx) -> None:
     meta = optional_xml(zf, "meta.xml", ctx)
     if meta is not None:
         _meta(meta, ctx, "meta.xml")
+    note_pictures(zf, ctx, ("Pictures/",))  # not Thumbnails/: a picture of the first page, already read as text
     _content(required_xml(zf, "content.xml", ctx), ctx)
     styles = optional_xml(zf, "styles.xml", ctx)
     if styles is not None:

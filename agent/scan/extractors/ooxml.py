@@ -11,11 +11,14 @@ from typing import Iterator
 from xml.etree.ElementTree import Element
 
 from .base import Ctx, TopLines
-from .xmlutil import cells_to_chunks, header_footer_pieces, local, open_zip, optional_xml, read_xml, required_xml
+from .xmlutil import (cells_to_chunks, header_footer_pieces, local, note_pictures, open_zip, optional_xml, read_xml,
+                      required_xml)
 
 
 def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
-    """docProps/core.xml, app.xml, custom.xml and docMetadata/LabelInfo.xml → metadata chunks."""
+    """docProps/core.xml, app.xml, custom.xml and docMetadata/LabelInfo.xml → metadata
+    chunks; and the pictures in word/, xl/ and ppt/media for OCR."""
+    note_pictures(zf, ctx, ("word/media/", "xl/media/", "ppt/media/"))
     for part in ("docProps/core.xml", "docProps/app.xml"):
         root = optional_xml(zf, part, ctx)
         if root is not None:

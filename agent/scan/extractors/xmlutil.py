@@ -117,3 +117,15 @@ def header_footer_pieces(text: str) -> list[str]:
     """A spreadsheet page header/footer (`&L&10机密★1年&C标题&R&P`) as the texts of
     its left, centre and right sections, formatting codes removed (xlsx and xls)."""
     return [p for p in (_HF_CODES.sub("", piece).strip() for piece in re.split(r"&[LCR]", text)) if p]
+
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+
+
+def note_pictures(zf: zipfile.ZipFile, ctx: Ctx, folders: tuple[str, ...]) -> None:
+    """The pictures stored in the package's media folders, for OCR when the text carries
+    no marking; read (and charged to the budget) only then."""
+    for info in zf.infolist():
+        name = info.filename
+        if name.startswith(folders) and name.lower().endswith(PICTURE_SUFFIXES):
+            ctx.picture(name, lambda info=info: read_member(zf, info, ctx))
