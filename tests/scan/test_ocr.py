@@ -233,3 +233,27 @@ def test_marked_text_skips_picture_ocr(tmp_path: Path) -> None:
     scan = scans.encode(scans.page(["绝密★启用前"], dpi=100).convert("RGB"), "JPEG")
     v = _scan_file(tmp_path, "m.docx", docs.docx(["秘密★1年", "正文"], media=scan))
     assert v.level == Level.CONFIDENTIAL, "the text's marking decides; pictures are OCR'd only for unmarked text"
+
+
+@pytest.mark.parametrize("dpi", [150, 300])
+def test_libreoffice_print_scanned_back_to_an_image_only_pdf(rules: RuleSet, dpi: int) -> None:
+    """Printed by LibreOffice, rasterised by pdftoppm, turned slightly and speckled as a
+    scanner does, saved as an image-only PDF (what img2pdf makes of a scan)."""
+    import io
+    import random
+
+    from PIL import Image
+    pdf = docs.soffice_convert(docs.odf("text", docs.odt_body(["绝密★启用前"] + NOTICE), flat=True), ".fodt", "pdf")
+    if pdf is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to print a real document")
+    png = scans.pdftoppm(pdf, dpi)
+    if png is None:
+        pytest.skip("needs pdftoppm (poppler-utils) to rasterise the page")
+    img = Image.open(io.BytesIO(png)).convert("L").rotate(0.5, fillcolor=255, resample=Image.Resampling.BICUBIC)
+    px, rnd = img.load(), random.Random(dpi)
+    for _ in range(img.width * img.height // 1000):
+        px[rnd.randrange(img.width), rnd.randrange(img.height)] = 90
+    scanned = scans.encode(img, "PDF", resolution=dpi)
+    ex, ev, level = verdict(rules, scanned)
+    assert ex.inspectable and level == Level.TOP_SECRET and ev[0].zone == "first_page_top", \
+        [c.text for c in ex.chunks if c.zone != "metadata"][:3]
