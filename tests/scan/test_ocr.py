@@ -257,3 +257,18 @@ def test_libreoffice_print_scanned_back_to_an_image_only_pdf(rules: RuleSet, dpi
     ex, ev, level = verdict(rules, scanned)
     assert ex.inspectable and level == Level.TOP_SECRET and ev[0].zone == "first_page_top", \
         [c.text for c in ex.chunks if c.zone != "metadata"][:3]
+
+
+def test_red_boxed_marking_stamp_at_the_top(rules: RuleSet) -> None:
+    """A straight red 密级 stamp in a box (what a rubber stamp on a printed page gives) is read;
+    curved text around a round seal is not (docs/formats.md)."""
+    from PIL import ImageDraw, ImageFont
+    dpi = 200
+    img = scans.page(["", *NOTICE], dpi=dpi).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    size = int(20 * dpi / 72)
+    x, y = int(1.1 * dpi), int(0.4 * dpi)
+    draw.rectangle([x - 15, y - 10, x + int(4.4 * size), y + int(1.4 * size)], outline=(210, 20, 30), width=6)
+    draw.text((x, y), "机密★1年", font=ImageFont.truetype(scans.cjk_font(), size), fill=(210, 20, 30))
+    _, ev, level = verdict(rules, scans.encode(img, "PNG"))
+    assert level == Level.SECRET and ev[0].zone == "first_page_top"
