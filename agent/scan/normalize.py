@@ -78,3 +78,20 @@ def regions(text: str) -> list[str]:
     wide gaps): `XX集团有限公司<TAB>普通商密★2年` → both parts; [] if one part."""
     parts = [p for p in (s.strip() for s in _REGION_GAP.split(text)) if p]
     return parts if len(parts) > 1 else []
+
+
+_LEAD_GAP = re.compile(r"[\t \u3000\u00a0]+")
+_EXPLAINS = re.compile(r"表示|是指|指|即|意为|意味|代表|为|的|是")
+
+
+def leading_part(text: str) -> str | None:
+    """The first part of a line that goes on after a gap — `机密★1年 装备配置清单`
+    → `机密★1年`, where a document puts its marking and title on one line; None
+    when the line is one part, or when the rest explains the first (`机密★1年
+    表示保密期限为一年`, a training text)."""
+    t = text.strip()
+    m = _LEAD_GAP.search(t)
+    if m is None:
+        return None
+    rest = t[m.end():]
+    return None if not rest or _EXPLAINS.match(rest) else t[:m.start()]

@@ -136,6 +136,20 @@ def test_marking_in_one_region_of_a_header_line(rules: RuleSet) -> None:
     assert levels(rules, "body", "名称\t机密") == [], "only header and footer lines are split into regions"
 
 
+@pytest.mark.parametrize("text,level", [("机密★1年 装备配置清单", "secret"), ("绝密★启用前\t2026年全国统一考试", "top_secret"),
+                                       ("秘密★6个月　年度经营计划", "confidential"), ("核心商密★5年 KPI", "secret")])
+def test_marking_leading_a_title_line_at_the_top(rules: RuleSet, text: str, level: str) -> None:
+    """Regression: a marking sharing the first line with the title was missed."""
+    assert [l for _, l in levels(rules, "first_page_top", text)] == [level]
+    assert levels(rules, "body", text) == [], "in the body a line must be the marking alone"
+
+
+@pytest.mark.parametrize("text", ["机密★1年 表示保密期限为一年", "秘密★6个月 是指保密期限六个月", "绝密★ 最重要的国家秘密",
+                                  "机密 文件管理办法", "密级：机密 以上文件", "SECRET//NOFORN is a banner"])
+def test_explained_or_bare_lead_is_not_a_marking(rules: RuleSet, text: str) -> None:
+    assert levels(rules, "first_page_top", text) == []
+
+
 DECORATED_PROSE = [
     "文件应标注为‘秘密★1年’后方可印发。",
     "• 机密★：重要的国家秘密",
