@@ -22,5 +22,7 @@ class Limits:
     @classmethod
     def from_config(cls, scan: Any) -> "Limits":
         return cls(scan.max_file_bytes, scan.max_archive_bytes, scan.max_ratio, scan.max_depth, scan.max_members,
-                   scan.ocr, scan.ocr_max_pixels, scan.ocr_max_pages, scan.ocr_timeout_s, scan.ocr_languages,
+                   # OCR stops before the worker's own time runs out, so the verdict says why
+                   scan.ocr, scan.ocr_max_pixels, scan.ocr_max_pages, min(scan.ocr_timeout_s, 0.8 * scan.timeout_s),
+                   scan.ocr_languages,
                    scan.ocr_embedded)

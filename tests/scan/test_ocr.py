@@ -272,3 +272,11 @@ def test_red_boxed_marking_stamp_at_the_top(rules: RuleSet) -> None:
     draw.text((x, y), "机密★1年", font=ImageFont.truetype(scans.cjk_font(), size), fill=(210, 20, 30))
     _, ev, level = verdict(rules, scans.encode(img, "PNG"))
     assert level == Level.SECRET and ev[0].zone == "first_page_top"
+
+
+def test_ocr_budget_stays_inside_the_worker_timeout() -> None:
+    """A site whose timeout_s is below the OCR default still loads; OCR ends first, with its own reason."""
+    c = _cfg(timeout_s=10.0)
+    c.scan.validate("agent.toml", "scan")
+    assert Limits.from_config(c.scan).ocr_timeout_s == 8.0
+    assert Limits.from_config(_cfg().scan).ocr_timeout_s == 20.0
