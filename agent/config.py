@@ -6,6 +6,7 @@ tomlconf, so a mistake is reported with file, key and what was expected.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +50,30 @@ class ScanSection:
     timeout_s: float = 30.0
     memory_mb: int = 512
     jobs: int = 1
+    # OCR of images and of PDF pages without a text layer (docs/formats.md)
+    ocr: bool = True
+    ocr_max_pixels: int = 50_000_000
+    ocr_max_pages: int = 20
+    ocr_timeout_s: float = 20.0
+    ocr_languages: str = "chi_sim+eng"
+    ocr_embedded: int = 5
     # rule folders read in order; later files override rules with the same id
     rule_dirs: list[Path] = field(default_factory=lambda: [Path("/etc/baomi/rules.d")])
     fingerprint_db: Path | None = None
 
     def validate(self, file: str | Path, prefix: str) -> None:
-        for key in ("max_file_bytes", "max_archive_bytes", "max_depth", "max_members", "jobs", "memory_mb"):
+        for key in ("max_file_bytes", "max_archive_bytes", "max_depth", "max_members", "jobs", "memory_mb",
+                    "ocr_max_pixels", "ocr_max_pages"):
             if getattr(self, key) < 1:
                 raise ConfigError(file, f"{prefix}.{key}", "must be at least 1")
         if self.timeout_s <= 0 or self.max_ratio <= 1:
             raise ConfigError(file, f"{prefix}.timeout_s", "timeout_s must be > 0 and max_ratio > 1")
+        if self.ocr_embedded < 0:
+            raise ConfigError(file, f"{prefix}.ocr_embedded", "must be 0 (off) or more")
+        if self.ocr_timeout_s <= 0:
+            raise ConfigError(file, f"{prefix}.ocr_timeout_s", "must be > 0")
+        if not re.fullmatch(r"[a-z_]+(\+[a-z_]+)*", self.ocr_languages):
+            raise ConfigError(file, f"{prefix}.ocr_languages", "Tesseract language names joined by +, e.g. chi_sim+eng")
 
 
 @dataclass
