@@ -488,7 +488,14 @@ class Gateway:
         m = self.view.media.get(key)
         if m is None:
             return
-        for sid, r in self._waiting.pop(key, []):
+        pending = self._waiting.pop(key, [])
+        while pending:
+            if m.state not in ("serving", "attaching") or m.root_fd < 0:
+                # released while these waited their turn: they wait for the next attach, and
+                # their hidden copies are removed then (root_fd is closed now)
+                self._waiting.setdefault(key, []).extend(pending)
+                return
+            sid, r = pending.pop(0)
             rel = r.get("relpath", "")
             path = self.staging.data_path(sid)
             await trio.to_thread.run_sync(remove_quietly, m.root_fd,

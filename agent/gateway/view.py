@@ -32,6 +32,7 @@ log = logging.getLogger("baomi.gateway")
 TIMEOUT = 1.0          # kernel attribute/entry cache, seconds
 BLKSIZE = 1 << 20      # advertised st_blksize: cp and friends size their buffers by it
 SMALL = 1 << 20        # commits up to this size copy and rename in one thread hop
+PLACEHOLDER_S = 60.0   # how long an empty file committed through the view counts as a placeholder
 ROOT = pyfuse3.ROOT_INODE
 
 
@@ -125,6 +126,9 @@ class View(pyfuse3.Operations):
         self.handles: dict[int, Handle] = {}
         self.staged: dict[tuple[str, str], Staged] = {}
         self.max_write_seen = 0
+        # new files committed empty, by (key, relpath): an application's placeholder
+        # (LibreOffice creates its save file empty, closes it, then writes it)
+        self._placeholders: dict[tuple[str, str], float] = {}
         self._dirlists: dict[int, list[tuple[str, pyfuse3.EntryAttributes]]] = {}
 
     # -- inode table: stable numbers per (medium, path) ------------------------
@@ -716,6 +720,7 @@ class View(pyfuse3.Operations):
     async def _judge_and_commit_locked(self, m: Medium, s: Staged, sync: bool = False) -> None:
         t0 = time.monotonic()
         gen = s.gen
+        was_new = s.new
         judge = s.needs_judgement()
         if judge:
             s.state = CLOSED
@@ -742,6 +747,8 @@ class View(pyfuse3.Operations):
             s.judged_gen = gen
             s.refusal = None if verdict.commit else (verdict.errno or errno.EACCES)
             if s.refusal is not None:
+                if not s.new and self._placeholders.pop((s.key, s.rel), None) is not None:
+                    await trio.to_thread.run_sync(self._remove_placeholder, m, s)
                 await self.gw.emit("gateway.refused", {"key": s.key, "path": s.rel, "size": s.size, "pid": s.pid,
                                                        "uid": s.uid, "reason": verdict.reason})
                 raise pyfuse3.FUSEError(s.refusal)
@@ -755,6 +762,8 @@ class View(pyfuse3.Operations):
         s.new = False
         s.committed_gen = gen
         m.committed += 1
+        if was_new and s.size == 0:
+            self._note_placeholder(s.key, s.rel)
         await self.gw.emit("gateway.committed", {"key": s.key, "path": s.rel, "size": s.size, "pid": s.pid,
                                                  "uid": s.uid, "ms": round((time.monotonic() - t0) * 1000, 1)})
         if s.handles:
@@ -785,6 +794,27 @@ class View(pyfuse3.Operations):
             remove_quietly(m.root_fd, tmp_rel)
             return e
         return None
+
+    def _note_placeholder(self, key: str, rel: str) -> None:
+        now = time.monotonic()
+        for k, t in list(self._placeholders.items()):
+            if now - t > PLACEHOLDER_S:
+                del self._placeholders[k]
+        self._placeholders[(key, rel)] = now
+
+    @staticmethod
+    def _remove_placeholder(m: Medium, s: Staged) -> None:
+        """The refused content was to fill an empty file committed moments ago by the same
+        kind of write: remove that empty shell too, so the refused document leaves no name
+        on the medium and an application copying it from there fails instead of copying
+        nothing. From then on the file lives in staging only, like any new refused file."""
+        with m.ns_lock:
+            try:
+                if os.stat(s.rel, dir_fd=m.root_fd, follow_symlinks=False).st_size == 0:
+                    os.unlink(s.rel, dir_fd=m.root_fd)
+                    s.new, s.committed_gen = True, -1
+            except OSError:
+                pass
 
     @staticmethod
     def _sync_committed(m: Medium, rel: str) -> None:

@@ -99,6 +99,29 @@ def test_gateway_overwrite_clean_file_with_marked_keeps_old_content(held, tmp_pa
     assert_not_on_device(held.dev, [secret])
 
 
+def test_gateway_refused_save_into_an_empty_placeholder_leaves_no_file(held):
+    """Regression (LibreOffice's save): a new file created empty and closed, then written
+    with marked content: the refusal takes the empty shell with it."""
+    p = held.x / "lu1234.tmp"
+    p.touch()
+    assert (held.real / "lu1234.tmp").exists()
+    with pytest.raises(PermissionError):
+        with open(p, "r+b") as f:
+            f.write(marked_bytes(20 * 1024))
+    assert not (held.real / "lu1234.tmp").exists()
+    assert not p.exists()
+
+
+def test_gateway_refused_overwrite_of_an_existing_empty_file_keeps_it(held, tmp_path):
+    """An empty file that was on the medium already is the user's, not a placeholder."""
+    (held.real / "empty.txt").touch()
+    src = tmp_path / "empty.txt"
+    src.write_bytes(marked_bytes(20 * 1024))
+    r = run("cp", str(src), str(held.x / "empty.txt"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    assert (held.real / "empty.txt").read_bytes() == b""
+
+
 def test_gateway_append_judges_the_whole_file(held):
     first = clean_bytes(50 * 1024)
     (held.x / "log.txt").write_bytes(first)

@@ -315,12 +315,11 @@ def test_libreoffice_converting_a_marked_document_onto_the_medium_is_refused(hel
     assert not hits, f"{len(hits)} of {len(own['marked'])} pieces of the refused document on the raw device"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway: LibreOffice saves into a temporary file it creates empty and closes first (an empty "
-    "file is committed), then writes and closes it again; that close fails with EACCES but "
-    "LibreOffice ignores it, copies the temporary file (now the committed empty one) to the target "
-    "and reports success: an empty 方案.docx lands and soffice exits 0"))
 def test_libreoffice_marked_conversion_leaves_no_file_and_reports_failure(held_agent, tmp_path):
+    """Regression: LibreOffice creates its save file empty and closes it (committed), then
+    writes it and closes again (refused, which it ignores), then copies it to the target:
+    an empty 方案.docx landed and soffice said nothing. The empty shell now goes with the
+    refusal, so the copy fails."""
     if shutil.which("soffice") is None:
         pytest.skip("needs soffice (LibreOffice Writer; scripts/setup installs libreoffice-writer-nogui)")
     h = held_agent("exfat", size_mb=64)
