@@ -90,8 +90,27 @@ def device_action(
 
 
 # -- file writes -------------------------------------------------------------
-UNINSPECTABLE_DEFAULTS: dict[str, str] = {"personal": "block", "registered": "audit"}
+# A file the scanner could not read is judged by why: encrypted content may hide
+# anything; damaged or over-limit content was not read to the end; a file of a type
+# that carries no text (audio, video, fonts, executables) has nothing to read.
+UNINSPECTABLE_KINDS: tuple[str, ...] = ("encrypted", "damaged_or_over_limits", "unsupported")
+UNINSPECTABLE_DEFAULTS: dict[str, dict[str, str]] = {
+    "personal": {"encrypted": "block", "damaged_or_over_limits": "block", "unsupported": "audit"},
+    "registered": {"encrypted": "audit", "damaged_or_over_limits": "audit", "unsupported": "audit"},
+}
 HOST_CLASSES: tuple[str, ...] = ("classified", "unclassified")
+_UNINSPECTABLE_WHY = {"encrypted": "the file is encrypted",
+                      "damaged_or_over_limits": "the file is damaged or over the scan limits",
+                      "unsupported": "the file's type carries no text to inspect"}
+
+
+def uninspectable_kind(reason: str | None) -> str:
+    """The uninspectable cell for a verdict's reason; anything not named fails closed."""
+    if reason == "encrypted":
+        return "encrypted"
+    if reason == "unsupported":
+        return "unsupported"
+    return "damaged_or_over_limits"   # corrupt, too_large, limit_exceeded, timeout, unreadable, …
 
 def _personal_file_default(host_class: str, level: Level) -> str:
     if host_class == "classified":
@@ -111,13 +130,19 @@ def file_action(
     level_ceiling: Level | None = None,
     inspectable: bool = True,
     overrides: Mapping[str, str] | None = None,
+    reason: str | None = None,
 ) -> Decision:
-    """Decide what happens to a file written to a medium."""
+    """Decide what happens to a file written to a medium; `reason` is the verdict's reason
+    when it is not inspectable."""
     overrides = overrides or {}
     if not inspectable:
-        rule = f"uninspectable.{medium_class}"
-        return Decision(_override(rule, UNINSPECTABLE_DEFAULTS[medium_class], overrides, FILE_ACTIONS), rule,
-                        "the file could not be inspected")
+        kind = uninspectable_kind(reason)
+        rule = f"uninspectable.{medium_class}.{kind}"
+        # a site's setting for the whole medium class ("uninspectable.personal") covers
+        # the three kinds unless one of them is set on its own
+        parent = f"uninspectable.{medium_class}"
+        default = overrides.get(parent, UNINSPECTABLE_DEFAULTS[medium_class][kind])
+        return Decision(_override(rule, default, overrides, FILE_ACTIONS), rule, _UNINSPECTABLE_WHY[kind])
     if medium_class == "registered":
         ceiling = level_ceiling if level_ceiling is not None else Level.PUBLIC
         if file_level > ceiling:
@@ -207,7 +232,8 @@ def file_cells() -> dict[str, str]:
             cells[f"{h}.personal.{level.id}"] = _personal_file_default(h, level)
         cells[f"{h}.registered.above_ceiling"] = "block"
         cells[f"{h}.registered.within_ceiling"] = "audit"
-    cells.update({f"uninspectable.{c}": a for c, a in UNINSPECTABLE_DEFAULTS.items()})
+    cells.update({f"uninspectable.{c}.{k}": a for c, kinds in UNINSPECTABLE_DEFAULTS.items()
+                  for k, a in kinds.items()})
     return cells
 
 
@@ -217,7 +243,8 @@ def device_cells() -> dict[str, str]:
 
 def validate_overrides(overrides: Mapping[str, str]) -> str | None:
     """Check `[policy] actions` at load time; returns a message naming a bad key or value."""
-    file_rules = set(file_cells()) | set(print_cells())  # print cells take the same actions
+    # print cells take the same actions; "uninspectable.<medium class>" sets all its kinds
+    file_rules = set(file_cells()) | set(print_cells()) | {f"uninspectable.{c}" for c in UNINSPECTABLE_DEFAULTS}
     device_rules = set(device_cells())
     for key, action in overrides.items():
         if key in device_rules:

@@ -15,6 +15,7 @@ class WriteFacts:
     level_ceiling: Level | None
     level: Level | None                # the verdict's level; None when the file could not be read at all
     inspectable: bool = True
+    reason: str | None = None          # why not inspectable (the verdict's reason): picks the cell
     still_mounted: bool = True         # the medium is still there when the verdict is applied
     exists: bool = True                # the file is still on the medium (its writer may have deleted it)
     writer_known: bool = True          # a uid to notify
@@ -54,7 +55,7 @@ def decide_write(f: WriteFacts, overrides: Mapping[str, str] | None = None) -> O
         return Outcome("scan.unfinished", "high", None, None, "the file could not be read",
                        "record", details={"unfinished": "the file could not be read",
                                           "would_have_been": None})
-    d = file_action(f.host_class, f.medium_class, f.level, f.level_ceiling, f.inspectable, overrides)
+    d = file_action(f.host_class, f.medium_class, f.level, f.level_ceiling, f.inspectable, overrides, f.reason)
     raise_to = f.level if f.medium_class == "registered" and f.level > Level.PUBLIC else None
     if not f.still_mounted and not f.held:
         return Outcome("scan.unfinished", "high" if f.level >= Level.CONFIDENTIAL else "medium", None,

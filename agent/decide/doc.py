@@ -41,10 +41,12 @@ def copy_table() -> list[str]:
     for host in HOST_CLASSES:
         for medium in ("personal", "registered"):
             ceiling = CEILING if medium == "registered" else None
-            for level, inspectable in [(lv, True) for lv in Level] + [(Level.PUBLIC, False)]:
-                o = decide_write(WriteFacts(host, medium, ceiling, level, inspectable))
-                out.append(_row(host, medium, level.id if inspectable else "not inspectable", _code(o.rule),
-                                _code(o.action), _code(o.kind), o.severity, _code(o.notify)))
+            rows = [(lv, True, None) for lv in Level] + [(Level.PUBLIC, False, r)
+                                                          for r in ("encrypted", "corrupt", "unsupported")]
+            for level, inspectable, reason in rows:
+                o = decide_write(WriteFacts(host, medium, ceiling, level, inspectable, reason))
+                out.append(_row(host, medium, level.id if inspectable else f"not inspectable: {reason}",
+                                _code(o.rule), _code(o.action), _code(o.kind), o.severity, _code(o.notify)))
     for label, facts in (("medium removed before the verdict", dict(still_mounted=False)),
                          ("deleted by its writer before the verdict", dict(exists=False))):
         o = decide_write(WriteFacts("unclassified", "personal", None, Level.SECRET, **facts))

@@ -51,7 +51,7 @@ class HeldFiles:
             cfg = self.ctx.config
             outcome = decide_write(WriteFacts(
                 cfg.host.class_, medium.medium_class, medium.level_ceiling, v.level, v.inspectable,
-                still_mounted=not staged.medium_gone, writer_known=who.uid is not None, held=True),
+                reason=v.reason, still_mounted=not staged.medium_gone, writer_known=who.uid is not None, held=True),
                 cfg.policy.actions)
             path = os.path.join(mp, staged.relpath)
             details = {"held": True}

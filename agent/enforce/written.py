@@ -59,7 +59,7 @@ class WrittenFiles:
             return
         fields["file"] = file_obj(shown, mountpoint=mp, size=size, sha256=sha, verdict=v)
         outcome = decide_write(WriteFacts(
-            **facts, level=v.level, inspectable=v.inspectable,
+            **facts, level=v.level, inspectable=v.inspectable, reason=v.reason,
             still_mounted=not w.gone and os.path.ismount(mp), exists=path is not None), cfg.policy.actions)
         self.effects.raise_level(medium, outcome.raise_level_to)
         if outcome.effect == "quarantine" and path is not None:

@@ -58,3 +58,38 @@ def test_override_validation_names_key() -> None:
     assert validate_overrides({"unclassified.personal.internal": "block"}) is None
     assert "unknown policy rule" in validate_overrides({"nope": "block"})
     assert "device action" in validate_overrides({"classified.personal": "notify"})
+
+
+@pytest.mark.parametrize("reason, cell, action", [
+    ("encrypted", "uninspectable.personal.encrypted", "block"),
+    ("corrupt", "uninspectable.personal.damaged_or_over_limits", "block"),
+    ("limit_exceeded", "uninspectable.personal.damaged_or_over_limits", "block"),
+    ("timeout", "uninspectable.personal.damaged_or_over_limits", "block"),
+    ("too_large", "uninspectable.personal.damaged_or_over_limits", "block"),
+    ("something new", "uninspectable.personal.damaged_or_over_limits", "block"),   # fails closed
+    (None, "uninspectable.personal.damaged_or_over_limits", "block"),
+    ("unsupported", "uninspectable.personal.unsupported", "audit"),
+])
+def test_uninspectable_cell_follows_the_reason(reason, cell, action):
+    d = file_action("unclassified", "personal", Level.PUBLIC, inspectable=False, reason=reason)
+    assert (d.rule, d.action) == (cell, action)
+
+
+def test_uninspectable_toward_registered_media_is_audited_whatever_the_reason():
+    for reason in ("encrypted", "corrupt", "unsupported"):
+        d = file_action("classified", "registered", Level.PUBLIC, Level.SECRET, inspectable=False, reason=reason)
+        assert d.action == "audit", reason
+
+
+def test_uninspectable_medium_class_setting_covers_its_kinds_and_a_full_cell_wins():
+    older = {"uninspectable.personal": "notify"}
+    for reason in ("encrypted", "corrupt", "unsupported"):
+        assert file_action("unclassified", "personal", Level.PUBLIC, inspectable=False, overrides=older,
+                           reason=reason).action == "notify"
+    both = {**older, "uninspectable.personal.unsupported": "allow"}
+    assert file_action("unclassified", "personal", Level.PUBLIC, inspectable=False, overrides=both,
+                       reason="unsupported").action == "allow"
+    assert file_action("unclassified", "personal", Level.PUBLIC, inspectable=False, overrides=both,
+                       reason="encrypted").action == "notify"
+    assert validate_overrides(both) is None
+    assert "unknown policy rule" in validate_overrides({"uninspectable.personal.images": "allow"})
