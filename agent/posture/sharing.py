@@ -43,7 +43,7 @@ def nfs_exports(exports: Path) -> list[dict[str, str]]:
                 path, _, clients = line[1:].partition('"')
             else:
                 path, _, clients = line.partition(" ")
-            out.append({"type": "nfs", "path": path, "clients": clients.strip(), "file": str(f)})
+            out.append({"type": "nfs", "path": path, "clients": " ".join(clients.split()), "file": str(f)})
     return out
 
 
