@@ -30,9 +30,15 @@ class PostureComponent:
             return
         status = self.ctx.status.setdefault("posture", {})
         allowed = parse_networks(self.cfg.allowed_networks)
-        self.external = ExternalWatch(self.ctx.record, self.cfg.probes, self.cfg.probe_interval_s,
-                                      self.cfg.probe_timeout_s, allowed, self.cfg.on_external, status)
-        self.external.start()
+        try:
+            self.external = ExternalWatch(self.ctx.record, self.cfg.probes, self.cfg.probe_interval_s,
+                                          self.cfg.probe_timeout_s, allowed, self.cfg.on_external, status)
+            self.external.start()
+        except Exception as exc:  # no netlink here: the shares and passwords are still checked
+            log.warning("host posture: the network watch did not start: %s", exc)
+            self.ctx.record("agent.component_failed", severity="high",
+                            details={"component": "posture.network", "error": f"{type(exc).__name__}: {exc}"})
+            self.external = None
         self.checks = Checks(self.ctx.record, self.cfg, self.ctx.config.state_dir)
         self._thread = threading.Thread(target=self._check_loop, name="posture-checks", daemon=True)
         self._thread.start()

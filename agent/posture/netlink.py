@@ -81,8 +81,11 @@ class Kernel:
 
     def route_to(self, address: str, snap: Snapshot) -> Route | None:
         """The route the kernel takes to `address`, as the configured route it matched."""
-        with self._lock:
-            got = self._ipr.route("get", dst=address)
+        try:
+            with self._lock:
+                got = self._ipr.route("get", dst=address)
+        except Exception:  # the route went away since the probe answered
+            return None
         if not got:
             return None
         g = got[0]
