@@ -127,7 +127,8 @@ class ExternalWatch:
         return results
 
     def _external(self, r: ProbeResult) -> None:
-        snap = self.snap
+        # fresh, not self.snap: the probe may have run before the watch saw the new route
+        snap = self.kernel.snapshot()
         route = self.kernel.route_to(r.address, snap) if r.address and r.probe.port else None
         link = snap.links.get(route.interface) if route else None
         outcome = decide_external(self.on_external, link, route, self.allowed)

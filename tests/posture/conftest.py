@@ -42,13 +42,17 @@ def events(config: Path, kind: str | None = None) -> list[dict[str, Any]]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         rows = con.execute("SELECT body FROM events ORDER BY seq").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # the agent is still creating its spool
+        raise
     finally:
         con.close()
     out = [json.loads(b) for (b,) in rows]
     return [e for e in out if kind is None or e["kind"] == kind]
 
 
-def wait_event(config: Path, kind: str, timeout_s: float = 20, count: int = 1, **details: Any) -> list[dict]:
+def wait_event(config: Path, kind: str, timeout_s: float = 30, count: int = 1, **details: Any) -> list[dict]:
     """The events of `kind` whose details include `details`, once there are `count` of them."""
     def match() -> list[dict]:
         got = [e for e in events(config, kind)

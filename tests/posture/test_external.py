@@ -2,6 +2,7 @@
 and removed, a modem-like interface, a VPN-like tun device, and isolation."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,30 @@ def test_a_dummy_usb_modem_is_reported(netlab, start_agent, tmp_path: Path) -> N
     netlab.run("link", "set", "usb0", "up")
     wait_event(config, "host.network_changed", reason="interface_added", interface="usb0")
     wait_event(config, "host.network_changed", reason="route_outside", subject="192.168.8.0/24")
+
+
+def test_baomi_agent_run_watches_posture(netlab, tmp_path: Path) -> None:
+    """The whole daemon, as installed, in the lab's namespace: posture is one of its components."""
+    import signal
+    import sys
+
+    config = write_config(tmp_path)
+    exe = Path(sys.executable).parent / "baomi-agent"
+    with open(tmp_path / "agent.log", "wb") as log:
+        proc = subprocess.Popen([*netlab.exec(), str(exe), "run", "--config", str(config)],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_event(config, "agent.started")
+            assert wait_for(lambda: "host posture: watching" in (tmp_path / "agent.log").read_text(), 30), \
+                (tmp_path / "agent.log").read_text()[-2000:]
+            netlab.add_default_route()
+            (ext,) = wait_event(config, "host.external_connection", timeout_s=30)
+            assert ext["details"]["interface"] == "site0" and ext["host"]["class"] == "classified"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert not [e for e in events(config, "agent.component_failed") if "posture" in e["details"]["component"]]
