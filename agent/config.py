@@ -240,6 +240,10 @@ class PostureSection:
     passwd_file: Path = Path("/etc/passwd")
     shadow_file: Path = Path("/etc/shadow")
     max_password_age_days: int = 60
+    # keep every radio (Wi-Fi, Bluetooth, WWAN …) rfkill-blocked, checked every radio_poll_s
+    block_radios: bool = True
+    rfkill_root: Path = Path("/sys/class/rfkill")
+    radio_poll_s: float = 2.0
 
     def validate(self, file: str | Path, prefix: str) -> None:
         from .decide.posture import listener_entry_problem, parse_networks
@@ -257,7 +261,7 @@ class PostureSection:
             problem = listener_entry_problem(entry)
             if problem:
                 raise ConfigError(file, f"{prefix}.allowed_listeners[{i}]", problem)
-        for key in ("probe_interval_s", "probe_timeout_s", "check_interval_s"):
+        for key in ("probe_interval_s", "probe_timeout_s", "check_interval_s", "radio_poll_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(file, f"{prefix}.{key}", f"must be > 0, got {getattr(self, key)}")
         if not 1 <= self.max_password_age_days <= 3650:

@@ -105,6 +105,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("host.external_connection", "critical", "违规外联", "External connection", security=True),
     _k("host.external_connection_ended", "medium", "外联已断开", "External connection ended"),
     _k("host.network_changed", "high", "网络变化(可能外联)", "Network change toward outside", security=True),
+    _k("host.radio_blocked", "medium", "无线已关闭", "Radio blocked"),
+    _k("host.radio_unblocked", "high", "无线被打开", "Radio unblocked", security=True),
     _k("host.sharing", "high", "共享或监听服务", "Sharing or listening service", security=True),
     _k("host.password", "high", "口令不合规", "Password finding", "user", security=True),
     # -- the collector

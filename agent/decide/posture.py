@@ -220,3 +220,23 @@ def password_findings(acc: Account, today_day: int, max_age_days: int) -> list[P
 def due(last_reported: float | None, now: float, interval_s: float = DAY_S) -> bool:
     """At most one event per account and finding per interval (a day)."""
     return last_reported is None or now - last_reported >= interval_s or now < last_reported
+
+
+# -- radios (004 rule 3: no wireless network cards, keyboards or mice on classified PCs)
+
+
+@dataclass(frozen=True)
+class RadioOutcome:
+    block: bool
+    kind: str | None
+    severity: str
+
+
+def decide_radio(soft_blocked: bool, blocked_by_us: bool) -> RadioOutcome:
+    """Every radio stays soft-blocked (a hardware switch alone can be flipped back). One the agent
+    blocked before and finds unblocked again was unblocked by someone: a security event."""
+    if soft_blocked:
+        return RadioOutcome(False, None, "info")
+    if blocked_by_us:
+        return RadioOutcome(True, "host.radio_unblocked", "high")
+    return RadioOutcome(True, "host.radio_blocked", "medium")

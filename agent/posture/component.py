@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from ..context import AgentContext
 from ..decide.posture import parse_networks
 from .checks import Checks
 from .external import ExternalWatch
+from .radios import RadioKeeper
 
 log = logging.getLogger("baomi.agent.posture")
 
@@ -22,7 +24,7 @@ class PostureComponent:
         self.external: ExternalWatch | None = None
         self.checks: Checks | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         if not self.cfg.enabled or self.ctx.config.host.class_ != "classified":
@@ -40,23 +42,28 @@ class PostureComponent:
                             details={"component": "posture.network", "error": f"{type(exc).__name__}: {exc}"})
             self.external = None
         self.checks = Checks(self.ctx.record, self.cfg, self.ctx.config.state_dir)
-        self._thread = threading.Thread(target=self._check_loop, name="posture-checks", daemon=True)
-        self._thread.start()
+        self._every(self.checks.run_once, self.cfg.check_interval_s, "posture-checks")
+        if self.cfg.block_radios:
+            self._every(RadioKeeper(self.ctx.record, self.cfg.rfkill_root).run_once, self.cfg.radio_poll_s,
+                        "posture-radios")
         log.info("host posture: watching routes and interfaces, %d probe(s) every %gs, on_external=%s",
                  len(self.cfg.probes), self.cfg.probe_interval_s, self.cfg.on_external)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+        for t in self._threads:
+            t.join(timeout=10)
         if self.external:
             self.external.stop()
 
-    def _check_loop(self) -> None:
-        assert self.checks is not None
-        while not self._stop.is_set():
-            try:
-                self.checks.run_once()
-            except Exception:  # one bad round must not end the checks
-                log.exception("posture: checks failed")
-            self._stop.wait(self.cfg.check_interval_s)
+    def _every(self, fn: Callable[[], None], interval_s: float, name: str) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    fn()
+                except Exception:  # one bad round must not end the checks
+                    log.exception("posture: %s failed", name)
+                self._stop.wait(interval_s)
+        t = threading.Thread(target=loop, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)

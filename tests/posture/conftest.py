@@ -22,7 +22,9 @@ def write_config(tmp: Path, **posture: Any) -> Path:
     settings = {"probes": [PROBE], "allowed_networks": [SITE], "probe_interval_s": 30.0,
                 "probe_timeout_s": 2.0, "check_interval_s": 0.5,
                 "nfs_exports": str(tmp / "etc/exports"), "smb_conf": str(tmp / "etc/smb.conf"),
-                "passwd_file": str(tmp / "etc/passwd"), "shadow_file": str(tmp / "etc/shadow")}
+                "passwd_file": str(tmp / "etc/passwd"), "shadow_file": str(tmp / "etc/shadow"),
+                # sysfs is not per network namespace: never the host's own radios
+                "rfkill_root": str(tmp / "rfkill"), "radio_poll_s": 0.2}
     settings.update(posture)
     for name in ("passwd", "shadow"):
         if not (tmp / "etc" / name).exists():
