@@ -16,6 +16,7 @@ COMMANDS: list[str] = [
     "fingerprint",
     "enroll",
     "config",
+    "check",
 ]
 
 

@@ -240,3 +240,25 @@ def decide_radio(soft_blocked: bool, blocked_by_us: bool) -> RadioOutcome:
     if blocked_by_us:
         return RadioOutcome(True, "host.radio_unblocked", "high")
     return RadioOutcome(True, "host.radio_blocked", "medium")
+
+
+# -- the self-inspection report (保密自查)
+
+# each section's rule, quoted from the regulation it rests on
+REPORT_RULES: dict[str, tuple[str, str]] = {
+    "network": ("004 第1条", "不得将涉密计算机及其网络连接互联网或其他公共信息网。"),
+    "wireless": ("004 第3条", "不得在涉密计算机上使用无线键盘、无线鼠标、无线网卡等无线设备。"),
+    "sharing": ("002 第10条", "专用电脑或数据库不得上网或设立共享。"),
+    "passwords": ("002 信息系统安全 6", "涉及保密文件的用户名应每两个月改变密码一次。"),
+}
+FAILING = ("high", "critical")
+
+
+def summarize(host_class: str, findings: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Pass or fail and why: a classified host fails on any high or critical finding; the
+    classified-host rules do not bind an unclassified host, whose findings are for information."""
+    if host_class != "classified":
+        return {"result": "pass", "reasons": [], "applies": False}
+    bad = [f for f in findings if f.get("severity") in FAILING]
+    return {"result": "fail" if bad else "pass", "applies": True,
+            "reasons": sorted({f"{f['section']}: {f['finding']}" for f in bad})}

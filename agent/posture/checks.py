@@ -10,11 +10,15 @@ from typing import Any, Callable
 from baomi.common.events import user_obj
 
 from ..config import PostureSection
-from ..decide.posture import due, listener_allowed, password_findings
+from ..decide.posture import Account, PasswordFinding, due, listener_allowed, password_findings
 from . import sharing
 from .passwords import Reported, read_accounts
 
 log = logging.getLogger("baomi.agent.posture")
+
+
+def password_details(acc: Account, f: PasswordFinding) -> dict[str, Any]:
+    return {"account": f.account, "finding": f.finding, "age_days": f.age_days, "shell": acc.shell, **f.details}
 
 
 def _key(finding: dict[str, Any]) -> tuple:
@@ -48,9 +52,15 @@ class Checks:
         self.shared = keys  # gone ones are forgotten, so a share set up again is reported again
         return new
 
+    def password_findings(self, now: float) -> list[tuple[Account, PasswordFinding]]:
+        """Raises OSError when passwd or shadow cannot be read."""
+        return [(acc, f) for acc in read_accounts(self.cfg.passwd_file, self.cfg.shadow_file)
+                for f in password_findings(acc, int(now // 86400), self.cfg.max_password_age_days)]
+
     def passwords_once(self) -> int:
+        now = self.clock()
         try:
-            accounts = read_accounts(self.cfg.passwd_file, self.cfg.shadow_file)
+            found = self.password_findings(now)
         except OSError as exc:
             if str(exc) != self._unreadable:  # once per distinct problem
                 log.warning("posture: cannot read accounts: %s", exc)
@@ -59,19 +69,15 @@ class Checks:
             self._unreadable = str(exc)
             return 0
         self._unreadable = None
-        now = self.clock()
         count = 0
-        for acc in accounts:
-            for f in password_findings(acc, int(now // 86400), self.cfg.max_password_age_days):
-                key = f"{f.account}:{f.finding}"
-                if not due(self.reported.when.get(key), now):
-                    continue
-                self.record("host.password", severity=f.severity, action="audit", rule="posture.password",
-                            user=user_obj(f.uid, f.account),
-                            details={"account": f.account, "finding": f.finding, "age_days": f.age_days,
-                                     "shell": acc.shell, **f.details})
-                self.reported.when[key] = now
-                count += 1
+        for acc, f in found:
+            key = f"{f.account}:{f.finding}"
+            if not due(self.reported.when.get(key), now):
+                continue
+            self.record("host.password", severity=f.severity, action="audit", rule="posture.password",
+                        user=user_obj(f.uid, f.account), details=password_details(acc, f))
+            self.reported.when[key] = now
+            count += 1
         if count:
             self.reported.save()
         return count

@@ -104,3 +104,26 @@ def start_agent(netlab: Lab, tmp_path: Path):
     yield start
     for a in agents:
         a.stop()
+
+
+# a TCP listener on ADDRESS PORT that says when it listens
+_LISTEN = ("import socket,sys,time\ns=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)\n"
+           "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2])))\n"
+           "s.listen(); print('ready', flush=True); time.sleep(600)\n")
+
+
+@pytest.fixture
+def listen(netlab):
+    procs: list[subprocess.Popen] = []
+
+    def start(address: str, port: int) -> subprocess.Popen:
+        p = subprocess.Popen([*netlab.exec(), sys.executable, "-c", _LISTEN, address, str(port)],
+                             stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        assert p.stdout and p.stdout.readline().strip() == "ready"
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait(timeout=10)

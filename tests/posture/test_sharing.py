@@ -1,8 +1,6 @@
 """host.sharing against real listening sockets in the lab's namespace, and share files."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,27 +8,6 @@ import pytest
 from .conftest import events, wait_event, write_config
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
-
-_LISTEN = ("import socket,sys,time\ns=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)\n"
-           "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2])))\n"
-           "s.listen(); print('ready', flush=True); time.sleep(600)\n")
-
-
-@pytest.fixture
-def listen(netlab):
-    procs: list[subprocess.Popen] = []
-
-    def start(address: str, port: int) -> subprocess.Popen:
-        p = subprocess.Popen([*netlab.exec(), sys.executable, "-c", _LISTEN, address, str(port)],
-                             stdout=subprocess.PIPE, text=True)
-        procs.append(p)
-        assert p.stdout and p.stdout.readline().strip() == "ready"
-        return p
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait(timeout=10)
 
 
 def test_listeners_outside_the_allow_list_are_reported_once(netlab, start_agent, listen, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 from baomi.agent.decide.posture import (Account, Link, Listener, NetChange, Route, decide_external,
                                         diff_changes, due, is_outside, link_changes, listener_allowed,
                                         listener_entry_problem, parse_networks, password_findings,
-                                        route_change)
+                                        route_change, summarize, REPORT_RULES)
 from baomi.common.catalogue import KINDS
 
 SITE = parse_networks(["10.0.0.0/8", "fd00:aaaa::/32"])
@@ -142,3 +142,21 @@ def test_once_a_day() -> None:
     assert not due(1000.0, 1000.0 + 86399)
     assert due(1000.0, 1000.0 + 86400)
     assert due(1000.0, 500.0)  # the clock went back: report rather than stay silent
+
+
+@pytest.mark.parametrize("host,severities,result,reasons", [
+    ("classified", [], "pass", []),
+    ("classified", ["medium", "info"], "pass", []),
+    ("classified", ["high"], "fail", ["network: default_route"]),
+    ("classified", ["critical", "high"], "fail", ["network: default_route"]),
+    ("unclassified", ["critical"], "pass", []),  # the classified-host rules do not bind it
+])
+def test_report_summary(host: str, severities: list[str], result: str, reasons: list[str]) -> None:
+    findings = [{"section": "network", "finding": "default_route", "severity": s} for s in severities]
+    s = summarize(host, findings)
+    assert (s["result"], s["reasons"], s["applies"]) == (result, reasons, host == "classified")
+
+
+def test_every_report_section_quotes_its_rule() -> None:
+    assert set(REPORT_RULES) == {"network", "wireless", "sharing", "passwords"}
+    assert all(src.startswith(("002", "004")) and text.endswith("。") for src, text in REPORT_RULES.values())
