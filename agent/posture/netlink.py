@@ -6,6 +6,7 @@ import ipaddress
 import select
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute
@@ -38,7 +39,8 @@ class ChangeWatch:
         read as one change by draining it for settle_s."""
         if not select.select([self._sock], [], [], timeout_s)[0]:
             return False
-        while select.select([self._sock], [], [], settle_s)[0]:
+        end = time.monotonic() + 10 * settle_s  # endless churn still gets a snapshot now and then
+        while time.monotonic() < end and select.select([self._sock], [], [], settle_s)[0]:
             try:
                 self._sock.recv(1 << 16)
             except BlockingIOError:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_posture_radios import add_radio
+from tests.support.rfkill import add_radio
 
 from .conftest import wait_event, write_config
 

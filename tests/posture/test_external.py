@@ -2,7 +2,9 @@
 and removed, a modem-like interface, a VPN-like tun device, and isolation."""
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,9 +111,6 @@ def test_a_dummy_usb_modem_is_reported(netlab, start_agent, tmp_path: Path) -> N
 
 def test_baomi_agent_run_watches_posture(netlab, tmp_path: Path) -> None:
     """The whole daemon, as installed, in the lab's namespace: posture is one of its components."""
-    import signal
-    import sys
-
     config = write_config(tmp_path)
     exe = Path(sys.executable).parent / "baomi-agent"
     with open(tmp_path / "agent.log", "wb") as log:

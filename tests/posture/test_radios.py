@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.netns import wait_for
-from tests.unit.test_posture_radios import add_radio
+from tests.support.rfkill import add_radio
 
 from .conftest import wait_event, write_config
 

@@ -87,11 +87,22 @@ class Lab:
         return self.run("route", "show", "default").stdout.strip()
 
 
+def sweep_stale() -> None:
+    """Namespaces of a test run that was killed outright (SIGKILL leaves no `finally`)."""
+    for line in ip("netns", "list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] in ("bpa", "bpo") and parts[1].isdigit() and \
+                not os.path.exists(f"/proc/{parts[1]}"):
+            ip("netns", "del", name, check=False)
+
+
 @contextmanager
 def lab() -> Iterator[Lab]:
     need_netns()
-    n = f"{os.getpid() % 100000}{next(_count)}"
-    the = Lab(f"bpa{n}", f"bpo{n}")
+    sweep_stale()
+    n = f"{os.getpid()}-{next(_count)}"
+    the = Lab(f"bpa-{n}", f"bpo-{n}")
     made: list[str] = []
     try:
         for ns in (the.agent, the.outside):

@@ -9,6 +9,7 @@ import pytest
 from baomi.agent.decide.posture import decide_radio
 from baomi.agent.posture import radios as radios_mod
 from baomi.agent.posture.radios import RadioKeeper, radios
+from tests.support.rfkill import add_radio
 
 
 @pytest.mark.parametrize("soft,ours,block,kind,severity", [
@@ -20,14 +21,6 @@ from baomi.agent.posture.radios import RadioKeeper, radios
 def test_radio_table(soft: bool, ours: bool, block: bool, kind: str | None, severity: str) -> None:
     o = decide_radio(soft, ours)
     assert (o.block, o.kind, o.severity) == (block, kind, severity)
-
-
-def add_radio(root: Path, n: int, type_: str, name: str, soft: str = "0", hard: str = "0") -> Path:
-    d = root / f"rfkill{n}"
-    d.mkdir(parents=True)
-    for f, v in (("type", type_), ("name", name), ("soft", soft), ("hard", hard)):
-        (d / f).write_text(v + "\n")
-    return d
 
 
 class Recorder(list):
