@@ -246,9 +246,9 @@ def decide_radio(soft_blocked: bool, blocked_by_us: bool) -> RadioOutcome:
 
 # each section's rule, quoted from the regulation it rests on
 REPORT_RULES: dict[str, tuple[str, str]] = {
-    "network": ("004 第1条", "不得将涉密计算机及其网络连接互联网或其他公共信息网。"),
-    "wireless": ("004 第3条", "不得在涉密计算机上使用无线键盘、无线鼠标、无线网卡等无线设备。"),
-    "sharing": ("002 第10条", "专用电脑或数据库不得上网或设立共享。"),
+    "network": ("004 计算机规则 1", "不得将涉密计算机及其网络连接互联网或其他公共信息网。"),
+    "wireless": ("004 计算机规则 3", "不得在涉密计算机上使用无线键盘、无线鼠标、无线网卡等无线设备。"),
+    "sharing": ("002 保密规定 10", "专用电脑或数据库不得上网或设立共享。"),
     "passwords": ("002 信息系统安全 6", "涉及保密文件的用户名应每两个月改变密码一次。"),
 }
 FAILING = ("high", "critical")
