@@ -81,6 +81,19 @@ def link_changes(link: Link, allowed: Sequence[Net], new: bool) -> list[NetChang
     return out
 
 
+def outside_changes(links: Iterable[Link], routes: Iterable[Route], known_links: set[str],
+                    allowed: Sequence[Net]) -> list[NetChange]:
+    """Everything in a snapshot that could reach outside; interfaces not in known_links are new."""
+    out: list[NetChange] = []
+    for link in links:
+        out += link_changes(link, allowed, new=link.name not in known_links)
+    for route in routes:
+        change = route_change(route, allowed)
+        if change:
+            out.append(change)
+    return out
+
+
 def diff_changes(before: Iterable[NetChange], now: Iterable[NetChange]) -> list[NetChange]:
     """What is newly there: each change is reported once while it lasts, again when it comes back."""
     seen = {(c.reason, c.interface, c.subject) for c in before}

@@ -8,24 +8,12 @@ import time
 from dataclasses import asdict
 from typing import Any, Callable
 
-from ..decide.posture import (Link, NetChange, Net, Route, decide_external, diff_changes, link_changes,
-                              route_change)
+from ..decide.posture import Link, NetChange, Net, Route, decide_external, diff_changes, outside_changes
 from .netlink import ChangeWatch, Kernel, Snapshot
 from .probe import Prober, ProbeResult, parse_probe
 
 log = logging.getLogger("baomi.agent.posture")
 Record = Callable[..., Any]
-
-
-def outside_changes(snap: Snapshot, known_links: set[str], allowed: tuple[Net, ...]) -> list[NetChange]:
-    out: list[NetChange] = []
-    for link in snap.links.values():
-        out += link_changes(link, allowed, new=link.name not in known_links)
-    for route in snap.routes:
-        change = route_change(route, allowed)
-        if change:
-            out.append(change)
-    return out
 
 
 def _link_facts(link: Link | None) -> dict[str, Any] | None:
@@ -86,7 +74,7 @@ class ExternalWatch:
 
     def _update(self, snap: Snapshot, at_start: bool = False) -> None:
         self.snap = snap
-        now = outside_changes(snap, self.known_links, self.allowed)
+        now = outside_changes(snap.links.values(), snap.routes, self.known_links, self.allowed)
         for c in diff_changes(self.current, now):
             self.record("host.network_changed", severity="high", action="audit", rule="posture.network",
                         details={"reason": c.reason, "interface": c.interface, "subject": c.subject,
@@ -114,13 +102,12 @@ class ExternalWatch:
         for r in results:
             was = self.reachable.get(r.probe.text, False)
             if r.ok and not was:
+                self._since[r.probe.text] = time.time()
                 self._external(r)
             elif was and not r.ok:  # isolation worked, or the modem left: the auditor sees how long
                 self.record("host.external_connection_ended", severity="medium", rule="posture.external",
                             details={"probe": r.probe.text, "error": r.error,
                                      "since": self._since.pop(r.probe.text, None)})
-            if r.ok and not was:
-                self._since[r.probe.text] = time.time()
             self.reachable[r.probe.text] = r.ok
         self.status["last_probe"] = time.time()
         self.status["reachable"] = sorted(p for p, ok in self.reachable.items() if ok)

@@ -10,7 +10,7 @@ from baomi.common.events import utcnow
 
 from .. import __version__
 from ..config import AgentConfig
-from ..decide.posture import REPORT_RULES, parse_networks, summarize
+from ..decide.posture import REPORT_RULES, outside_changes, parse_networks, summarize
 from .checks import Checks, password_details
 from .probe import Prober, parse_probe
 from .radios import radios
@@ -24,7 +24,6 @@ def _finding(section: str, finding: str, severity: str, details: dict[str, Any])
 
 
 def network(cfg: AgentConfig, probe: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from .external import outside_changes
     from .netlink import Kernel
     allowed = parse_networks(cfg.posture.allowed_networks)
     kernel = Kernel()
@@ -32,7 +31,7 @@ def network(cfg: AgentConfig, probe: bool) -> tuple[dict[str, Any], list[dict[st
         snap = kernel.snapshot()
     finally:
         kernel.close()
-    changes = outside_changes(snap, set(snap.links), allowed)
+    changes = outside_changes(snap.links.values(), snap.routes, set(snap.links), allowed)
     findings = [_finding("network", c.reason, "high", {"interface": c.interface, "subject": c.subject})
                 for c in changes]
     results = []

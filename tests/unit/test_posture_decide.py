@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from baomi.agent.decide.posture import (Account, Link, Listener, NetChange, Route, decide_external,
-                                        diff_changes, due, is_outside, link_changes, listener_allowed,
-                                        listener_entry_problem, parse_networks, password_findings,
-                                        route_change, summarize, REPORT_RULES)
+from baomi.agent.decide.posture import (REPORT_RULES, Account, Link, Listener, NetChange, Route,
+                                        decide_external, diff_changes, due, is_outside, link_changes,
+                                        listener_allowed, listener_entry_problem, outside_changes,
+                                        parse_networks, password_findings, route_change, summarize)
 from baomi.common.catalogue import KINDS
 
 SITE = parse_networks(["10.0.0.0/8", "fd00:aaaa::/32"])
@@ -57,6 +57,20 @@ def test_link_table(link: Link, new: bool, reasons: list[str]) -> None:
     assert [c.reason for c in link_changes(link, SITE, new)] == reasons
 
 
+SITE_NIC = Link(2, "eth0", addresses=("10.1.2.3/24",))
+MODEM = Link(7, "wwan0", kind="", addresses=("100.64.3.4/30",))
+DEFAULT = Route("0.0.0.0/0", "eth0", "10.1.2.1")
+
+
+def test_a_snapshot_outside() -> None:
+    links = [Link(1, "lo", loopback=True, addresses=("127.0.0.1/8",)), SITE_NIC, MODEM]
+    routes = [Route("10.1.2.0/24", "eth0"), DEFAULT, Route("100.64.3.4/30", "wwan0")]
+    got = outside_changes(links, routes, {"lo", "eth0"}, SITE)
+    assert [(c.reason, c.interface, c.subject) for c in got] == [
+        ("interface_added", "wwan0", "wwan0"), ("address_outside", "wwan0", "100.64.3.4/30"),
+        ("default_route", "eth0", "0.0.0.0/0"), ("route_outside", "wwan0", "100.64.3.4/30")]
+
+
 def test_changes_are_reported_once_while_they_last() -> None:
     a = NetChange("default_route", "eth0", "0.0.0.0/0")
     b = NetChange("interface_added", "usb0", "usb0")
@@ -64,11 +78,6 @@ def test_changes_are_reported_once_while_they_last() -> None:
     assert diff_changes([a], [a, b]) == [b]
     assert diff_changes([a, b], [b]) == []
     assert diff_changes([b], [a, b]) == [a]  # the default route came back
-
-
-SITE_NIC = Link(2, "eth0", addresses=("10.1.2.3/24",))
-MODEM = Link(7, "wwan0", kind="", addresses=("100.64.3.4/30",))
-DEFAULT = Route("0.0.0.0/0", "eth0", "10.1.2.1")
 
 
 @pytest.mark.parametrize("mode,link,route,action,effect,reason", [
