@@ -39,18 +39,20 @@ def rounds(n: int) -> list[float]:
     out = []
     with lab() as the, tempfile.TemporaryDirectory() as tmp:
         config = write_config(Path(tmp), probe_interval_s=3600.0)
-        agent = Agent(the, config, Path(tmp) / "agent.log")
+        log = Path(tmp) / "agent.log"
+        agent = Agent(the, config, log)
         try:
             for i in range(n):
                 t0 = time.time()
                 the.add_default_route()
                 got = wait_for(lambda: events(config, "host.external_connection")[i:], 30, 0.02)
                 if not got:
-                    raise SystemExit(f"round {i}: no host.external_connection within 30 s")
+                    raise SystemExit(f"round {i}: no host.external_connection within 30 s\n{log.read_text()[-3000:]}")
                 out.append(_time(got[0]) - t0)
                 the.del_default_route()
                 if not wait_for(lambda: events(config, "host.external_connection_ended")[i:], 30, 0.02):
-                    raise SystemExit(f"round {i}: the connection never ended")
+                    raise SystemExit(f"round {i}: the connection never ended\n{log.read_text()[-3000:]}\n"
+                                     f"{[(e['kind'], e['details']) for e in events(config)]}")
         finally:
             agent.stop()
     return out

@@ -70,7 +70,9 @@ class ExternalWatch:
                 continue
             if snap != self.snap:
                 self._update(snap)
-                self._probe_now.set()  # every change is probed at once, not at the next round
+            # probe even when the snapshot looks as before: a route that came and went between two
+            # snapshots may have been probed while it was there, and that answer is now stale
+            self._probe_now.set()
 
     def _update(self, snap: Snapshot, at_start: bool = False) -> None:
         self.snap = snap
