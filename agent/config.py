@@ -252,6 +252,10 @@ class PostureSection:
             parse_networks(self.allowed_networks)
         except ValueError as exc:
             raise ConfigError(file, f"{prefix}.allowed_networks", str(exc)) from None
+        if self.on_external == "isolate" and not self.allowed_networks:
+            # without the site's networks every interface looks foreign, the site's own included
+            raise ConfigError(file, f"{prefix}.on_external",
+                              "\"isolate\" needs allowed_networks (the site's networks), or it could cut the site off")
         for i, probe in enumerate(self.probes):
             try:
                 parse_probe(probe)

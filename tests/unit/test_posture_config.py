@@ -42,6 +42,7 @@ def test_a_full_section_loads(tmp_path: Path) -> None:
     ("probe_interval_s = 0", "posture.probe_interval_s", "> 0"),
     ("max_password_age_days = 0", "posture.max_password_age_days", "two months"),
     ("probe = []", "posture.probe", "unknown key"),
+    ('on_external = "isolate"', "posture.on_external", "needs allowed_networks"),
 ])
 def test_mistakes_name_the_key(tmp_path: Path, body: str, key: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
