@@ -12,14 +12,14 @@ from typing import Any, Iterator
 import pytest
 import tomli_w
 
-from tests.support.netns import PROBE, SITE, Lab, lab, wait_for
+from tests.support.netns import PROBE, SITE, SITE6, Lab, lab, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(tmp: Path, **posture: Any) -> Path:
     (tmp / "etc").mkdir(exist_ok=True)
-    settings = {"probes": [PROBE], "allowed_networks": [SITE], "probe_interval_s": 30.0,
+    settings = {"probes": [PROBE], "allowed_networks": [SITE, SITE6], "probe_interval_s": 30.0,
                 "probe_timeout_s": 2.0, "check_interval_s": 0.5,
                 "nfs_exports": str(tmp / "etc/exports"), "smb_conf": str(tmp / "etc/smb.conf"),
                 "passwd_file": str(tmp / "etc/passwd"), "shadow_file": str(tmp / "etc/shadow"),

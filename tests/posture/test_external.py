@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netns import PROBE, wait_for
+from tests.support.netns import PROBE, PROBE6, wait_for
 
 from .conftest import events, wait_event, write_config
 
@@ -44,6 +44,20 @@ def test_a_default_route_is_reported_and_the_probe_answering_is_critical(netlab,
     wait_event(config, "host.network_changed", count=2, reason="default_route")
     agent.stop()
     assert len(events(config, "host.external_connection")) == 2
+
+
+def test_an_ipv6_default_route_and_probe(netlab, start_agent, tmp_path: Path) -> None:
+    config = write_config(tmp_path, probes=[PROBE, PROBE6])
+    start_agent(config)
+    netlab.add_default_route(via="fd77::1")
+    (changed,) = wait_event(config, "host.network_changed", reason="default_route", subject="::/0")
+    assert changed["details"]["route"]["gateway"] == "fd77::1"
+    (ext,) = wait_event(config, "host.external_connection", probe=PROBE6)
+    assert (ext["details"]["address"], ext["details"]["interface"]) == ("2001:db8:100::10", "site0")
+    assert ext["details"]["route"]["dst"] == "::/0" and ext["details"]["local_address"] == "fd77::2"
+    assert events(config, "host.external_connection") == [ext]  # no IPv4 way out: the v4 probe fails
+    netlab.del_default_route(v6=True)
+    wait_event(config, "host.external_connection_ended", probe=PROBE6)
 
 
 def test_a_host_already_connected_at_start_is_reported_at_once(netlab, start_agent, tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """A small network lab in namespaces of its own, so the host's networking is never touched.
 
     agent ns  site0 10.77.0.2/24  ── veth ──  site0p 10.77.0.1/24  outside ns
-                                                 lo  198.51.100.10/32, a TCP listener on *:8443
+                  fd77::2/64                         fd77::1/64
+                                                 lo  198.51.100.10/32, 2001:db8:100::10/128
+                                                     a TCP listener on [::]:8443 (v4 and v6)
 
 The outside namespace answers the probe only once the agent's namespace has a route to it
 (a default route via the site, or via a "modem" veth added later). Everything is removed
@@ -23,11 +25,14 @@ import pytest
 
 OUTSIDE_IP, OUTSIDE_PORT = "198.51.100.10", 8443
 PROBE = f"{OUTSIDE_IP}:{OUTSIDE_PORT}"
-SITE = "10.77.0.0/16"
+OUTSIDE_IP6 = "2001:db8:100::10"
+PROBE6 = f"[{OUTSIDE_IP6}]:{OUTSIDE_PORT}"
+SITE, SITE6 = "10.77.0.0/16", "fd77::/64"
 _count = itertools.count()
 
 # accept and close, forever: the fake outside service the probe reaches
-_LISTENER = ("import socket,sys\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+_LISTENER = ("import socket,sys\ns=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+             "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
              "s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64); print('ready', flush=True)\n"
              "while True:\n    c, _ = s.accept(); c.close()\n")
 
@@ -60,10 +65,10 @@ class Lab:
         return ["ip", "netns", "exec", ns or self.agent]
 
     def add_default_route(self, via: str = "10.77.0.1") -> None:
-        self.run("route", "add", "default", "via", via)
+        self.run("-6" if ":" in via else "-4", "route", "add", "default", "via", via)
 
-    def del_default_route(self) -> None:
-        self.run("route", "del", "default")
+    def del_default_route(self, v6: bool = False) -> None:
+        self.run("-6" if v6 else "-4", "route", "del", "default")
 
     def add_modem(self, name: str = "wwan0") -> None:
         """A veth into the outside namespace standing in for a USB 4G modem or tethering:
@@ -115,8 +120,12 @@ def lab() -> Iterator[Lab]:
         ip("-n", the.outside, "addr", "add", "10.77.0.1/24", "dev", "site0p")
         ip("-n", the.outside, "addr", "add", f"{OUTSIDE_IP}/32", "dev", "lo")
         ip("-n", the.outside, "link", "set", "site0p", "up")
-        # on every address: the outside one, and the site's own 10.77.0.1 that stays reachable
-        listener = subprocess.Popen([*the.exec(the.outside), sys.executable, "-c", _LISTENER, "0.0.0.0",
+        # IPv6 too, without duplicate address detection so the addresses work at once
+        the.run("addr", "add", "fd77::2/64", "dev", "site0", "nodad")
+        ip("-n", the.outside, "addr", "add", "fd77::1/64", "dev", "site0p", "nodad")
+        ip("-n", the.outside, "addr", "add", f"{OUTSIDE_IP6}/128", "dev", "lo")
+        # on every address, v4 and v6: the outside ones, and the site's own that stay reachable
+        listener = subprocess.Popen([*the.exec(the.outside), sys.executable, "-c", _LISTENER, "::",
                                      str(OUTSIDE_PORT)], stdout=subprocess.PIPE, text=True)
         the.procs.append(listener)
         assert listener.stdout and listener.stdout.readline().strip() == "ready"
