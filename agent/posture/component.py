@@ -1,5 +1,6 @@
-"""PostureComponent: on classified hosts, the network watch (违规外联) and the periodic checks
-of listening services, shares and passwords. On unclassified hosts it does nothing."""
+"""PostureComponent: on classified hosts, the network watch (违规外联), radios kept blocked, and
+the periodic checks of listening services, shares and passwords. On unclassified hosts it does
+nothing."""
 from __future__ import annotations
 
 import logging
