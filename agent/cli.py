@@ -13,6 +13,7 @@ COMMANDS: list[str] = [
     "media",
     "quarantine",
     "scan",
+    "print",
     "fingerprint",
     "enroll",
     "config",

@@ -6,11 +6,13 @@ tomlconf, so a mistake is reported with file, key and what was expected.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from baomi.common.policy import WATERMARK_DEFAULT_LEVELS
 from baomi.common.tomlconf import ConfigError, build, read_layers, resolve_paths
 
 DEFAULT_CONFIG = Path("/etc/baomi/agent.toml")
@@ -48,16 +50,30 @@ class ScanSection:
     timeout_s: float = 30.0
     memory_mb: int = 512
     jobs: int = 1
+    # OCR of images and of PDF pages without a text layer (docs/formats.md)
+    ocr: bool = True
+    ocr_max_pixels: int = 50_000_000
+    ocr_max_pages: int = 20
+    ocr_timeout_s: float = 20.0
+    ocr_languages: str = "chi_sim+eng"
+    ocr_embedded: int = 5
     # rule folders read in order; later files override rules with the same id
     rule_dirs: list[Path] = field(default_factory=lambda: [Path("/etc/baomi/rules.d")])
     fingerprint_db: Path | None = None
 
     def validate(self, file: str | Path, prefix: str) -> None:
-        for key in ("max_file_bytes", "max_archive_bytes", "max_depth", "max_members", "jobs", "memory_mb"):
+        for key in ("max_file_bytes", "max_archive_bytes", "max_depth", "max_members", "jobs", "memory_mb",
+                    "ocr_max_pixels", "ocr_max_pages"):
             if getattr(self, key) < 1:
                 raise ConfigError(file, f"{prefix}.{key}", "must be at least 1")
         if self.timeout_s <= 0 or self.max_ratio <= 1:
             raise ConfigError(file, f"{prefix}.timeout_s", "timeout_s must be > 0 and max_ratio > 1")
+        if self.ocr_embedded < 0:
+            raise ConfigError(file, f"{prefix}.ocr_embedded", "must be 0 (off) or more")
+        if self.ocr_timeout_s <= 0:
+            raise ConfigError(file, f"{prefix}.ocr_timeout_s", "must be > 0")
+        if not re.fullmatch(r"[a-z_]+(\+[a-z_]+)*", self.ocr_languages):
+            raise ConfigError(file, f"{prefix}.ocr_languages", "Tesseract language names joined by +, e.g. chi_sim+eng")
 
 
 @dataclass
@@ -110,6 +126,63 @@ class EnforceSection:
 
     def gateway_on(self, host_class: str, medium_class: str) -> bool:
         return self.gateway_for.get(f"{host_class}.{medium_class}", self.gateway)
+
+
+@dataclass
+class PrinterEntry:
+    """A registered printer (涉密打印机) with its level ceiling. Kept in agent.toml for now; the
+    record has the shape of a signed central-registry entry, so it can come from there later."""
+    id: str
+    level: str                      # level ceiling: public … top_secret
+    queue: str = ""                 # the CUPS queue name, or
+    uri: str = ""                   # the printer's real device URI (matches whatever the queue is called)
+    hosts: list[str] = field(default_factory=lambda: ["classified", "unclassified"])
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        from baomi.common.levels import Level
+        try:
+            Level.parse(self.level)
+        except ValueError as exc:
+            raise ConfigError(file, f"{prefix}.level", str(exc)) from None
+        if not (self.queue or self.uri):
+            raise ConfigError(file, prefix, "a registered printer needs queue or uri")
+        if not self.hosts or any(h not in ("classified", "unclassified") for h in self.hosts):
+            raise ConfigError(file, f"{prefix}.hosts", "expected a non-empty list of classified, unclassified")
+
+
+@dataclass
+class PrintSection:
+    # every CUPS queue goes through baomi's backend (docs/printing.md)
+    enabled: bool = True
+    # the agent's root-only socket the backend asks for each job's verdict
+    socket: Path = Path("/run/baomi/print.sock")
+    # the CUPS server the agent manages ("" = CUPS's own default; a socket path or host[:port])
+    cups_server: str = ""
+    # where `baomi-agent print install` puts the backend (cupsd's ServerBin/backend)
+    backend_dir: Path = Path("/usr/lib/cups/backend")
+    # how often queues are checked for ones that bypass the backend
+    recheck_s: float = 30.0
+    # wrap a queue found bypassing the backend (after print.unprotected_queue); false: only report
+    wrap_new_queues: bool = True
+    # levels whose printouts carry the watermark; [] = none
+    watermark_levels: list[str] = field(default_factory=lambda: list(WATERMARK_DEFAULT_LEVELS))
+    # a job that needs the watermark but whose data cannot take it (neither PDF nor convertible)
+    # is blocked when true; printed unstamped (and recorded so) when false
+    watermark_required: bool = False
+    # how long the backend waits for the agent's verdict before the job follows the uninspectable cell
+    timeout_s: float = 120.0
+    printer: list[PrinterEntry] = field(default_factory=list)
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        from baomi.common.levels import LEVEL_IDS
+        bad = [lv for lv in self.watermark_levels if lv not in LEVEL_IDS]
+        if bad:
+            raise ConfigError(file, f"{prefix}.watermark_levels", f"unknown level {bad[0]!r}; expected {', '.join(LEVEL_IDS)}")
+        if self.recheck_s <= 0 or self.timeout_s <= 0:
+            raise ConfigError(file, f"{prefix}.recheck_s", "recheck_s and timeout_s must be > 0")
+        ids = [p.id for p in self.printer]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(file, f"{prefix}.printer", "duplicate printer id")
 
 
 @dataclass
@@ -286,6 +359,7 @@ class AgentConfig:
     screenlock: ScreenlockSection = field(default_factory=ScreenlockSection)
     enforce: EnforceSection = field(default_factory=EnforceSection)
     posture: PostureSection = field(default_factory=PostureSection)
+    print: PrintSection = field(default_factory=PrintSection)
     debug: DebugSection = field(default_factory=DebugSection)
     source: Path | None = field(default=None, metadata={"internal": True})
     # dotted key -> the file (agent.toml or a drop-in) its value came from, for `config show`

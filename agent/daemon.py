@@ -26,6 +26,7 @@ COMPONENTS: list[str] = [
     "baomi.agent.media.component:MediaComponent",
     "baomi.agent.screenlock.component:ScreenlockComponent",
     "baomi.agent.posture.component:PostureComponent",
+    "baomi.agent.print.component:PrintComponent",
     # last: delivers what the others record
     "baomi.agent.uploader:UploaderComponent",
 ]

@@ -7,7 +7,9 @@ enrolls once, not on every start.
 from __future__ import annotations
 
 import base64
+import sqlite3
 import ssl
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,6 +43,20 @@ def http_client(cfg: CollectorSection) -> httpx.Client:
 
 def is_enrolled(spool: Spool, url: str | None) -> bool:
     return bool(url) and spool.get_meta(ENROLLED_KEY).split(" ", 1)[0] == url
+
+
+def enrolled_with(state_dir: Path, url: str | None) -> bool:
+    """Whether the spool in state_dir says this agent enrolled with url, read without
+    creating or changing anything (for `config ready`, before the agent runs)."""
+    db = Path(state_dir) / "spool.db"
+    if not url or not db.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (ENROLLED_KEY,)).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0].split(" ", 1)[0] == url
 
 
 def describe_transport_error(exc: Exception, url: str) -> str:

@@ -32,6 +32,12 @@ MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
         "notify": ("请注意:{name}",
                    "{name} 为{level_zh}文件,已拷贝到移动存储介质。此次拷贝已记录。"),
         "notify_uninspectable": ("请注意:{name}", "无法检查 {name} 的内容({why}),此次拷贝已记录。"),
+        "print_block": ("打印已被拦截:{name}",
+                        "{name} 为{level_zh}文件,不能在打印机 {printer} 上打印({reason})。如需打印请联系保密管理员。"),
+        "print_block_uninspectable": ("打印已被拦截:{name}",
+                                      "无法检查 {name} 的内容({why}),按规定不能在打印机 {printer} 上打印。"),
+        "print_notify": ("请注意:{name}", "{name} 为{level_zh}文件,已在打印机 {printer} 上打印。此次打印已记录。"),
+        "print_notify_uninspectable": ("请注意:{name}", "无法检查 {name} 的内容({why}),此次打印已记录。"),
     },
     "en": {
         "block": ("File blocked: {name}",
@@ -44,6 +50,16 @@ MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
                    "{name} is an {level_en} file and was copied to a removable medium. The copy was recorded."),
         "notify_uninspectable": ("Notice: {name}",
                                  "The content of {name} could not be inspected ({why}); the copy was recorded."),
+        "print_block": ("Printing blocked: {name}",
+                        "{name} is marked {level_en} and may not be printed on {printer} ({reason}). "
+                        "Ask your security administrator if it must be printed."),
+        "print_block_uninspectable": ("Printing blocked: {name}",
+                                      "The content of {name} could not be inspected ({why}), so it may not be "
+                                      "printed on {printer}."),
+        "print_notify": ("Notice: {name}", "{name} is an {level_en} document and was printed on {printer}. "
+                                           "The print job was recorded."),
+        "print_notify_uninspectable": ("Notice: {name}",
+                                       "The content of {name} could not be inspected ({why}); the print job was recorded."),
     },
 }
 

@@ -8,7 +8,14 @@ OFD, zip and tar.gz archives, with and without markings), then in the same run:
 and prints files/s, MB/s, peak RSS (baomi and its workers), and the cost per
 small text file (2,000 files).
 
-    .venv/bin/python bench/scan.py [--files 600] [--mb 200] [--jobs N] [--dir D] [--repeat 3]
+Then an image corpus (--images, default 200: scanned pages at 150 and 300 dpi,
+slightly rotated and noisy, and photos; half marked), scanned by baomi (OCR)
+and by the Tesseract command line with grep on the same pages in the same run:
+OCR pages/s, marked pages found, false positives, and the latency of one
+verdict (a warm worker's close → verdict) for a marked 300 dpi scan, p50/p99.
+
+    .venv/bin/python bench/scan.py [--files 600] [--mb 200] [--jobs N] [--dir D] [--repeat 3] [--images 200]
+    .venv/bin/python bench/scan.py --quick      # 150 files, 40 MB, one run, 20 images
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 
 from tests.support import docs  # noqa: E402
+
+OCR_PATTERN = "(绝密|机密|秘密) ?.? ?([0-9]+ ?(年|个月)|长期|启用前)"  # grep's best effort at a star OCR misreads
 
 PATTERN = "(绝密|机密|秘密)[★☆*＊]|TOP SECRET|SECRET//"
 PROSE = ("本单位各部门应当按照年度工作计划，认真做好数据安全与信息化建设相关工作，加强组织领导，落实工作责任，"
@@ -151,6 +160,84 @@ def small_files(root: Path, n: int = 2000) -> tuple[float, float]:
     return baomi, rg
 
 
+def make_images(root: Path, n: int) -> int:
+    """n images: scanned pages (150/300 dpi, rotated, noisy, PNG/JPEG) and photos; half
+    of the pages carry a marking on their first line. Returns how many are marked."""
+    from tests.support import scans
+    root.mkdir(parents=True, exist_ok=True)
+    marks = ["机密★1年", "绝密★启用前", "秘密★6个月"]
+    body = ["关于做好年终工作的通知", "各部门：", "根据上级要求，现将有关事项通知如下。", "一、认真做好年终总结工作。"]
+    marked = 0
+    for i in range(n):
+        if i % 4 == 3:  # a photo without text
+            scans.photo(1600, 1200, seed=i).save(root / f"m{i}.photo.jpg", quality=85)
+            continue
+        mark = i % 2 == 0
+        dpi = 300 if i % 3 else 150
+        img = scans.page(([marks[i % 3]] if mark else ["会议纪要"]) + body, dpi=dpi,
+                         rotate=(i % 5 - 2) * 0.3, noise=0.001 * (i % 3), seed=i)
+        name = f"{'k' if mark else 'u'}{i}.{dpi}dpi"
+        if i % 2:
+            img.save(root / f"{name}.png")
+        else:
+            img.convert("RGB").save(root / f"{name}.jpg", quality=85)
+        marked += mark
+    return marked
+
+
+def run_images(root: Path, jobs: int) -> None:
+    """baomi's OCR against the Tesseract command line on the same images."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+    files = sorted(root.iterdir())
+    expected = {f.name for f in files if f.name.startswith("k")}
+    t = time.perf_counter()
+    out = subprocess.run([str(REPO / ".venv/bin/baomi-agent"), "scan", "--json", "--jobs", str(jobs), "--no-progress",
+                          str(root)], capture_output=True, text=True).stdout
+    b_time = time.perf_counter() - t
+    rows = [json.loads(line) for line in out.splitlines()]
+    b_found = {Path(r["path"]).name for r in rows if r["level"] != "public"}
+    b_unread = sum(1 for r in rows if not r["inspectable"])
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+    def cli(f: Path) -> bool:
+        r = subprocess.run(f"tesseract {f} stdout -l chi_sim+eng 2>/dev/null | tr -d ' ' | grep -qE '{OCR_PATTERN}'",
+                           shell=True, env=env)
+        return r.returncode == 0
+    t = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        hits = dict(zip((f.name for f in files), pool.map(cli, files)))
+    c_time = time.perf_counter() - t
+    c_found = {name for name, hit in hits.items() if hit}
+    print(f"images: {len(files)} ({len(expected)} marked, {sum(1 for f in files if 'photo' in f.name)} photos); jobs {jobs}")
+    print(f"{'':24}{'pages/s':>10}{'seconds':>10}{'found':>8}{'false+':>8}")
+    print(f"{'baomi scan (OCR)':24}{len(files) / b_time:>10.2f}{b_time:>10.1f}{len(b_found & expected):>8}"
+          f"{len(b_found - expected):>8}   not inspectable: {b_unread}")
+    print(f"{'tesseract CLI | grep':24}{len(files) / c_time:>10.2f}{c_time:>10.1f}{len(c_found & expected):>8}"
+          f"{len(c_found - expected):>8}")
+
+
+def verdict_latency(root: Path, runs: int) -> tuple[float, float]:
+    """p50/p99 seconds from a closed marked 300 dpi scan to its verdict, on a warm worker."""
+    from tests.support import scans
+    from baomi.agent.config import AgentConfig
+    from baomi.agent.scan.engine import Scanner
+    f = root / "latency.png"
+    scans.page(["机密★1年", "关于做好年终工作的通知", "各部门："], dpi=300).save(f)
+    cfg = AgentConfig()
+    cfg.scan.rule_dirs = []
+    times = []
+    with Scanner(cfg, jobs=1) as s:
+        s.scan_file(f)  # the worker starts: not part of a verdict's latency
+        for _ in range(runs):
+            t = time.perf_counter()
+            v = s.scan_file(f)
+            times.append(time.perf_counter() - t)
+            assert v.level.id == "secret", v
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=600)
@@ -158,9 +245,13 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--dir", type=Path, help="keep the corpus here (generated once, reused)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side; the median is printed")
+    ap.add_argument("--images", type=int, default=200, help="scanned pages and photos for the OCR figures (0: none)")
+    ap.add_argument("--quick", action="store_true", help="150 files, 40 MB, one run, 20 images, 10 latency runs")
     a = ap.parse_args()
+    if a.quick:
+        a.files, a.mb, a.repeat, a.images = 150, 40, 1, 20
     sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also into a file
-    for tool in ("rg", "pdftotext", "unzip", "grep", "tar"):
+    for tool in ("rg", "pdftotext", "unzip", "grep", "tar") + (("tesseract",) if a.images else ()):
         if not shutil.which(tool):
             print(f"bench/scan.py: {tool} is missing (scripts/setup installs it)", file=sys.stderr)
             return 2
@@ -190,6 +281,14 @@ def main() -> int:
           f"toolbox {', '.join(f'{x:.2f}' for x in t_runs)} s)")
     ms, rg_ms = small_files(tmp / "small")
     print(f"small text files (2000): baomi {ms:.2f} ms/file (incl. start-up), rg {rg_ms:.3f} ms/file")
+    if a.images:
+        images = tmp / "images"
+        if not images.exists():
+            print(f"drawing {a.images} scanned pages and photos in {images} ...", flush=True)
+            make_images(images, a.images)
+        run_images(images, a.jobs)
+        p50, p99 = verdict_latency(tmp, 10 if a.quick else 30)
+        print(f"marked 300 dpi scan, close -> verdict (warm worker): p50 {p50:.2f} s, p99 {p99:.2f} s")
     if not a.dir:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -83,6 +83,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("gateway.judge_failed", "high", "暂存文件检查出错", "Staged file check failed", "medium file",
        security=True),
     _k("quarantine.restored", "high", "隔离文件已恢复", "Quarantined file restored", "user file"),
+    # -- printing (the document is the event's `file`, the printer is details.printer)
+    _k("print.job", "info", "打印作业", "Print job", "user file"),
+    _k("print.unprotected_queue", "high", "打印队列未受管控", "Print queue not protected", security=True),
     # -- sessions and screen lock
     _k("session.started", "info", "会话开始", "Session started", "user session"),
     _k("session.ended", "info", "会话结束", "Session ended", "user session"),

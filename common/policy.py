@@ -1,13 +1,15 @@
 """The policy matrix (docs/policy.md): pure functions, no I/O.
 
-Two decisions:
+Three decisions:
 
 - device_action(): what happens to a medium when it appears on this host
   (deny / read_only / allow), from host class, medium class, the registration
   record and the site's overrides;
 - file_action(): what happens to a file written to a medium (block / notify /
   audit / allow), from host class, medium class, the medium's level ceiling and
-  the file's verdict.
+  the file's verdict;
+- print_action(): the same for a print job, from host class, printer class
+  (registered with a ceiling, or unregistered) and the document's verdict.
 
 Defaults follow shared/DESIGN.md. A site overrides any cell through
 agent.toml `[policy] actions`, with keys named exactly as the rule ids below
@@ -136,6 +138,67 @@ def file_action(
     return Decision(_override(rule, default, overrides, FILE_ACTIONS), rule, reason)
 
 
+# -- print jobs --------------------------------------------------------------
+# A printer is "registered" (涉密打印机, with a level ceiling) or "unregistered". On a
+# classified host only registered printers print; on an unclassified host marked
+# documents (>= confidential) never go to an unregistered printer (004 第十五条).
+PRINT_ACTIONS = FILE_ACTIONS
+PRINT_UNINSPECTABLE_DEFAULTS: dict[str, str] = {"unregistered": "block", "registered": "audit"}
+# levels whose printouts carry the traceable watermark unless agent.toml says otherwise
+WATERMARK_DEFAULT_LEVELS: tuple[str, ...] = ("internal", "confidential", "secret", "top_secret")
+
+
+def _unregistered_print_default(host_class: str, level: Level) -> str:
+    if host_class == "classified":
+        return "block"
+    return "block" if level >= Level.CONFIDENTIAL else "audit"
+
+
+def print_action(
+    host_class: str,
+    printer_class: str,
+    level: Level,
+    level_ceiling: Level | None = None,
+    inspectable: bool = True,
+    overrides: Mapping[str, str] | None = None,
+) -> Decision:
+    """Decide what happens to a print job. `printer_class` is "registered" (with its ceiling)
+    or "unregistered"."""
+    overrides = overrides or {}
+    if printer_class not in ("registered", "unregistered"):
+        raise ValueError(f"printer class must be registered or unregistered, got {printer_class!r}")
+    if not inspectable:
+        rule = f"uninspectable.printer.{printer_class}"
+        return Decision(_override(rule, PRINT_UNINSPECTABLE_DEFAULTS[printer_class], overrides, PRINT_ACTIONS),
+                        rule, "the document could not be inspected")
+    if printer_class == "registered":
+        ceiling = level_ceiling if level_ceiling is not None else Level.PUBLIC
+        if level > ceiling:
+            rule = f"{host_class}.printer.registered.above_ceiling"
+            return Decision(_override(rule, "block", overrides, PRINT_ACTIONS), rule,
+                            f"document level {level.id} above the printer's ceiling {ceiling.id}")
+        rule = f"{host_class}.printer.registered.within_ceiling"
+        return Decision(_override(rule, "audit", overrides, PRINT_ACTIONS), rule,
+                        f"document level {level.id} within the printer's ceiling {ceiling.id}")
+    rule = f"{host_class}.printer.unregistered.{level.id}"
+    default = _unregistered_print_default(host_class, level)
+    reason = ("only registered printers print on a classified host" if host_class == "classified"
+              else f"{level.id} document to an unregistered printer")
+    return Decision(_override(rule, default, overrides, PRINT_ACTIONS), rule, reason)
+
+
+def print_cells() -> dict[str, str]:
+    """Every print cell: rule id -> default action."""
+    cells: dict[str, str] = {}
+    for h in HOST_CLASSES:
+        for level in Level:
+            cells[f"{h}.printer.unregistered.{level.id}"] = _unregistered_print_default(h, level)
+        cells[f"{h}.printer.registered.above_ceiling"] = "block"
+        cells[f"{h}.printer.registered.within_ceiling"] = "audit"
+    cells.update({f"uninspectable.printer.{c}": a for c, a in PRINT_UNINSPECTABLE_DEFAULTS.items()})
+    return cells
+
+
 def file_cells() -> dict[str, str]:
     """Every file cell: rule id -> default action (the docs and the console show these)."""
     cells: dict[str, str] = {}
@@ -154,7 +217,7 @@ def device_cells() -> dict[str, str]:
 
 def validate_overrides(overrides: Mapping[str, str]) -> str | None:
     """Check `[policy] actions` at load time; returns a message naming a bad key or value."""
-    file_rules = set(file_cells())
+    file_rules = set(file_cells()) | set(print_cells())  # print cells take the same actions
     device_rules = set(device_cells())
     for key, action in overrides.items():
         if key in device_rules:

@@ -59,17 +59,29 @@ def create_token(engine: sa.Engine, ttl_s: int, created_by: str = "cli", host_na
                  host_class: str | None = None) -> tuple[str, dt.datetime]:
     """A one-time token; with host_name (and host_class) the host it enrolls gets that name and
     class whatever the agent says of itself."""
-    token = secrets.token_urlsafe(32)
+    (token, expires), = create_tokens(engine, ttl_s, [(host_name, host_class)], created_by)
+    return token, expires
+
+
+def create_tokens(engine: sa.Engine, ttl_s: int, hosts: list[tuple[str | None, str | None]],
+                  created_by: str = "cli") -> list[tuple[str, dt.datetime]]:
+    """One token per (host_name, host_class) entry, all in one transaction: a rollout gets
+    all of its tokens or none. Each is recorded as collector.token_created."""
     created = now()
     expires = created + dt.timedelta(seconds=ttl_s)
+    out = []
     with engine.begin() as conn:
-        conn.execute(db.enroll_tokens.insert().values(token_hash=token_hash(token), created_at=created,
-                                                      expires_at=expires, created_by=created_by,
-                                                      host_name=host_name, host_class=host_class))
-        insert_collector_event(conn, "collector.token_created", user_name=created_by,
-                               details={"token_sha256_prefix": token_hash(token)[:12], "expires_at": expires.isoformat(),
-                                        "host_name": host_name, "host_class": host_class})
-    return token, expires
+        for host_name, host_class in hosts:
+            token = secrets.token_urlsafe(32)
+            conn.execute(db.enroll_tokens.insert().values(token_hash=token_hash(token), created_at=created,
+                                                          expires_at=expires, created_by=created_by,
+                                                          host_name=host_name, host_class=host_class))
+            insert_collector_event(conn, "collector.token_created", user_name=created_by,
+                                   details={"token_sha256_prefix": token_hash(token)[:12],
+                                            "expires_at": expires.isoformat(), "host_name": host_name,
+                                            "host_class": host_class})
+            out.append((token, expires))
+    return out
 
 
 def _aware(t: dt.datetime | None) -> dt.datetime | None:

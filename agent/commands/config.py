@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from baomi.common.cli import action
+from ..config import ConfigError
+from ..enroll import enrolled_with
 from .common import add_config_arg, load_config
 
 SECRET_KEYS = {"token"}  # shown as set or not, never printed
@@ -19,6 +22,9 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     action(sub, "show", cmd_show, "every setting with its value and the file it comes from", add_config_arg,
            json_help="one JSON object: {section: {key: {value, source}}}")
+    action(sub, "ready", cmd_ready, "exit 0 when the agent can run (collector URL, and a token or an "
+           "enrollment); else say in one line what is missing and exit 1 (the unit's ExecCondition)",
+           add_config_arg)
 
 
 def _plain(value: Any) -> Any:
@@ -28,6 +34,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a table in a list ([[print.printer]])
+        return {f.name.rstrip("_"): _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
@@ -75,4 +83,30 @@ def cmd_show(args: argparse.Namespace) -> int:
         width = min(60, max(len(line) for line in lines.values()))
         for key, row in rows.items():
             print(f"{lines[key]:<{width}}  # {row['source']}")
+    return 0
+
+
+def missing_for_run(cfg: Any) -> list[str]:
+    """What the agent still needs before it runs: a collector URL, and a token unless it
+    enrolled with that collector already."""
+    col = cfg.collector
+    if not col.url:
+        return ["[collector] url"]
+    if not col.token and not enrolled_with(cfg.paths.state_dir, col.url):
+        return ["[collector] token (this agent has not enrolled yet)"]
+    return []
+
+
+def cmd_ready(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args)
+    except ConfigError as exc:
+        print(f"baomi-agent: not starting: {exc}", file=sys.stderr)
+        return 1
+    missing = missing_for_run(cfg)
+    if missing:
+        where = f"{cfg.source} or a drop-in in {cfg.source.parent / 'agent.d'}/" if cfg.source else "agent.toml"
+        print(f"baomi-agent: not starting: set {' and '.join(missing)} in {where}", file=sys.stderr)
+        return 1
+    print("ready")
     return 0

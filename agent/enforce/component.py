@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from baomi.common.events import medium_obj
+from ..media.mounts import read_mounts
 from ..messages import MountedMedium
 from ..quarantine import Quarantine, QuarantineError, load_public_key
 from .block import Blocker
@@ -56,6 +57,7 @@ class EnforceComponent:
         self.modes: dict[str, str] = {}        # medium key -> "held" / "after_write"
         self.gateway: Any = None
         self.gateway_problem = ""
+        self._recovery: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------
@@ -110,22 +112,44 @@ class EnforceComponent:
                          view_root=cfg.gateway_root / "view", durable=cfg.gateway_sync,
                          fsync_commits=cfg.gateway_sync)
             gw.start()
-            recovery = gw.recover()
         except Exception as exc:  # the gateway is an improvement, never a reason not to enforce
             self.gateway_problem = f"{type(exc).__name__}: {exc}"
             log.warning("staging gateway not available (%s): media are enforced after the write",
                         self.gateway_problem)
             return
         self.gateway = gw
+        # After a crash, recover() serves again the media whose real filesystem survived and
+        # judges the files staged before it. The judge needs each medium as the media component
+        # publishes it (class, ceiling), which happens only once recovery has served it again: so
+        # recovery runs beside the other components' start, and the judge waits for the medium.
+        self._recovery = threading.Thread(target=self._recover_gateway, args=(gw,), name="baomi-gateway-recovery",
+                                          daemon=True)
+        self._recovery.start()
+
+    def _recover_gateway(self, gw: Any) -> None:
+        try:
+            recovery = gw.recover()
+        except Exception:
+            log.exception("gateway recovery failed")
+            return
         for key in recovery.reattached:  # served again after a crash, at the mount point users know
             mp = gw.mountpoint(key)
-            if mp:
-                self.ctx.held[key] = mp
+            if mp and key not in self.ctx.held:
+                self._held_again(key, mp)
+
+    def _held_again(self, key: str, mp: str) -> None:
+        """A medium the gateway serves again after a restart: the media component shows its
+        hidden real mount at mp from now on, and looks at the mount table again (it may have
+        looked before this was known)."""
+        self.ctx.held[key] = mp
+        self.ctx.bus.publish("medium.held", key)
 
     def _gateway_notice(self, held: Any) -> Any:
         def notice(name: str, fields: dict[str, Any]) -> None:
             if name == "gateway.released":
                 self.ctx.held.pop(fields.get("key", ""), None)
+            elif name == "gateway.held" and fields.get("key") and fields.get("key") not in self.ctx.held:
+                self._held_again(fields["key"], fields.get("mountpoint", ""))   # served again by recover()
             held.notice(name, fields)
         return notice
 
@@ -140,6 +164,8 @@ class EnforceComponent:
 
     def stop(self) -> None:
         self.ctx.stopping.set()
+        if self._recovery is not None:
+            self._recovery.join(30)  # its judge gives up waiting once stopping is set
         if self.gateway is not None:
             self.gateway.stop()  # finishes pending verdicts and commits, releases the mounts
         self.watcher.stop()
@@ -222,6 +248,22 @@ class EnforceComponent:
         self.modes.pop(medium.key, None)
         self.ctx.status["enforcement"] = dict(self.modes)
         if self.gateway is not None and self.gateway.mode(medium.key) == "held":
-            self.gateway.detach(medium.key)
-            self.ctx.held.pop(medium.key, None)
+            if self._real_mount_gone(medium.key):
+                # yanked, or its real filesystem unmounted under the gateway: the gateway's own
+                # mount watcher drops what is staged and names it (gateway.not_committed). A
+                # detach here would treat it as an eject instead: wait for the writers and
+                # commit into a filesystem that is no longer there, and name nothing.
+                log.info("%s: real filesystem gone, left to the gateway", medium.mountpoint)
+            else:
+                self.gateway.detach(medium.key)
+                self.ctx.held.pop(medium.key, None)
         self.watcher.remove(medium.key)
+
+    def _real_mount_gone(self, key: str) -> bool:
+        real = self.gateway.real_path(key)
+        if not real:
+            return False
+        try:
+            return not any(m.mountpoint == real for m in read_mounts())
+        except OSError:
+            return False

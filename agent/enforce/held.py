@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from typing import Any
 
 from baomi.common.events import file_obj, medium_obj, user_obj
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 GATEWAY_KINDS = {n: n for n in ("gateway.staging_full", "gateway.not_committed", "gateway.lost",
                                 "gateway.recovered", "gateway.released")}
 GATEWAY_KINDS["gateway.judge_error"] = "gateway.judge_failed"
+# how long a file staged before a restart waits for its medium to be published again
+RECOVERY_WAIT_S = 60.0
 
 
 class HeldFiles:
@@ -33,6 +36,8 @@ class HeldFiles:
 
     def judge(self, staged: StagedFile) -> Judgement:
         w = self.watched.get(staged.key)
+        if w is None and staged.recovered:
+            w = self._wait_for_medium(staged.key)
         if w is None:  # fail closed: a medium this agent does not know is not cleared for anything
             return Judgement(False, errno.EACCES, "medium not known to enforcement")
         medium, mp = w.medium, str(w.medium.mountpoint)
@@ -69,6 +74,18 @@ class HeldFiles:
             return Judgement(True)
         finally:
             os.close(fd)
+
+    def _wait_for_medium(self, key: str) -> Watched | None:
+        """A file staged before a restart is judged while its medium is served again, before
+        the media component has published it: wait for the medium (bounded)."""
+        deadline = time.monotonic() + RECOVERY_WAIT_S
+        while time.monotonic() < deadline and not self.ctx.stopping.is_set():
+            w = self.watched.get(key)
+            if w is not None:
+                return w
+            self.ctx.stopping.wait(0.05)
+        log.warning("medium %s not published within %.0f s: its recovered files are refused", key, RECOVERY_WAIT_S)
+        return None
 
     def notice(self, name: str, fields: dict[str, Any]) -> None:
         """The gateway's own events (staging cap, media gone, recovery) into the spool."""

@@ -75,6 +75,9 @@ class MediaComponent:
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
+        # a medium the staging gateway serves again after a restart: its hidden mount now
+        # counts as the mount users know (ctx.held), so look at the mounts again
+        self.ctx.bus.subscribe("medium.held", lambda key: self.q.put(("mounts", read_mounts())))
         self._load_registry(initial=True)
         self.q.put(("rescan", "start"))
         try:

@@ -3,6 +3,7 @@ inside zip and OLE containers; the extension never decides."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import magic
@@ -14,6 +15,8 @@ OFD = "application/ofd"
 ZIP = "application/zip"
 OLE = "application/x-ole-storage"
 ENCRYPTED_OOXML = "application/x-encrypted-ooxml"
+ODF_PREFIX = "application/vnd.oasis.opendocument."  # + text, spreadsheet, presentation...
+ODF_FLAT_SUFFIX = "-flat-xml"  # fodt/fods/fodp: application/vnd.oasis.opendocument.text-flat-xml
 DOC, XLS, PPT = "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint"
 WPS, ET, DPS = "application/wps-office.wps", "application/wps-office.et", "application/wps-office.dps"
 
@@ -45,7 +48,28 @@ def refine_zip(zf: zipfile.ZipFile) -> str:
         return PPTX
     if "OFD.xml" in names or "ofd.xml" in names:
         return OFD
+    if "content.xml" in names and ("mimetype" in names or "META-INF/manifest.xml" in names):
+        # an OpenDocument package names its type in the stored member "mimetype"
+        declared = ""
+        if "mimetype" in names:
+            try:
+                with zf.open("mimetype") as f:
+                    declared = f.read(100).decode("ascii", "replace").strip()
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError):
+                pass  # the extractor reports the damage
+        return declared if declared.startswith(ODF_PREFIX) else ODF_PREFIX + "text"
     return ZIP
+
+
+_FLAT_ODF = re.compile(rb"<office:document\b[^>]*?office:mimetype=\"(application/vnd\.oasis\.opendocument\.[a-z-]+)\"")
+
+
+def refine_xml(head: bytes) -> str | None:
+    """A flat OpenDocument file (one XML document), which libmagic calls XML."""
+    m = _FLAT_ODF.search(head[:4096])
+    if m is None:
+        return None
+    return m.group(1).decode() + ODF_FLAT_SUFFIX
 
 
 def refine_ole(streams: set[str]) -> str:
@@ -62,6 +86,21 @@ def refine_ole(streams: set[str]) -> str:
     return OLE
 
 
+XHTML, EML = "application/xhtml+xml", "message/rfc822"
+_HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:[ \t]")
+
+
+def refine_text(mime: str, head: bytes) -> str:
+    """XHTML, which libmagic calls XML, and a MIME web archive (.mht) without a
+    From line, which it calls plain text."""
+    low = head[:4096].lower()
+    if mime in ("text/xml", "application/xml") and b"<html" in low and b"opendocument" not in low:
+        return XHTML
+    if mime == "text/plain" and _HEADER_LINE.match(head) and b"mime-version:" in low and b"content-type:" in low:
+        return EML
+    return mime
+
+
 def detect(data: bytes) -> str:
     """MIME type of a file's bytes."""
     mime = magic_type(data[:MAGIC_BYTES])
@@ -70,6 +109,10 @@ def detect(data: bytes) -> str:
             return refine_zip(zipfile.ZipFile(io.BytesIO(data)))
         except (zipfile.BadZipFile, ValueError, OSError):
             return mime
+    if mime in ("text/xml", "application/xml") and b"opendocument" in data[:4096]:
+        return refine_xml(data) or mime
+    if mime in ("text/xml", "application/xml", "text/plain"):
+        return refine_text(mime, data)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or mime in _OLE_MIMES:
         import olefile
         try:

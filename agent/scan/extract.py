@@ -8,7 +8,7 @@ text was found before the problem. It raises OSError only for the path itself
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,11 +29,13 @@ class Extraction:
     inspectable: bool = True
     reason: str | None = None
     detail: str | None = None
+    pictures: list[tuple[str, Callable[[], bytes]]] = field(default_factory=list)  # for ocr_pictures
 
 
 def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
-    from .extractors import archive, ofd, ole, ooxml, pdf, rtf, text
+    from .extractors import archive, html, mail, ofd, ole, ooxml, pdf, rtf, text
     return {
+        "text/html": html.html, d.XHTML: html.html, d.EML: mail.mail, "multipart/related": mail.mail,
         d.DOCX: ooxml.docx, d.XLSX: ooxml.xlsx, d.PPTX: ooxml.pptx, d.OFD: ofd.ofd,
         d.DOC: ole.doc, d.WPS: ole.doc, d.XLS: ole.xls, d.ET: ole.xls, d.PPT: ole.ppt, d.DPS: ole.ppt,
         d.OLE: ole.other, d.ENCRYPTED_OOXML: ole.encrypted,
@@ -45,12 +47,41 @@ def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
 
 
 _NO_TEXT = ("image/", "audio/", "video/", "font/")
+_NO_TEXT_MEMBER = ("audio/", "video/", "font/")
+_FONTS = ("application/vnd.ms-opentype", "application/vnd.ms-fontobject", "application/x-font-ttf")
+
+
+def _extractor(mime: str) -> Callable[[bytes, Ctx], None] | None:
+    fn = _extractors().get(mime)
+    if fn is None and mime.startswith(d.ODF_PREFIX):  # every OpenDocument kind shares one reader
+        from .extractors import odf
+        fn = odf.flat if mime.endswith(d.ODF_FLAT_SUFFIX) else odf.odf
+    if fn is None and mime.startswith("image/") and mime != "image/svg+xml":  # SVG is text
+        from .extractors import image
+        fn = image.image
+    return fn
+
+
+RANDOM_BITS = 7.95  # bits per byte: ciphertext (VeraCrypt volume, gpg --symmetric output); text and code sit far below
+
+
+def looks_random(data: bytes, sample: int = 65536) -> bool:
+    """Whether bytes of no known type look like ciphertext: a near-flat byte
+    distribution (Shannon entropy of the first 64 KiB). A container that hides
+    its content this way counts as encrypted, not as merely unsupported."""
+    import math
+    from collections import Counter
+    head = data[:sample]
+    if len(head) < 4096:
+        return False  # too little to tell
+    n = len(head)
+    return -sum(c / n * math.log2(c / n) for c in Counter(head).values()) >= RANDOM_BITS
 
 
 def dispatch(data: bytes, ctx: Ctx) -> str:
     """Detect the type of data and run its extractor into ctx; returns the type."""
     mime = d.detect(data)
-    fn = _extractors().get(mime)
+    fn = _extractor(mime)
     if fn is None:
         from .extractors import text
         if mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-empty",
@@ -58,6 +89,11 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
             fn = text.text
         elif not mime.startswith(_NO_TEXT) and text.looks_like_text(data):
             fn, mime = text.text, "text/plain"  # libmagic calls some UTF-8 Chinese text a DOS .COM program
+        elif mime == "application/octet-stream" and looks_random(data):
+            ctx.problem("encrypted", f"{ctx.where()}: no known type and random-looking bytes (encrypted data?)")
+            return mime
+        elif ctx.member and (mime.startswith(_NO_TEXT_MEMBER) or mime in _FONTS):
+            return mime  # a sound, film or font inside a document or archive: nothing to read, nothing missed
         elif mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",
                                                   "application/x-pie-executable", "application/octet-stream"):
             ctx.problem("unsupported", f"{ctx.where()}: {mime} carries no text baomi can read")
@@ -84,11 +120,11 @@ _RANK = ("encrypted", "too_large", "limit_exceeded", "timeout", "corrupt", "unsu
 
 def _result(ctx: Ctx, mime: str) -> Extraction:
     if not ctx.problems:
-        return Extraction(ctx.chunks, mime)
+        return Extraction(ctx.chunks, mime, pictures=ctx.pictures)
     reasons = [r for r, _ in ctx.problems]
     reason = min(reasons, key=lambda r: _RANK.index(r) if r in _RANK else len(_RANK))
     detail = "; ".join(dict.fromkeys(det for _, det in ctx.problems))[:1000]
-    return Extraction(ctx.chunks, mime, False, reason, detail)
+    return Extraction(ctx.chunks, mime, False, reason, detail, ctx.pictures)
 
 
 def _root(limits: Limits, depth: int = 0) -> Ctx:
@@ -136,3 +172,31 @@ def read_capped(f: Any, size: int, cap: int) -> bytes:
             break
         data += block
     return bytes(data)
+
+
+def ocr_pictures(ex: Extraction, limits: Limits) -> list[TextChunk]:
+    """The OCR text of the pictures inside a document (docx/xlsx/pptx, ODF), for a
+    document whose text carries no marking: at most ocr_embedded pictures, within
+    the OCR limits. Best effort — a picture that cannot be read does not make the
+    document uninspectable. In a document that has text, what the pictures say is
+    body (a photo's sign is not the top of the first page); a document made only
+    of pictures (a scan pasted into Word) keeps the zones of its first picture."""
+    if not (limits.ocr and limits.ocr_embedded > 0 and ex.pictures):
+        return []
+    from .extractors import image
+    root = _root(limits)
+    for name, load in ex.pictures[:limits.ocr_embedded]:
+        child = Ctx(root.budget, dispatch, root.chunks, name, 1)
+        try:
+            image.image(load(), child)
+        except Incomplete as exc:
+            if exc.reason == "limit_exceeded" or "OCR is" in exc.detail:
+                break  # the budget is spent, or OCR cannot run here: the other pictures fare no better
+        except Exception:  # a damaged picture: skip it
+            continue
+    has_text = any(c.zone != "metadata" for c in ex.chunks)
+    first = root.chunks[0].location.get("member") if root.chunks else None
+    for c in root.chunks:
+        if has_text or c.location.get("member") != first:
+            c.zone = "body"
+    return root.chunks

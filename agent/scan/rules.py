@@ -24,9 +24,11 @@ from typing import Any, Iterable, Iterator
 from baomi.common.levels import Level
 from .matcher import KeywordMatcher
 from .verdict import ZONES, Evidence, TextChunk
-from .normalize import normalize, squeeze_cjk
+from .normalize import leading_part, normalize, regions, squeeze_cjk, strip_markup
 
 KINDS = ("marking", "label", "keywords")
+_REGION_ZONES = ("header", "footer")  # where a line is laid out in regions (tabs, Calc's left/centre/right)
+_STARRED = re.compile(r"[★☆*]\s*\S")  # a ★ marking with its period: 机密★1年, not a bare 机密 or 绝密★
 MAX_EVIDENCE = 64  # per file: enough to show where, without flooding an event
 
 
@@ -261,12 +263,22 @@ class RuleSet:
             seen.add(key)
             found.append(Evidence(rule.id, chunk.zone, level, dict(chunk.location), _digest(matched)))
 
+        def starred(rule: Rule, chunk: TextChunk, level: Level | None, matched: str) -> None:
+            if _STARRED.search(matched):
+                add(rule, chunk, level, matched)
+
         for chunk in chunks:
             if chunk.multiline:
                 for line in self._candidate_lines(chunk):
                     self._eval_chunk(line, add)
             else:
                 self._eval_chunk(chunk, add)
+                if chunk.zone in _REGION_ZONES:
+                    for part in regions(chunk.text):  # a marking in one region of a header line
+                        self._eval_chunk(TextChunk(chunk.zone, part, chunk.location), add)
+                lead = leading_part(chunk.text) if chunk.zone == "first_page_top" else None
+                if lead:  # `机密★1年 装备配置清单`: only a full ★ marking counts as the lead of a line
+                    self._eval_chunk(TextChunk(chunk.zone, lead, chunk.location), starred)
         if self.fingerprint_db is not None:
             found.extend(self._eval_fingerprints(chunks, sha256))
         return found
@@ -292,7 +304,7 @@ class RuleSet:
                 if not head.startswith(rule.starts_with):
                     continue
             if norm is None:
-                norm = squeeze_cjk(normalize(text))
+                norm = squeeze_cjk(strip_markup(normalize(text)))
             if len(norm) <= rule.max_chars:
                 m = rule.pattern.fullmatch(norm)  # type: ignore[union-attr]
                 if m:

@@ -11,7 +11,7 @@ import stat
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .extract import Extraction, extract_data, read_capped, too_large
+from .extract import Extraction, extract_data, ocr_pictures, read_capped, too_large
 from .limits import Limits
 from .verdict import Verdict
 
@@ -73,6 +73,9 @@ def scan_one(path: str, limits: Limits, ruleset: Any, sha256: str | None = None)
     ex = extract_data(data, limits)
     del data
     evidence = ruleset.evaluate(ex.chunks, v.sha256) if ruleset is not None else []
+    if ruleset is not None and ex.pictures and not any(e.zone != "metadata" for e in evidence):
+        evidence += ruleset.evaluate(ocr_pictures(ex, limits))  # text unmarked: what do its pictures say?
+    ex.pictures = []  # their loaders hold the document's bytes
     return _apply(v, ex, evidence, ruleset)
 
 
@@ -103,7 +106,8 @@ def _warm_up(ruleset: Any) -> None:
     """Load libraries and databases before the memory cap, so the cap measures
     what a document costs, not what the interpreter needs once."""
     from . import detect
-    from .extractors import archive, ofd, ole, ooxml, pdf, rtf, text  # noqa: F401
+    from .extractors import archive, html, image, mail, odf, ofd, ole, ooxml, pdf, rtf, text  # noqa: F401
+    import PIL.Image  # noqa: F401
     import pypdfium2  # noqa: F401
     import pypdf  # noqa: F401
     detect.magic_type(b"warm up")

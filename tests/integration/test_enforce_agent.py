@@ -5,39 +5,19 @@ after the write (the fallback: the file is wiped and removed). Either way the
 raw device holds no piece of the blocked file afterwards."""
 from __future__ import annotations
 
-import io
 import json
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from baomi.agent import quarantine as q
 from tests.support import enforce_files as docs
+from tests.support.agent_run import AGENT, REPO, AgentRun, gateway_unavailable, media_component_available
 from tests.support.enforce_harness import wait_for, write
 from tests.support.media import LoopMedium
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
-REPO = Path(__file__).resolve().parents[2]
-AGENT = [sys.executable, "-m", "baomi.agent.cli"]
-
-
-def _media_component_available() -> bool:
-    try:
-        import baomi.agent.media.component  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-def _events(conf: Path) -> list[dict]:
-    out = subprocess.run([*AGENT, "events", "--config", str(conf), "--json"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
-    return [json.loads(l) for l in out.splitlines()]
 
 
 def _pieces(data: bytes, n: int = 8, size: int = 64) -> list[bytes]:
@@ -50,51 +30,22 @@ def _on_raw_device(image: Path, pieces: list[bytes]) -> list[int]:
     return [i for i, piece in enumerate(pieces) if piece in raw]
 
 
-def _gateway_available() -> str:
-    from baomi.agent.gateway import available
-    ok, why = available()
-    return "" if ok else why
-
-
 @pytest.mark.parametrize("mode", ["held", "after_write"])
 def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path, mode: str) -> None:
-    if not _media_component_available():
-        pytest.skip("media component not available")
-    if mode == "held" and _gateway_available():
-        pytest.skip(f"staging gateway not available here: {_gateway_available()}")
+    if media_component_available():
+        pytest.skip(media_component_available())
+    if mode == "held" and gateway_unavailable():
+        pytest.skip(f"staging gateway not available here: {gateway_unavailable()}")
     tmp = Path(tempfile.mkdtemp(prefix="baomi-e2e-"))
-    priv, pub = q.keygen(tmp / "keys")
-    state = tmp / "state"
-    conf = tmp / "agent.toml"
-    log = open(artifacts / f"enforce-e2e-agent-{mode}.log", "w")
     agent = None
     try:
-        with LoopMedium("exfat", size_mb=64, workdir=tmp) as loop:
+        # a loop number no other test takes: the agent is told about this node only
+        with LoopMedium("exfat", size_mb=64, workdir=tmp, loop_range=range(600, 700)) as loop:
             mp = loop.mount()
-            conf.write_text(f"""
-[host]
-class = "unclassified"
-name = "e2e-pc"
-[paths]
-state_dir = "{state}"
-[media]
-extra_removable = ["{Path(loop.devnode).name}"]  # this medium only, not every loop device
-registry = "{tmp / 'media.toml'}"
-rescan_s = 1.0
-[scan]
-rule_dirs = []
-[quarantine]
-public_key = "{pub}"
-[enforce]
-gateway = {"true" if mode == "held" else "false"}
-gateway_root = "{tmp / 'gw'}"
-""")
+            agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / f"enforce-e2e-agent-{mode}.log")
             # the medium is there before the agent: its first enumeration must reach enforcement
-            agent = subprocess.Popen([*AGENT, "run", "--config", str(conf)], cwd=REPO, stdout=log, stderr=log)
-            wait_for(lambda: any(e["kind"] == "medium.inventory" for e in _events(conf)), 60,
-                     "the agent to pick up the medium")
-            modes = [e for e in _events(conf) if e["kind"] == "enforce.mode"]
-            assert modes and modes[-1]["details"]["mode"] == mode, modes
+            agent.start()
+            wait_for(lambda: agent.events("medium.inventory"), 60, "the inventory of the medium")
             marked = docs.docx(docs.MARK)
             if mode == "held":
                 with pytest.raises(PermissionError):  # close() fails: `cp` says "Permission denied"
@@ -105,24 +56,18 @@ gateway_root = "{tmp / 'gw'}"
             write(mp / "plain.txt", b"hello")
             wait_for(lambda: not (mp / "机密方案.docx").exists(), 30, "the marked file to be blocked")
             def copies() -> dict[str, dict] | None:
-                found = {e["file"]["name"]: e for e in _events(conf)
+                found = {e["file"]["name"]: e for e in agent.cli_events()
                          if e["kind"] in ("file.blocked", "file.copied")}
                 return found if len(found) >= 2 else None
             kinds = wait_for(copies, 30, "two copy events")
             assert (mp / "plain.txt").read_bytes() == b"hello"
             loop.unmount()
-            wait_for(lambda: not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-                                  if str(tmp / "gw" / "real") + "/" in line], 30, "the gateway to release the medium")
+            wait_for(lambda: not agent.hidden_mounts(), 30, "the gateway to release the medium")
             subprocess.run(["sync"], check=True)
             assert _on_raw_device(loop.image, _pieces(marked)) == [], "pieces of the blocked file on the raw device"
     finally:
         if agent is not None:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-        log.close()
+            agent.stop()
     blocked = kinds["机密方案.docx"]
     assert blocked["kind"] == "file.blocked" and blocked["host"]["name"] == "e2e-pc"
     assert blocked["details"]["held"] is (mode == "held")
@@ -130,11 +75,11 @@ gateway_root = "{tmp / 'gw'}"
         assert blocked["details"]["wiped"] is True and blocked["details"]["removed"] is True
     assert blocked["medium"]["class"] == "personal" and blocked["medium"]["fs_uuid"]
     assert kinds["plain.txt"]["kind"] == "file.copied"
-    out = subprocess.run([*AGENT, "quarantine", "list", "--config", str(conf), "--json"], cwd=REPO,
+    out = subprocess.run([*AGENT, "quarantine", "list", "--config", str(agent.conf), "--json"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     (row,) = [json.loads(l) for l in out.splitlines()]
     assert row["id"] == blocked["details"]["quarantine_id"]
     restored = tmp / "restored"
-    subprocess.run([*AGENT, "quarantine", "restore", row["id"], "--config", str(conf), "--key", str(priv),
-                    "--to", str(restored)], cwd=REPO, check=True, capture_output=True)
+    subprocess.run([*AGENT, "quarantine", "restore", row["id"], "--config", str(agent.conf), "--key",
+                    str(agent.priv), "--to", str(restored)], cwd=REPO, check=True, capture_output=True)
     assert (restored / "机密方案.docx").read_bytes() == marked

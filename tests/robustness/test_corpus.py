@@ -15,7 +15,7 @@ from baomi.agent.scan.engine import Scanner
 from baomi.agent.scan.extract import extract_data
 from baomi.agent.scan.limits import Limits
 from baomi.agent.scan.verdict import Verdict
-from tests.support import docs
+from tests.support import docs, scans
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 REASONS = {"encrypted", "corrupt", "too_large", "limit_exceeded", "timeout", "unsupported", "vanished", "unreadable"}
@@ -56,6 +56,11 @@ SAMPLES = {
     "tgz": docs.tar_gz({"a.txt": "机密★1年".encode()}),
     "7z": docs.sevenzip({"a.txt": "机密★1年".encode()}),
     "gbk": "机密★1年\n正文\n".encode("gbk"),
+    "odt": docs.odf("text", docs.odt_body(["机密★1年", "正文"], note="注"), header="页眉"),
+    "fods": docs.odf("spreadsheet", docs.ods_body({"S": [["秘密★1年"], ["a", "b"]]}), flat=True),
+    "html": "<html><head><meta charset=gbk><title>t</title></head><body><p>机密★1年</p></body></html>".encode("gbk"),
+    "eml": docs.eml("机密★1年", "正文", charset="gbk", attachments={"a.txt": "绝密★长期".encode()}),
+    "png": scans.encode(scans.photo(160, 90), "PNG"),
 }
 
 

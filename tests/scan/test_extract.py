@@ -165,16 +165,25 @@ def test_chinese_text_libmagic_takes_for_a_program(rules: RuleSet) -> None:
     assert ex.type == "text/plain" and ex.inspectable and level == Level.SECRET
 
 
-def test_binary_without_text_is_unsupported() -> None:
+def test_image_without_text_is_public_or_unsupported_without_ocr() -> None:
+    """A 1x1 PNG: OCR finds no text (public, inspectable); without Tesseract it is unsupported."""
     import struct
     import zlib
+
+    from baomi.agent.scan import ocr
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
     ex = extract_data(png, LIMITS)
-    assert (ex.inspectable, ex.reason) == (False, "unsupported") and ex.type == "image/png"
+    assert ex.type == "image/png"
+    if ocr.missing(LIMITS.ocr_languages):
+        assert (ex.inspectable, ex.reason) == (False, "unsupported") and "tesseract" in (ex.detail or "")
+    else:
+        assert (ex.inspectable, ex.reason, ex.chunks) == (True, None, [])
+    ex = extract_data(png, Limits(ocr=False))
+    assert (ex.inspectable, ex.reason) == (False, "unsupported") and "ocr = false" in (ex.detail or "")
 
 
 def test_extension_never_decides(tmp_path: Path, rules: RuleSet) -> None:
@@ -200,3 +209,16 @@ def test_legacy_word_and_excel_from_the_corpus(rules: RuleSet) -> None:
         ex = extract(sst[0], LIMITS)
         assert ex.type == "application/vnd.ms-excel" and ex.inspectable
         assert len([c for c in ex.chunks if "cell" in c.location]) > 10
+
+
+def test_random_looking_blob_of_no_known_type_is_encrypted() -> None:
+    """A VeraCrypt container or gpg --symmetric output hides its content: encrypted, not merely unsupported."""
+    import random
+    blob = random.Random(3).randbytes(200_000)
+    ex = extract_data(blob, LIMITS)
+    assert (ex.inspectable, ex.reason) == (False, "encrypted") and "random" in (ex.detail or "")
+    ex = extract_data(docs.zip_of({"vault.bin": blob, "readme.txt": "说明\n".encode()}), LIMITS)
+    assert (ex.inspectable, ex.reason) == (False, "encrypted")
+    structured = bytes(range(256)) * 64 + b"\x00" * 60_000  # binary, but not random
+    ex = extract_data(b"\x7fBIN" + structured, LIMITS)
+    assert ex.reason == "unsupported"

@@ -87,6 +87,96 @@ def test_ordinary_prose_is_not_a_marking(rules: RuleSet, text: str, zone: str) -
     assert levels(rules, zone, text) == []
 
 
+@pytest.mark.parametrize("text,level", [
+    ("# 绝密 ⋆ 启用前", "top_secret"), ("## 机密★1年 ##", "secret"), ("**机密★1年**", "secret"),
+    ("*秘密★6个月*", "confidential"), ("__绝密★长期__", "top_secret"), ("> 秘密★6个月", "confidential"),
+    ("> **机密★1年**", "secret"), ("- 机密★1年", "secret"), ("• 绝密★启用前", "top_secret"),
+    ("| 机密★1年 |", "secret"), ("<p>机密★1年</p>", "secret"), ('<p class="MsoNormal"><b>机密</b>★1年</p>', "secret"),
+    ("<div><span>秘密&#9733;6个月</span></div>", "confidential"), ("# SECRET//NOFORN", "secret"),
+])
+def test_decorated_marking_lines(rules: RuleSet, text: str, level: str) -> None:
+    """Markdown and HTML around a marking line, as OCR-to-markdown tools and web pages write it."""
+    for zone in ("first_page_top", "body"):
+        found = levels(rules, zone, text)
+        assert found and max(Level.parse(l) for _, l in found).id == level, (zone, text, found)
+
+
+@pytest.mark.parametrize("text,level", [
+    ("HIGHEST POSSIBLE CLASSIFICATION IS TOP SECRET // SI / TK // REL TO USA", "top_secret"),
+    ("CLASSIFICATION: SECRET", "secret"),
+    ("DERIVED FROM: NSA/CSSM 1-52 CLASSIFICATION: TOP SECRET", "top_secret"),
+    ("1 TOP SECRET//COMINT//NOFORN", "top_secret"),
+    ("PAGE 2 OF 7 SECRET//REL TO USA, FVEY", "secret"),
+])
+def test_banner_sharing_its_line(rules: RuleSet, text: str, level: str) -> None:
+    for zone in ("first_page_top", "body", "footer"):
+        found = levels(rules, zone, text)
+        assert found and max(Level.parse(l) for _, l in found).id == level, (zone, text, found)
+
+
+@pytest.mark.parametrize("text,level", [
+    ("机密\uf0ab1年", "secret"), ("绝密\uf0ab启用前", "top_secret"), ("秘密\uf02a6个月", "confidential"),
+    ("机密✶1年", "secret"), ("核心商密\uf0ab5年", "secret"),
+])
+def test_star_typed_in_a_symbol_font(rules: RuleSet, text: str, level: str) -> None:
+    """Regression: Wingdings/Symbol stars arrive as private-use code points and were never a ★."""
+    assert [l for _, l in levels(rules, "first_page_top", text)] == [level]
+
+
+@pytest.mark.parametrize("text,level", [("核心商密★5 年", "secret"), ("普通商密★6 个月", "confidential")])
+def test_enterprise_marking_with_a_space_before_the_unit(rules: RuleSet, text: str, level: str) -> None:
+    """Regression: PDF text layers write 5 年; the national rule tolerated it, the enterprise one did not."""
+    assert [l for _, l in levels(rules, "body", text)] == [level]
+
+
+def test_marking_in_one_region_of_a_header_line(rules: RuleSet) -> None:
+    """Word headers set the company and the marking apart with a tab; Calc prints regions with wide gaps."""
+    assert levels(rules, "header", "XX集团有限公司\t普通商密★2年") == [("cn.enterprise.star", "confidential")]
+    assert levels(rules, "footer", "第 1 页      机密") == [("cn.national.bare", "secret")]
+    assert levels(rules, "body", "名称\t机密") == [], "only header and footer lines are split into regions"
+
+
+@pytest.mark.parametrize("text,level", [("机密★1年 装备配置清单", "secret"), ("绝密★启用前\t2026年全国统一考试", "top_secret"),
+                                       ("秘密★6个月　年度经营计划", "confidential"), ("核心商密★5年 KPI", "secret")])
+def test_marking_leading_a_title_line_at_the_top(rules: RuleSet, text: str, level: str) -> None:
+    """Regression: a marking sharing the first line with the title was missed."""
+    assert [l for _, l in levels(rules, "first_page_top", text)] == [level]
+    assert levels(rules, "body", text) == [], "in the body a line must be the marking alone"
+
+
+@pytest.mark.parametrize("text", ["机密★1年 表示保密期限为一年", "秘密★6个月 是指保密期限六个月", "绝密★ 最重要的国家秘密",
+                                  "机密 文件管理办法", "密级：机密 以上文件", "SECRET//NOFORN is a banner"])
+def test_explained_or_bare_lead_is_not_a_marking(rules: RuleSet, text: str) -> None:
+    assert levels(rules, "first_page_top", text) == []
+
+
+DECORATED_PROSE = [
+    "文件应标注为‘秘密★1年’后方可印发。",
+    "• 机密★：重要的国家秘密",
+    "> 国家秘密的密级分为绝密、机密、秘密三级",
+    "# 秘密花园",
+    "**机密文件的管理**",
+    "<p>机密文件的管理应当符合有关规定</p>",
+    "| 名称 | 机密 |",
+    "The top secret recipe",
+    "TOP SECRET RECIPES",
+    "THE SECRET GARDEN",
+    "CONFIDENTIAL SETTLEMENT AGREEMENT",
+    "Mark the banner as SECRET//NOFORN.",
+    "The classification is SECRET for this file.",
+    "UNCLASSIFIED//FOR OFFICIAL USE ONLY",
+    "CLASSIFICATION: UNCLASSIFIED",
+    "DECLASSIFICATION IS SECRET WORK",
+    "SECRETARY//GENERAL",
+]
+
+
+@pytest.mark.parametrize("text", DECORATED_PROSE)
+@pytest.mark.parametrize("zone", ["first_page_top", "body", "header"])
+def test_decorated_prose_is_not_a_marking(rules: RuleSet, text: str, zone: str) -> None:
+    assert levels(rules, zone, text) == []
+
+
 def _seed_files() -> list[Path]:
     return sorted(SEEDS.glob("*.txt")) if SEEDS.is_dir() else []
 

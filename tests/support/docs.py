@@ -41,9 +41,11 @@ def _p(text: str, split: bool = False) -> str:
 def docx(paragraphs: list[str], *, header: str | None = None, footer: str | None = None,
          textbox: str | None = None, table: list[list[str]] | None = None, split_runs: bool = False,
          custom: dict[str, str] | None = None, label_ids: list[str] | None = None,
-         comment: str | None = None, title: str | None = None, media: bytes | None = None) -> bytes:
-    """media: the bytes of a picture stored as word/media/image1.jpeg, as a photo in a report is."""
-    body = ""
+         comment: str | None = None, title: str | None = None, media: bytes | None = None,
+         raw_body: str = "") -> bytes:
+    """media: the bytes of a picture stored as word/media/image1.jpeg, as a photo in a report is;
+    raw_body: WordprocessingML put first in the body, as it is."""
+    body = raw_body
     if textbox is not None:  # a text box anchored in the first paragraph, as templates put a marking
         body += (f'<w:p><w:r><w:drawing><wp:anchor xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing">'
                  f'<a:graphic xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><a:graphicData>'
@@ -128,7 +130,8 @@ def xlsx(sheets: dict[str, list[list[str]]], header: str | None = None) -> bytes
     return _zip(parts)
 
 
-def pptx(slides: list[list[str]], media: bytes | None = None) -> bytes:
+def pptx(slides: list[list[str]], media: bytes | None = None, master: list[str] | None = None) -> bytes:
+    """master: texts of a slide master's text box (printed on every slide)."""
     ns = ('xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
           'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
           'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"')
@@ -146,16 +149,22 @@ def pptx(slides: list[list[str]], media: bytes | None = None) -> bytes:
                                                 f'2006/relationships">{"".join(rels)}</Relationships>')
     if media is not None:
         parts["ppt/media/image1.jpeg"] = media
+    if master is not None:
+        body = "".join(f"<a:p><a:r><a:t>{escape(t)}</a:t></a:r></a:p>" for t in master)
+        parts["ppt/slideMasters/slideMaster1.xml"] = (f"{CT}<p:sldMaster {ns}><p:cSld><p:spTree><p:sp><p:txBody>"
+                                                      f"{body}</p:txBody></p:sp></p:spTree></p:cSld></p:sldMaster>")
     return _zip(parts)
 
 
 def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = None,
-        xmp: dict[str, str] | None = None, image: bytes | None = None) -> bytes:
+        xmp: dict[str, str] | None = None, image: bytes | None = None, drawn_last: str | None = None) -> bytes:
     """A PDF whose text layer is Unicode text in a CID font (Identity-H with a
     ToUnicode map), one line per entry, from the top of each page; optional Info
     entries, an XMP packet of simple properties ({"pdfx:Classification": "机密"})
-    and a JPEG image (DCTDecode XObject) drawn on the first page."""
-    used = sorted({ord(ch) for page in pages for line in page for ch in line} | {0x20})
+    and a JPEG image (DCTDecode XObject) drawn on the first page. drawn_last: a
+    line drawn at the very top of page 1 after everything else, as a template's
+    marking text box is."""
+    used = sorted({ord(ch) for page in pages + [[drawn_last or ""]] for line in page for ch in line} | {0x20})
     ranges = sorted({cp >> 8 for cp in used})
     cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Baomi def "
             "1 begincodespacerange <0000> <FFFF> endcodespacerange "
@@ -180,6 +189,8 @@ def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = 
     for n, page in enumerate(pages):
         ops = "BT /F1 12 Tf 14 TL 50 800 Td " + " ".join(
             "<" + "".join(f"{ord(ch):04X}" for ch in line) + "> Tj T*" for line in page) + " ET"
+        if drawn_last and n == 0:
+            ops += " BT /F1 12 Tf 50 815 Td <" + "".join(f"{ord(ch):04X}" for ch in drawn_last) + "> Tj ET"
         draw = xobj and n == 0
         if draw:
             ops += " q 320 0 0 240 100 100 cm /Im1 Do Q"
@@ -247,20 +258,38 @@ def ofd(pages: list[list[str]], custom: dict[str, str] | None = None, title: str
     return _zip(parts)
 
 
-def rtf(lines: list[str]) -> bytes:
+def _rtf_text(line: str, salt: int = 0) -> str:
+    """One line as Chinese Word writes it: GBK bytes as \\'xx, some characters as \\uN."""
+    enc = []
+    for j, ch in enumerate(line):
+        if ord(ch) < 128:
+            enc.append(ch.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}").replace("\t", "\\tab "))
+        elif (salt + j) % 3 == 0 or ch == "★":
+            enc.append(f"\\u{ord(ch) if ord(ch) < 32768 else ord(ch) - 65536}?")
+        else:
+            enc.append("".join(f"\\'{b:02x}" for b in ch.encode("gbk")))
+    return "".join(enc)
+
+
+def rtf(lines: list[str], *, header: str | None = None, footer: str | None = None, shape: str | None = None,
+        symbol_star: bool = False) -> bytes:
     """RTF as Chinese Word writes it: \\ansicpg936, GBK bytes as \\'xx, and some
-    characters as \\uN escapes."""
+    characters as \\uN escapes; a page header/footer group, a shape with text
+    (\\shptxt), and a ★ inserted as a Wingdings SYMBOL field if asked."""
     out = []
+    if header is not None:
+        out.append("{\\header\\pard\\plain " + _rtf_text(header) + "\\par}\n")
+    if footer is not None:
+        out.append("{\\footer\\pard\\plain " + _rtf_text(footer) + "\\par}\n")
+    if shape is not None:
+        out.append("{\\shp{\\*\\shpinst\\shpleft100\\shptop100{\\sp{\\sn fillColor}{\\sv 16777215}}"
+                   "{\\shptxt\\pard " + _rtf_text(shape) + "\\par}}}\n")
     for i, line in enumerate(lines):
-        enc = []
-        for j, ch in enumerate(line):
-            if ord(ch) < 128:
-                enc.append(ch.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}"))
-            elif (i + j) % 3 == 0:
-                enc.append(f"\\u{ord(ch) if ord(ch) < 32768 else ord(ch) - 65536}?")
-            else:
-                enc.append("".join(f"\\'{b:02x}" for b in ch.encode("gbk")))
-        out.append("".join(enc) + "\\par\n")
+        text = _rtf_text(line, i)
+        if symbol_star:
+            text = text.replace("\\u9733?", '{\\field{\\*\\fldinst SYMBOL 171 \\\\f "Wingdings" \\\\s 16}'
+                                             "{\\fldrslt\\f1\\'ab}}")
+        out.append(text + "\\par\n")
     return ("{\\rtf1\\ansi\\ansicpg936\\deff0{\\fonttbl{\\f0\\fnil\\fcharset134 SimSun;}}\\uc1\n"
             + "".join(out) + "}").encode("ascii")
 
@@ -430,9 +459,10 @@ def _rec(typ: int, body: bytes) -> bytes:
     return struct.pack("<HH", typ, len(body)) + body
 
 
-def xls(sheets: dict[str, list[list[str]]], wps: bool = False) -> bytes:
+def xls(sheets: dict[str, list[list[str]]], wps: bool = False, header: str | None = None) -> bytes:
     """A BIFF8 workbook: globals with BOUNDSHEETs and the shared string table,
-    then one substream of LABELSST cells per sheet."""
+    then one substream of LABELSST cells per sheet; header: a HEADER record in
+    each sheet, as Excel writes it (`&L&10机密★1年&C…`)."""
     import struct
     sst: list[str] = []
     for rows in sheets.values():
@@ -445,7 +475,8 @@ def xls(sheets: dict[str, list[list[str]]], wps: bool = False) -> bytes:
     for rows in sheets.values():
         cells = b"".join(_rec(0x00FD, struct.pack("<HHHI", r, c, 0, sst.index(v)))
                          for r, row in enumerate(rows) for c, v in enumerate(row) if v)
-        subs.append(bof(0x10) + cells + _rec(0x000A, b""))
+        hdr = _rec(0x0014, struct.pack("<HB", len(header), 1) + header.encode("utf-16-le")) if header else b""
+        subs.append(bof(0x10) + hdr + cells + _rec(0x000A, b""))
     bound_len = sum(len(_rec(0x85, b"\0" * (8 + 2 * len(n)))) for n in sheets)
     pos = len(bof(5)) + bound_len + len(sst_rec) + 4
     bounds = b""
@@ -469,3 +500,181 @@ def ppt(slides: list[list[str]], wps: bool = False) -> bytes:
     stream = struct.pack("<HHI", 0x000F, 0x03E8, len(slist)) + slist
     return ole({"PowerPoint Document": stream, "Current User": b"\0" * 16,
                 **({"WpsCustomData": b"\0" * 16} if wps else {})})
+
+
+ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+          'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
+          'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
+          'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
+          'xmlns:dc="http://purl.org/dc/elements/1.1/" office:version="1.3"')
+ODF_MIME = {"text": "application/vnd.oasis.opendocument.text",
+            "spreadsheet": "application/vnd.oasis.opendocument.spreadsheet",
+            "presentation": "application/vnd.oasis.opendocument.presentation"}
+
+
+def _tp(text: str) -> str:
+    """A text:p as LibreOffice writes it: spaces runs as text:s, tabs as text:tab."""
+    out = escape(text).replace("\t", "<text:tab/>").replace("  ", ' <text:s text:c="1"/>')
+    return f"<text:p>{out}</text:p>"
+
+
+def _odf_parts(kind: str, body: str, *, header: str | None, footer: str | None, title: str | None,
+               user: dict[str, str] | None, regions: dict[str, str] | None) -> tuple[str, str, str]:
+    """(meta, master styles, body) of an OpenDocument, shared by the package and the flat file."""
+    meta = "".join([f"<dc:title>{escape(title)}</dc:title>" if title else "",
+                    "<meta:generator>LibreOffice/7.4</meta:generator>"]
+                   + [f'<meta:user-defined meta:name="{escape(k)}">{escape(v)}</meta:user-defined>'
+                      for k, v in (user or {}).items()])
+    page = "".join([f"<style:header>{_tp(header)}</style:header>" if header else "",
+                    f"<style:footer>{_tp(footer)}</style:footer>" if footer else ""])
+    if regions:  # Calc's header: left, center and right regions
+        page += "<style:header>" + "".join(f"<style:region-{k}>{_tp(v)}</style:region-{k}>"
+                                           for k, v in regions.items()) + "</style:header>"
+    masters = f'<style:master-page style:name="Standard">{page}</style:master-page>'
+    return (f"<office:meta>{meta}</office:meta>", f"<office:master-styles>{masters}</office:master-styles>",
+            f"<office:body><office:{kind}>{body}</office:{kind}></office:body>")
+
+
+def odt_body(paragraphs: list[str], *, table: list[list[str]] | None = None, frame: str | None = None,
+             note: str | None = None) -> str:
+    """frame: a text box anchored in the first paragraph; note: a footnote in the last."""
+    out = ""
+    if frame is not None:
+        out += (f'<text:p><draw:frame draw:name="Frame1"><draw:text-box>{_tp(frame)}</draw:text-box>'
+                f'</draw:frame></text:p>')
+    if table:
+        out += "<table:table>" + "".join("<table:table-row>" + "".join(
+            f"<table:table-cell>{_tp(c)}</table:table-cell>" for c in row) + "</table:table-row>"
+            for row in table) + "</table:table>"
+    for i, t in enumerate(paragraphs):
+        n = (f'<text:note text:note-class="footnote"><text:note-citation>1</text:note-citation>'
+             f'<text:note-body>{_tp(note)}</text:note-body></text:note>') if note and i == len(paragraphs) - 1 else ""
+        out += f"<text:p>{escape(t)}{n}</text:p>"
+    return out
+
+
+def ods_body(sheets: dict[str, list[list[str]]]) -> str:
+    return "".join(f'<table:table table:name="{escape(name)}">' + "".join(
+        "<table:table-row>" + "".join(f'<table:table-cell office:value-type="string">{_tp(c)}</table:table-cell>'
+                                      if c else "<table:table-cell/>" for c in row) + "</table:table-row>"
+        for row in rows) + '<table:table-row table:number-rows-repeated="1048000"><table:table-cell '
+        'table:number-columns-repeated="1024"/></table:table-row></table:table>' for name, rows in sheets.items())
+
+
+def odp_body(slides: list[list[str]], notes: str | None = None) -> str:
+    out = ""
+    for i, texts in enumerate(slides):
+        frames = "".join(f'<draw:frame><draw:text-box>{_tp(t)}</draw:text-box></draw:frame>' for t in texts)
+        n = (f"<presentation:notes><draw:frame><draw:text-box>{_tp(notes)}</draw:text-box></draw:frame>"
+             f"</presentation:notes>") if notes and i == 0 else ""
+        out += f'<draw:page draw:name="page{i + 1}">{frames}{n}</draw:page>'
+    return out
+
+
+def odf(kind: str, body: str, *, header: str | None = None, footer: str | None = None, title: str | None = None,
+        user: dict[str, str] | None = None, flat: bool = False, thumbnail: bytes | None = None,
+        regions: dict[str, str] | None = None) -> bytes:
+    """An OpenDocument of kind text/spreadsheet/presentation, as a package (with
+    the stored "mimetype" first, META-INF/manifest.xml, and the thumbnail
+    LibreOffice writes) or as one flat XML file."""
+    meta, masters, office_body = _odf_parts(kind, body, header=header, footer=footer, title=title, user=user,
+                                          regions=regions)
+    if flat:
+        return (f'{CT}<office:document {ODF_NS} office:mimetype="{ODF_MIME[kind]}">'
+                f"{meta}{masters}{office_body}</office:document>").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), ODF_MIME[kind])  # stored, first, as the standard wants
+        z.writestr("META-INF/manifest.xml", '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:'
+                                            'xmlns:manifest:1.0"/>')
+        z.writestr("meta.xml", f"{CT}<office:document-meta {ODF_NS}>{meta}</office:document-meta>")
+        z.writestr("styles.xml", f"{CT}<office:document-styles {ODF_NS}>{masters}</office:document-styles>")
+        z.writestr("content.xml", f"{CT}<office:document-content {ODF_NS}>{office_body}</office:document-content>")
+        z.writestr("Thumbnails/thumbnail.png", thumbnail or b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    return out.getvalue()
+
+
+def soffice_convert(data: bytes, suffix: str, to: str) -> bytes | None:
+    """The document converted by LibreOffice (`soffice --headless --convert-to`), or
+    None when LibreOffice is not installed. A private profile keeps runs apart."""
+    exe = shutil.which("soffice") or shutil.which("libreoffice")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="baomi-lo-") as tmp:
+        src = Path(tmp) / f"doc{suffix}"
+        src.write_bytes(data)
+        run = subprocess.run([exe, f"-env:UserInstallation=file://{tmp}/profile", "--headless",
+                              *(["--infilter=CSV:44,34,76"] if suffix == ".csv" else []),  # UTF-8 CSV
+                              "--convert-to", to, "--outdir", f"{tmp}/out", str(src)],
+                             capture_output=True, text=True, timeout=180)
+        outs = list((Path(tmp) / "out").glob("*"))
+        if not outs:
+            raise RuntimeError(f"LibreOffice wrote nothing: {run.stdout} {run.stderr}")
+        return outs[0].read_bytes()
+
+
+def _mime_text(body: str, subtype: str, charset: str, cte: str):
+    """A text part in charset with the transfer encoding asked for (a private Charset: the
+    email package's table of charsets is global and stays untouched)."""
+    from email.charset import BASE64, QP, Charset
+    from email.mime.text import MIMEText
+    c = Charset(charset)
+    c.body_encoding = BASE64 if cte == "base64" else QP
+    return MIMEText(body, subtype, c)  # type: ignore[arg-type]
+
+
+def eml(subject: str, body: str, *, charset: str = "utf-8", cte: str = "base64", html_body: str | None = None,
+        attachments: dict[str, bytes] | None = None, raw_subject: bool = False) -> bytes:
+    """An e-mail as a mailer sends it: the Subject RFC 2047-encoded in charset (or raw
+    8-bit bytes, as some Chinese mailers write), the body base64 or
+    quoted-printable, an HTML alternative, attachments."""
+    from email.header import Header
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+
+    text = _mime_text(body, "plain", charset, cte)
+    if html_body is not None:
+        alt = MIMEMultipart("alternative")
+        alt.attach(text)
+        alt.attach(_mime_text(html_body, "html", charset, cte))
+        text = alt
+    if attachments:
+        msg = MIMEMultipart("mixed")
+        msg.attach(text)
+        for name, data in attachments.items():
+            part = MIMEApplication(data)
+            part.add_header("Content-Disposition", "attachment", filename=("gbk", "", name))
+            msg.attach(part)
+    else:
+        msg = text
+    msg["From"] = "zhang.san@example.cn"
+    msg["To"] = "li.si@example.cn"
+    msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0800"
+    if not raw_subject:
+        msg["Subject"] = Header(subject, charset)
+    out = msg.as_bytes()
+    if raw_subject:
+        out = b"Subject: " + subject.encode(charset) + b"\n" + out
+    return out
+
+
+def mht(page_html: str, images: dict[str, bytes] | None = None, charset: str = "utf-8") -> bytes:
+    """A web archive as Chromium/IE save it: multipart/related, the page quoted-printable, images base64."""
+    from email.mime.image import MIMEImage
+    from email.mime.multipart import MIMEMultipart
+
+    msg = MIMEMultipart("related", type="text/html")
+    msg["From"] = "<Saved by Blink>"
+    msg["Subject"] = "page"
+    msg["Snapshot-Content-Location"] = "https://example.cn/notice.html"
+    page = _mime_text(page_html, "html", charset, "quoted-printable")
+    page["Content-Location"] = "https://example.cn/notice.html"
+    msg.attach(page)
+    for name, data in (images or {}).items():
+        img = MIMEImage(data, "png")
+        img["Content-Location"] = f"https://example.cn/{name}"
+        msg.attach(img)
+    return msg.as_bytes()

@@ -88,3 +88,15 @@ def filler(size: int, marked: bool) -> bytes:
 
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
+
+
+def unique_text(size: int, marked: bool) -> bytes:
+    """A UTF-8 text file of exactly `size` bytes (at least the marking's line) that no other
+    file shares a 64-byte piece with: random hex lines, marked at the top or not. For
+    searching the raw device for pieces of a blocked file."""
+    head = (MARK + "\n").encode("utf-8") if marked else "工作记录\n".encode("utf-8")
+    n = max(0, size - len(head))
+    body = bytearray()
+    while len(body) < n:
+        body += os.urandom(31).hex().encode() + b"\n"
+    return head + bytes(body[:n])

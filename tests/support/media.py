@@ -31,7 +31,7 @@ class LoopMedium:
     """
 
     def __init__(self, fstype: str = "ext4", size_mb: int = 64, label: str = "BAOMITEST",
-                 workdir: Path | None = None):
+                 workdir: Path | None = None, loop_range: range | None = None):
         need_root()
         need_tools("losetup", MKFS[fstype][0], "mount", "umount")
         if fstype == "exfat":
@@ -43,14 +43,41 @@ class LoopMedium:
         self.image = self.workdir / f"medium-{uuid.uuid4().hex[:8]}.img"
         self.devnode: str | None = None
         self.mountpoint: Path | None = None
+        # a loop number from this range instead of the first free one: a node that only this
+        # test uses, so an agent told about it never sees another test's device there, not
+        # even after the node was detached (losetup --find hands out the lowest free number)
+        self.loop_range = loop_range
 
     def attach(self) -> str:
         with open(self.image, "wb") as f:
             f.truncate(self.size_mb * 1024 * 1024)
         label_opt = [LABEL_OPT[self.fstype], self.label if self.fstype == "ext4" else self.label[:11]]
         _run(*MKFS[self.fstype], *label_opt, str(self.image))
-        self.devnode = _run("losetup", "--find", "--show", str(self.image))
-        return self.devnode
+        if self.loop_range is None:
+            self.devnode = _run("losetup", "--find", "--show", str(self.image))
+            return self.devnode
+        start = os.getpid() % len(self.loop_range)
+        for i in range(len(self.loop_range)):
+            n = self.loop_range[(start + i) % len(self.loop_range)]
+            if self._backing(f"/dev/loop{n}") is not None:
+                continue
+            if subprocess.run(["losetup", f"/dev/loop{n}", str(self.image)], capture_output=True).returncode == 0:
+                self.devnode = f"/dev/loop{n}"
+                return self.devnode
+        raise RuntimeError(f"no free loop device in loop{self.loop_range[0]}-loop{self.loop_range[-1]}")
+
+    @staticmethod
+    def _backing(devnode: str) -> str | None:
+        """The file attached to devnode, None when nothing is."""
+        try:
+            return Path(f"/sys/block/{Path(devnode).name}/loop/backing_file").read_text().strip()
+        except OSError:
+            return None
+
+    def ours(self) -> bool:
+        """devnode still carries this medium's image (not a device someone attached since)."""
+        backing = self._backing(self.devnode) if self.devnode else None
+        return backing is not None and backing.startswith(str(self.image))
 
     @property
     def fs_uuid(self) -> str:
@@ -82,11 +109,15 @@ class LoopMedium:
     def detach(self) -> None:
         self.unmount()
         if self.devnode:
-            subprocess.run(["blockdev", "--setrw", self.devnode], capture_output=True)
-            backing = Path(f"/sys/block/{Path(self.devnode).name}/loop/backing_file")
+            # only while the node still carries our image: detached already (a test pulling
+            # the medium), it may carry another test's device by now
+            if self.ours():
+                subprocess.run(["blockdev", "--setrw", self.devnode], capture_output=True)
             for _ in range(50):  # the kernel may hold the device busy for a moment after umount
+                if not self.ours():
+                    break
                 subprocess.run(["losetup", "-d", self.devnode], capture_output=True)
-                if not backing.exists() or not backing.read_text().strip().startswith(str(self.image)):
+                if not self.ours():
                     break
                 time.sleep(0.1)
             self.devnode = None

@@ -119,3 +119,60 @@ def test_docs_policy_md_holds_the_generated_tables() -> None:
     assert start >= 0 and end > start, "docs/policy.md lacks the generated block"
     assert text[start:end + len(doc.END)] == doc.render(), \
         "docs/policy.md is out of date: run `python -m baomi.agent.decide.doc` and paste its output"
+
+
+WM = ("internal", "confidential", "secret", "top_secret")
+
+
+# host, printer, ceiling, level, inspectable -> action, rule, forward, watermark, notify
+PRINT_TABLE = [
+    ("unclassified", "unregistered", None, L.PUBLIC, True, "audit", "unclassified.printer.unregistered.public",
+     True, False, None),
+    ("unclassified", "unregistered", None, L.INTERNAL, True, "audit", "unclassified.printer.unregistered.internal",
+     True, True, None),
+    ("unclassified", "unregistered", None, L.CONFIDENTIAL, True, "block",
+     "unclassified.printer.unregistered.confidential", False, False, "print_block"),
+    ("unclassified", "unregistered", None, L.PUBLIC, False, "block", "uninspectable.printer.unregistered",
+     False, False, "print_block_uninspectable"),
+    ("classified", "unregistered", None, L.PUBLIC, True, "block", "classified.printer.unregistered.public",
+     False, False, "print_block"),
+    ("classified", "registered", L.SECRET, L.SECRET, True, "audit", "classified.printer.registered.within_ceiling",
+     True, True, None),
+    ("classified", "registered", L.SECRET, L.TOP_SECRET, True, "block",
+     "classified.printer.registered.above_ceiling", False, False, "print_block"),
+    ("classified", "registered", L.SECRET, L.PUBLIC, False, "audit", "uninspectable.printer.registered",
+     True, True, None),
+]
+
+
+@pytest.mark.parametrize("host,printer,ceiling,level,inspectable,action,rule,forward,watermark,notify", PRINT_TABLE)
+def test_print_table(host, printer, ceiling, level, inspectable, action, rule, forward, watermark, notify) -> None:
+    from baomi.agent.decide.print import PrintFacts, decide_print
+    o = decide_print(PrintFacts(host, printer, ceiling, level, inspectable), WM)
+    assert (o.action, o.rule, o.forward, o.watermark, o.notify) == (action, rule, forward, watermark, notify)
+    assert o.kind in KINDS and o.severity == ("high" if action == "block" else o.severity)
+
+
+def test_print_overrides_and_watermark_setting() -> None:
+    from baomi.agent.decide.print import PrintFacts, decide_print
+    from baomi.common.policy import validate_overrides
+    facts = PrintFacts("unclassified", "unregistered", None, L.INTERNAL)
+    o = decide_print(facts, WM, {"unclassified.printer.unregistered.internal": "notify"})
+    assert (o.action, o.forward, o.notify, o.severity) == ("notify", True, "print_notify", "medium")
+    assert not decide_print(facts, ()).watermark  # watermark turned off for every level
+    assert not decide_print(PrintFacts("unclassified", "unregistered", None, L.INTERNAL, user_known=False),
+                            WM, {"unclassified.printer.unregistered.internal": "block"}).notify
+    assert validate_overrides({"classified.printer.registered.above_ceiling": "audit"}) is None
+    assert "must be one of" in validate_overrides({"uninspectable.printer.registered": "deny"})
+
+
+def test_print_data_that_cannot_take_the_watermark() -> None:
+    from baomi.agent.decide.print import WATERMARK_REQUIRED_RULE, PrintFacts, decide_print
+    facts = PrintFacts("unclassified", "unregistered", None, L.INTERNAL, stampable=False)
+    o = decide_print(facts, WM)
+    assert (o.action, o.forward, o.watermark) == ("audit", True, False)  # printed, unstamped, recorded so
+    o = decide_print(facts, WM, watermark_required=True)
+    assert (o.action, o.rule, o.forward, o.severity, o.notify) == ("block", WATERMARK_REQUIRED_RULE, False, "high",
+                                                                    "print_block")
+    public = PrintFacts("unclassified", "unregistered", None, L.PUBLIC, stampable=False)
+    assert decide_print(public, WM, watermark_required=True).forward  # no watermark wanted: nothing missing

@@ -28,6 +28,8 @@ class Budget:
     limits: Limits
     unpacked: int = 0
     members: int = 0
+    ocr_pages: int = 0
+    ocr_seconds: float = 0.0
 
     def take(self, size: int, what: str) -> None:
         self.unpacked += size
@@ -46,6 +48,8 @@ class Ctx:
     member: str | None = None
     depth: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (reason, detail) of parts not inspected
+    # pictures inside a document (name, loader), OCR'd afterwards only if its text carries no marking
+    pictures: list[tuple[str, Callable[[], bytes]]] = field(default_factory=list)
 
     @property
     def limits(self) -> Limits:
@@ -61,6 +65,11 @@ class Ctx:
     def problem(self, reason: str, detail: str) -> None:
         self.problems.append((reason, detail))
 
+    def picture(self, name: str, load: Callable[[], bytes]) -> None:
+        """Note a picture of this document for OCR later (extract.ocr_pictures)."""
+        full = f"{self.member}/{name}" if self.member else name
+        self.pictures.append((full, load))
+
     def where(self) -> str:
         return self.member or "file"
 
@@ -73,7 +82,7 @@ class Ctx:
         if self.budget.members > self.limits.max_members:
             raise Incomplete("limit_exceeded", f"more than {self.limits.max_members} archive members")
         full = f"{self.member}/{name}" if self.member else name
-        child = Ctx(self.budget, self.dispatch, self.chunks, full, self.depth + 1, self.problems)
+        child = Ctx(self.budget, self.dispatch, self.chunks, full, self.depth + 1, self.problems, self.pictures)
         self.dispatch(data, child)
 
 

@@ -10,7 +10,7 @@ import struct
 import olefile
 
 from .base import Ctx, Incomplete, TopLines
-from .xmlutil import cells_to_chunks
+from .xmlutil import cells_to_chunks, header_footer_pieces
 
 
 def _open(data: bytes, ctx: Ctx) -> olefile.OleFileIO:
@@ -237,6 +237,13 @@ def xls(data: bytes, ctx: Ctx) -> None:
             row, col, _xf, isst = struct.unpack_from("<HHHI", body)
             if isst < len(sst):
                 sheet_cells[-1].append((row + 1, f"{_col(col)}{row + 1}", sst[isst]))
+        elif typ in (0x0014, 0x0015) and len(body) >= 3 and len(sheet_cells) > 1:  # HEADER, FOOTER
+            cch, wide = struct.unpack_from("<H", body)[0], body[2] & 1
+            text = body[3:3 + cch * (2 if wide else 1)].decode("utf-16-le" if wide else "latin-1", errors="replace")
+            sheet_no = len(sheet_cells) - 1
+            sheet = sheets[sheet_no - 1] if sheet_no - 1 < len(sheets) else f"Sheet{sheet_no}"
+            for piece in header_footer_pieces(text):
+                ctx.add("header" if typ == 0x0014 else "footer", piece, sheet=sheet)
         elif typ == 0x0204 and len(body) >= 9 and sheet_cells:  # LABEL
             row, col, _xf, cch = struct.unpack_from("<HHHH", body)
             wide = body[8] & 1

@@ -11,11 +11,14 @@ from typing import Iterator
 from xml.etree.ElementTree import Element
 
 from .base import Ctx, TopLines
-from .xmlutil import cells_to_chunks, local, open_zip, optional_xml, read_xml, required_xml
+from .xmlutil import (cells_to_chunks, header_footer_pieces, local, note_pictures, open_zip, optional_xml, read_xml,
+                      required_xml)
 
 
 def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
-    """docProps/core.xml, app.xml, custom.xml and docMetadata/LabelInfo.xml → metadata chunks."""
+    """docProps/core.xml, app.xml, custom.xml and docMetadata/LabelInfo.xml → metadata
+    chunks; and the pictures in word/, xl/ and ppt/media for OCR."""
+    note_pictures(zf, ctx, ("word/media/", "xl/media/", "ppt/media/"))
     for part in ("docProps/core.xml", "docProps/app.xml"):
         root = optional_xml(zf, part, ctx)
         if root is not None:
@@ -51,6 +54,12 @@ def _para_text(p: Element) -> str:
                 out.append(child.text or "")
             elif tag == "tab":
                 out.append("\t")
+            elif tag == "sym":  # Insert > Symbol: a Wingdings ★ is w:char="F0AB" (normalised later)
+                code = next((v for k, v in child.attrib.items() if local(k) == "char"), "")
+                try:
+                    out.append(chr(int(code, 16)))
+                except ValueError:
+                    pass
             elif tag in ("br", "cr"):
                 out.append("\n")
             else:
@@ -59,29 +68,71 @@ def _para_text(p: Element) -> str:
     return "".join(out)
 
 
-def _paragraphs(el: Element, in_table: bool = False) -> Iterator[tuple[Element, bool]]:
-    """Every w:p in document order, with whether it sits in a table; text-box
-    paragraphs come right after the paragraph that anchors them."""
+def _paragraphs(el: Element, cell: Element | None = None) -> Iterator[tuple[Element, Element | None]]:
+    """Every w:p in document order, with the table cell (w:tc) it sits in, if any;
+    text-box paragraphs come right after the paragraph that anchors them."""
     for child in el:
         tag = local(child.tag)
         if tag == "p":
-            yield child, in_table
-            for nested in child.iter():
-                if local(nested.tag) == "txbxContent":
-                    yield from _paragraphs(nested, in_table)
-        elif tag == "tbl":
-            yield from _paragraphs(child, True)
+            yield child, cell
+            for nested in _text_boxes(child):
+                yield from _paragraphs(nested, cell)
+        elif tag == "tc":
+            yield from _paragraphs(child, child)
         elif tag == "txbxContent":
             continue
         else:
-            yield from _paragraphs(child, in_table)
+            yield from _paragraphs(child, cell)
+
+
+def _text_boxes(el: Element) -> Iterator[Element]:
+    """The w:txbxContent under el, outermost only, leaving out mc:Fallback: Word
+    stores each text box twice (DrawingML and its VML fallback)."""
+    for child in el:
+        tag = local(child.tag)
+        if tag == "txbxContent":
+            yield child
+        elif tag != "Fallback":
+            yield from _text_boxes(child)
+
+
+def _cell_text(tc: Element) -> str:
+    return "".join(_para_text(p) for p in tc.iter() if local(p.tag) == "p").strip()
+
+
+def _header_table_cells(root: Element) -> set[int]:
+    """The cells of a 公文 header table (份号 | 密级 | 紧急程度) opening the document:
+    they stand where the marking stands, so they are first_page_top. A table is
+    a header table when it comes before any text and is one row, or when its
+    leading rows hold one or two texts (like a spreadsheet banner); a register
+    (a pair of cells repeated row after row, or a wider header row) is not."""
+    body = next((c for c in root if local(c.tag) == "body"), root)
+    for block in body:
+        tag = local(block.tag)
+        if tag == "p" and _para_text(block).strip():
+            return set()
+        if tag == "tbl":
+            rows = [[tc for tc in tr if local(tc.tag) == "tc" and _cell_text(tc)]
+                    for tr in block if local(tr.tag) == "tr"]
+            rows = [r for r in rows if r]
+            if len(rows) == 1:
+                return {id(tc) for tc in rows[0]}
+            top: set[int] = set()
+            for i, row in enumerate(rows[:3]):
+                nxt = len(rows[i + 1]) if i + 1 < len(rows) else 0
+                if len(row) > 2 or (len(row) == 2 and nxt == 2):
+                    break
+                top.update(id(tc) for tc in row)
+            return top
+    return set()
 
 
 def _story(root: Element, ctx: Ctx, zone: str | None, part: str) -> None:
     top = TopLines() if zone is None else None
+    header_cells = _header_table_cells(root) if zone is None else set()
     n = 0
     seen: set[int] = set()
-    for p, in_table in _paragraphs(root):
+    for p, cell in _paragraphs(root):
         if id(p) in seen:
             continue
         seen.add(id(p))
@@ -90,11 +141,11 @@ def _story(root: Element, ctx: Ctx, zone: str | None, part: str) -> None:
                 continue
             n += 1
             if top is not None:
-                z = "body" if in_table else top.zone(line)
+                z = "body" if cell is not None and id(cell) not in header_cells else top.zone(line)
             else:
                 z = zone
             loc = {"paragraph": n} if zone is None else {"part": part, "paragraph": n}
-            if in_table:
+            if cell is not None:
                 loc["table"] = True
             ctx.add(z, line, **loc)  # type: ignore[arg-type]
 
@@ -137,9 +188,6 @@ def _rel_id(el: Element) -> str:
     return next((v for k, v in el.attrib.items() if local(k) == "id"), "")
 
 
-_HF_CODES = re.compile(r"&(?:[LCRPNDTZFAGSUXYEB]|\d+|\"[^\"]*\")")
-
-
 def xlsx(data: bytes, ctx: Ctx) -> None:
     zf = open_zip(data, ctx)
     properties(zf, ctx)
@@ -178,8 +226,8 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
         for hf in root.iter():
             tag = local(hf.tag)
             if tag in ("oddHeader", "evenHeader", "firstHeader", "oddFooter", "evenFooter", "firstFooter") and hf.text:
-                for piece in re.split(r"&[LCR]", hf.text):
-                    ctx.add("header" if "Header" in tag else "footer", _HF_CODES.sub("", piece), sheet=name, part=tag)
+                for piece in header_footer_pieces(hf.text):
+                    ctx.add("header" if "Header" in tag else "footer", piece, sheet=name, part=tag)
 
 
 # -- pptx -------------------------------------------------------------------
@@ -187,6 +235,20 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
 def _slide_no(name: str) -> int:
     m = re.search(r"(\d+)\.xml$", name)
     return int(m.group(1)) if m else 0
+
+
+_MASTER = re.compile(r"ppt/(slideMasters/slideMaster|slideLayouts/slideLayout)\d+\.xml")
+
+
+def _masters(zf: zipfile.ZipFile, ctx: Ctx) -> None:
+    """Slide masters and layouts: text placed there (a 机密 text box, the footer)
+    prints on every slide that uses them, as a page header does."""
+    for name in sorted(n for n in zf.namelist() if _MASTER.fullmatch(n)):
+        root = optional_xml(zf, name, ctx)
+        if root is not None:
+            for p in root.iter():
+                if local(p.tag) == "p":
+                    ctx.add("header", _t_text(p), part=name)
 
 
 def pptx(data: bytes, ctx: Ctx) -> None:
@@ -216,3 +278,4 @@ def pptx(data: bytes, ctx: Ctx) -> None:
                         if local(p.tag) == "p":
                             ctx.add("body", _t_text(p),
                                     slide=i, part="notes")
+    _masters(zf, ctx)

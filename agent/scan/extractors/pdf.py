@@ -12,6 +12,69 @@ _WRAP = re.compile(rf"(?<=[{_CJK}])\s*\n\s*(?=[{_CJK}])")
 MAX_PAGES = 5000
 
 
+TOP_SHARE = 0.25  # the 版头 of a GB/T 9704 page: where the marking stands, whatever the text order
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _top_region(page, textpage) -> set[str]:  # type: ignore[no-untyped-def]
+    """The lines printed in the top quarter of the page. The order of a text layer
+    is the order of drawing: a marking drawn last (a template's text box, a
+    header) comes after the body, and the first lines alone would miss it."""
+    width, height = page.get_size()
+    text = textpage.get_text_bounded(left=0, bottom=height * (1 - TOP_SHARE), right=width, top=height)
+    return {line.strip() for line in _lines(text).split("\n") if line.strip()}
+
+
+def _images(page) -> list:  # type: ignore[no-untyped-def]
+    import pypdfium2.raw as pdfium_c
+    return list(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3))
+
+
+def _scan_dpi(images: list, default: float) -> float:
+    """The resolution the page's pictures were scanned at: rendering at it (not
+    above) gives Tesseract the scanner's own pixels, not a blurred enlargement."""
+    best = 0.0
+    for obj in images:
+        try:
+            px_w, _px_h = obj.get_px_size()
+            left, _bottom, right, _top = obj.get_bounds()
+        except Exception:  # an image object pdfium cannot measure: use the default
+            continue
+        if right > left:
+            best = max(best, px_w / ((right - left) / 72))
+    return min(max(best, 100.0), 400.0) if best else default
+
+
+class _PageOcr:
+    """OCR of a PDF's pages without a text layer. Such a page is never counted as
+    read without it: no OCR, or its budget spent, leaves the file uninspectable."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def page(self, page, dpi: float, ctx: Ctx, number: int) -> str:  # type: ignore[no-untyped-def]
+        from .. import ocr
+        if self.stopped:
+            return ""
+        lim = ctx.limits
+        why = ocr.missing(lim.ocr_languages) if lim.ocr else "OCR is switched off ([scan] ocr = false)"
+        try:
+            if why:
+                raise Incomplete("unsupported", f"{ctx.where()}: page {number} has no text layer; {why}")
+            width, height = page.get_size()
+            scale = min(dpi / 72, (lim.ocr_max_pixels / max(1.0, width * height)) ** 0.5)
+            img = page.render(scale=scale, grayscale=True).to_pil()
+            text = ocr.read_page(img, ctx, f"{ctx.where()} page {number}", number == 1)
+            return "\n".join(ocr.repair_star(line) for line in text.splitlines())
+        except Incomplete as exc:
+            ctx.problem(exc.reason, exc.detail)
+            self.stopped = True  # the rest would fail the same way
+            return ""
+
+
 def _metadata(data: bytes, ctx: Ctx) -> None:
     import io
 
@@ -43,15 +106,24 @@ def pdf(data: bytes, ctx: Ctx) -> None:
         if "password" in msg.lower() or "security" in msg.lower():
             raise Incomplete("encrypted", f"{ctx.where()}: PDF is password-protected") from None
         raise Incomplete("corrupt", f"{ctx.where()}: PDF not readable: {msg}") from None
+    ocr_state = _PageOcr()
     try:
         _metadata(data, ctx)
         n = len(doc)
         for i in range(min(n, MAX_PAGES)):
             page = doc[i]
+            top_region: set[str] = set()
+            scanned = False
             try:
                 tp = page.get_textpage()
-                text = tp.get_text_range().replace("\r\n", "\n").replace("\r", "\n")
+                text = _lines(tp.get_text_range())
+                if i == 0:
+                    top_region = _top_region(page, tp)
                 tp.close()
+                if not text.strip():
+                    images = _images(page)
+                    if images:  # a scanned page: its text is in the picture
+                        text, scanned = ocr_state.page(page, _scan_dpi(images, 300.0), ctx, i + 1), True
             finally:
                 page.close()
             top = TopLines() if i == 0 else None
@@ -59,9 +131,11 @@ def pdf(data: bytes, ctx: Ctx) -> None:
             for ln, line in enumerate(text.split("\n"), 1):
                 if line.strip():
                     zone = top.zone(line) if top else "body"
-                    ctx.add(zone, line, page=i + 1, line=ln)
                     if zone == "body":
-                        body.append(line)
+                        body.append(line)  # past the first lines: joined below, wherever it is printed
+                        if line.strip() in top_region:
+                            zone = "first_page_top"
+                    ctx.add(zone, line, page=i + 1, line=ln, **({"ocr": True} if scanned else {}))
             # the body with its CJK line wraps undone, for phrases split by the layout
             # (first-page-top lines stay out: they are not repeated in the body)
             flowed = "\n".join(body)

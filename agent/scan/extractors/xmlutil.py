@@ -6,6 +6,7 @@ zoning of spreadsheet cells, shared by xlsx and the legacy xls."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -107,3 +108,24 @@ def cells_to_chunks(ctx: Ctx, sheet: str, first: bool, cells: list[tuple[int, st
     for row, ref, text in cells:
         zone = "first_page_top" if row in top_rows else "body"
         ctx.add(zone, text, sheet=sheet, cell=ref)
+
+
+_HF_CODES = re.compile(r"&(?:[LCRPNDTZFAGSUXYEB]|\d+|\"[^\"]*\")")
+
+
+def header_footer_pieces(text: str) -> list[str]:
+    """A spreadsheet page header/footer (`&L&10机密★1年&C标题&R&P`) as the texts of
+    its left, centre and right sections, formatting codes removed (xlsx and xls)."""
+    return [p for p in (_HF_CODES.sub("", piece).strip() for piece in re.split(r"&[LCR]", text)) if p]
+
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+
+
+def note_pictures(zf: zipfile.ZipFile, ctx: Ctx, folders: tuple[str, ...]) -> None:
+    """The pictures stored in the package's media folders, for OCR when the text carries
+    no marking; read (and charged to the budget) only then."""
+    for info in zf.infolist():
+        name = info.filename
+        if name.startswith(folders) and name.lower().endswith(PICTURE_SUFFIXES):
+            ctx.picture(name, lambda info=info: read_member(zf, info, ctx))

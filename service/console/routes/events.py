@@ -64,6 +64,7 @@ def router(web: Web) -> APIRouter:
         cursor = params.get("cursor") or None
         with engine.connect() as conn:
             page = queries.list_events(conn, f, cursor, sort)
+            queries.add_print_facts(conn, page.rows)
         for row in page.rows:
             row["skewed"] = queries.skewed(row, web.cfg.max_clock_skew_s)
         keep = f.params()

@@ -1,0 +1,41 @@
+"""Images (scans, phone photos, screenshots: PNG, JPEG, TIFF, BMP, GIF, WebP and
+whatever else Pillow decodes) read by OCR. The pixel limit is checked from the
+header before anything is decoded; each frame of a multi-page TIFF or GIF is a
+page. An image whose OCR finds no text is inspected and public; without
+Tesseract it is unsupported, with the reason."""
+from __future__ import annotations
+
+import io
+
+from .. import ocr
+from .base import Ctx, Incomplete, TopLines
+
+
+def image(data: bytes, ctx: Ctx) -> None:
+    lim = ctx.limits
+    why = ocr.missing(lim.ocr_languages) if lim.ocr else "OCR is switched off ([scan] ocr = false)"
+    if why:
+        raise Incomplete("unsupported", f"{ctx.where()}: an image; {why}")
+    from PIL import Image, UnidentifiedImageError
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below, from the header, before decoding
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise Incomplete("unsupported", f"{ctx.where()}: an image format Pillow cannot decode") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged image: {exc}") from None
+    pixels = img.width * img.height
+    if pixels > lim.ocr_max_pixels:
+        raise Incomplete("limit_exceeded", f"{ctx.where()}: {img.width}x{img.height} pixels, above "
+                                           f"ocr_max_pixels={lim.ocr_max_pixels}")
+    frames = getattr(img, "n_frames", 1)
+    top = TopLines()
+    for page in range(min(frames, lim.ocr_max_pages)):
+        try:
+            img.seek(page)
+            img.load()
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise Incomplete("corrupt", f"{ctx.where()}: damaged image (frame {page + 1}): {exc}") from None
+        ocr.emit(ocr.read_page(img, ctx, ctx.where(), page == 0), ctx, top if page == 0 else None, page + 1)
+    if frames > lim.ocr_max_pages:
+        raise Incomplete("limit_exceeded", f"{ctx.where()}: {frames} frames, only {lim.ocr_max_pages} OCR'd")

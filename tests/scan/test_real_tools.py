@@ -1,0 +1,75 @@
+"""The same marked documents written by real office tools — LibreOffice (odt,
+docx, doc, rtf, pdf) and pandoc (html, docx, odt from markdown) — must all come
+out at the same level, from the same zone, and their unmarked twins public."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from baomi.common.levels import Level
+from baomi.agent.scan.extract import extract_data
+from baomi.agent.scan.limits import Limits
+from baomi.agent.scan.rules import RuleSet
+from tests.support import docs
+
+pytestmark = pytest.mark.timeout(600)
+BODY = ["关于做好年终工作的通知", "各部门：", "根据上级要求，现将有关事项通知如下。", "本协议所称商业秘密，是指不为公众所知悉的信息。"]
+FORMATS = ["odt", "docx", "doc", "rtf", "pdf", "fodt"]
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return RuleSet.load([])
+
+
+def written(first: list[str], to: str, header: str | None = None) -> bytes:
+    data = docs.soffice_convert(docs.odf("text", docs.odt_body(first + BODY), header=header, flat=True), ".fodt", to)
+    if data is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
+    return data
+
+
+def level_and_zones(rules: RuleSet, data: bytes) -> tuple[Level, set[str], bool]:
+    ex = extract_data(data, Limits())
+    ev = rules.evaluate(ex.chunks)
+    return rules.level(ev), {e.zone for e in ev}, ex.inspectable
+
+
+@pytest.mark.parametrize("to", FORMATS)
+@pytest.mark.parametrize("marking,level", [("机密★1年", Level.SECRET), ("绝密★启用前", Level.TOP_SECRET),
+                                           ("核心商密★5年", Level.SECRET)])
+def test_libreoffice_marking_at_the_top(rules: RuleSet, to: str, marking: str, level: Level) -> None:
+    got, zones, ok = level_and_zones(rules, written([marking], to))
+    assert ok and got == level and "first_page_top" in zones, (to, got, zones)
+
+
+@pytest.mark.parametrize("to", FORMATS)
+def test_libreoffice_marking_in_the_page_header(rules: RuleSet, to: str) -> None:
+    got, zones, ok = level_and_zones(rules, written(["会议纪要"], to, header="秘密★6个月"))
+    assert ok and got == Level.CONFIDENTIAL, (to, got, zones)
+    assert zones & {"header", "first_page_top"}, zones  # a PDF prints the page header as the first line
+
+
+@pytest.mark.parametrize("to", FORMATS)
+def test_libreoffice_unmarked_twin_is_public(rules: RuleSet, to: str) -> None:
+    got, zones, ok = level_and_zones(rules, written(["会议纪要"], to, header="XX集团有限公司"))
+    assert ok and got == Level.PUBLIC, (to, zones)
+
+
+MARKDOWN = "**机密★1年**\n\n# 关于做好年终工作的通知\n\n各部门：\n\n> 根据上级要求，现将有关事项通知如下。\n"
+
+
+@pytest.mark.parametrize("to", ["html", "docx", "odt"])
+def test_pandoc_from_markdown(rules: RuleSet, tmp_path: Path, to: str) -> None:
+    if shutil.which("pandoc") is None:
+        pytest.skip("needs pandoc on PATH to write documents from markdown")
+    src = tmp_path / "a.md"
+    src.write_text(MARKDOWN, encoding="utf-8")
+    out = tmp_path / f"a.{to}"
+    subprocess.run(["pandoc", "-s", "--metadata", "title=通知", str(src), "-o", str(out)], check=True, timeout=120)
+    got, zones, ok = level_and_zones(rules, out.read_bytes())
+    assert ok and got == Level.SECRET and "first_page_top" in zones, (to, zones)
+    assert level_and_zones(rules, src.read_bytes())[0] == Level.SECRET, "the markdown itself, read as text"
