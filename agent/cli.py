@@ -17,6 +17,7 @@ COMMANDS: list[str] = [
     "fingerprint",
     "enroll",
     "config",
+    "check",
 ]
 
 

@@ -295,6 +295,58 @@ class ScreenlockSection:
 
 
 @dataclass
+class PostureSection:
+    # host posture (docs/posture.md); watched only on classified hosts
+    enabled: bool = True
+    # outside targets only the outside world answers: "HOST:PORT" (TCP connect) or "NAME" (DNS lookup)
+    probes: list[str] = field(default_factory=list)
+    probe_interval_s: float = 60.0
+    probe_timeout_s: float = 3.0
+    # the site's networks (CIDR); a route or address beyond them could reach outside
+    allowed_networks: list[str] = field(default_factory=list)
+    on_external: Literal["audit", "isolate"] = "audit"
+    # listeners, shares and passwords are checked this often
+    check_interval_s: float = 300.0
+    allowed_listeners: list[str] = field(default_factory=list)
+    nfs_exports: Path = Path("/etc/exports")
+    smb_conf: Path = Path("/etc/samba/smb.conf")
+    passwd_file: Path = Path("/etc/passwd")
+    shadow_file: Path = Path("/etc/shadow")
+    max_password_age_days: int = 60
+    # keep every radio (Wi-Fi, Bluetooth, WWAN …) rfkill-blocked, checked every radio_poll_s
+    block_radios: bool = True
+    rfkill_root: Path = Path("/sys/class/rfkill")
+    radio_poll_s: float = 2.0
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        from .decide.posture import listener_entry_problem, parse_networks
+        from .posture.probe import parse_probe
+        try:
+            parse_networks(self.allowed_networks)
+        except ValueError as exc:
+            raise ConfigError(file, f"{prefix}.allowed_networks", str(exc)) from None
+        if self.on_external == "isolate" and not self.allowed_networks:
+            # without the site's networks every interface looks foreign, the site's own included
+            raise ConfigError(file, f"{prefix}.on_external",
+                              "\"isolate\" needs allowed_networks (the site's networks), or it could cut the site off")
+        for i, probe in enumerate(self.probes):
+            try:
+                parse_probe(probe)
+            except ValueError as exc:
+                raise ConfigError(file, f"{prefix}.probes[{i}]", str(exc)) from None
+        for i, entry in enumerate(self.allowed_listeners):
+            problem = listener_entry_problem(entry)
+            if problem:
+                raise ConfigError(file, f"{prefix}.allowed_listeners[{i}]", problem)
+        for key in ("probe_interval_s", "probe_timeout_s", "check_interval_s", "radio_poll_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(file, f"{prefix}.{key}", f"must be > 0, got {getattr(self, key)}")
+        if not 1 <= self.max_password_age_days <= 3650:
+            raise ConfigError(file, f"{prefix}.max_password_age_days",
+                              f"must be 1 to 3650 days (rule: change every two months), got {self.max_password_age_days}")
+
+
+@dataclass
 class AgentConfig:
     host: HostSection = field(default_factory=HostSection)
     paths: PathsSection = field(default_factory=PathsSection)
@@ -306,6 +358,7 @@ class AgentConfig:
     spool: SpoolSection = field(default_factory=SpoolSection)
     screenlock: ScreenlockSection = field(default_factory=ScreenlockSection)
     enforce: EnforceSection = field(default_factory=EnforceSection)
+    posture: PostureSection = field(default_factory=PostureSection)
     print: PrintSection = field(default_factory=PrintSection)
     debug: DebugSection = field(default_factory=DebugSection)
     source: Path | None = field(default=None, metadata={"internal": True})

@@ -25,6 +25,7 @@ COMPONENTS: list[str] = [
     "baomi.agent.enforce.component:EnforceComponent",
     "baomi.agent.media.component:MediaComponent",
     "baomi.agent.screenlock.component:ScreenlockComponent",
+    "baomi.agent.posture.component:PostureComponent",
     "baomi.agent.print.component:PrintComponent",
     # last: delivers what the others record
     "baomi.agent.uploader:UploaderComponent",

@@ -66,7 +66,8 @@ def main() -> int:
     subprocess.run([*mkfs, str(img)], check=True, capture_output=True)
     (tmp / "agent.toml").write_text(
         f'[host]\nclass = "classified"\n[paths]\nstate_dir = "{tmp / "state"}"\n'
-        f'[media]\nextra_removable = ["loop4[0-9][0-9]"]\nregistry = "{tmp / "media.toml"}"\n')
+        f'[media]\nextra_removable = ["loop4[0-9][0-9]"]\nregistry = "{tmp / "media.toml"}"\n'
+        '[posture]\nenabled = false\n')  # the machine's own network and radios stay as they are
     log = open(tmp / "agent.log", "wb")
     agent = subprocess.Popen([AGENT, "run", "--config", str(tmp / "agent.toml")], stdout=log, stderr=log)
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_KOBJECT_UEVENT)

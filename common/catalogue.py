@@ -104,6 +104,14 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("screenlock.helper_socket_failed", "high", "会话助手接口失败", "Helper socket failed"),
     _k("helper.missing", "high", "会话助手缺失", "Session helper missing", "user session", security=True),
     _k("helper.rejected", "high", "会话助手被拒", "Session helper rejected", "user session"),
+    # -- host posture on classified hosts (docs/posture.md)
+    _k("host.external_connection", "critical", "违规外联", "External connection", security=True),
+    _k("host.external_connection_ended", "medium", "外联已断开", "External connection ended"),
+    _k("host.network_changed", "high", "网络变化(可能外联)", "Network change toward outside", security=True),
+    _k("host.radio_blocked", "medium", "无线已关闭", "Radio blocked"),
+    _k("host.radio_unblocked", "high", "无线被打开", "Radio unblocked", security=True),
+    _k("host.sharing", "high", "共享或监听服务", "Sharing or listening service", security=True),
+    _k("host.password", "high", "口令不合规", "Password finding", "user", security=True),
     # -- the collector
     _k("chain.break", "high", "事件链断裂", "Event chain broken", source="collector", security=True),
     _k("chain.gap", "high", "事件缺失(未声明)", "Events missing", source="collector", security=True),

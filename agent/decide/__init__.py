@@ -4,6 +4,8 @@
 - arrival.py  — a medium appearing and being mounted (medium.allowed / read_only / denied)
 - at_rest.py  — a file found on a medium that is already there (file.discovered)
 - screenlock.py — an idle or locked session (lock, verify, retry, absence)
+- posture.py  — classified hosts: routes and interfaces outside the site, isolation, listeners,
+                passwords (host.network_changed / external_connection / sharing / password)
 
 The cells these tables look up are the policy table in baomi.common.policy;
 docs/policy.md shows both, generated from this code (doc.py) and checked by

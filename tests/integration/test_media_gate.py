@@ -112,7 +112,9 @@ class Agent:
                  f'[paths]\nstate_dir = "{tmp / "state"}"\n',
                  f'[media]\nextra_removable = ["{PATTERN}"]\nregistry = "{self.registry}"\n'
                  f'registry_public_key = "{self.pub}"\nrescan_s = {rescan_s}\n',
-                 f'[enforce]\ngateway_root = "{tmp / "gw"}"\n']
+                 f'[enforce]\ngateway_root = "{tmp / "gw"}"\n',
+                 # the daemon runs in the machine's own network namespace: posture would block its radios
+                 '[posture]\nenabled = false\n']
         if policy:
             lines.append("[policy.actions]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in policy.items()))
         self.config.write_text("\n".join(lines))

@@ -177,8 +177,9 @@ def write_config(tmp: Path, **screenlock) -> Path:
     sl = {"idle_limit_s": 2, "poll_s": 0.5, "verify_s": 1.5, "helper_grace_s": 30,
           "manage_desktop_settings": False, "helper_socket": str(tmp / "session.sock"),
           "settings_root": str(tmp / "etc"), "logind_retry_s": 1.0, **screenlock}
+    # posture off: the daemon runs in the machine's own network namespace and would block its radios
     lines = ["[host]", 'class = "classified"', 'name = "test-pc"', "[paths]", f'state_dir = "{tmp / "state"}"',
-             "[screenlock]"]
+             "[posture]", "enabled = false", "[screenlock]"]
     for k, v in sl.items():
         lines.append(f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else
                      f"{k} = {str(v).lower() if isinstance(v, bool) else v}")

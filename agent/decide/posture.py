@@ -1,0 +1,277 @@
+"""Host posture on classified hosts (004 rule 1 "涉密不上网", 002 "不得上网或设立共享"):
+what counts as reaching outside the site, what the agent does about it, which
+listeners and accounts are findings. Facts in, outcomes out; no I/O here."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# never leave the host or the link, whatever the site allows
+_LOCAL_NETS: tuple[Net, ...] = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8", "255.255.255.255/32"))
+_LOOPBACK: tuple[Net, ...] = tuple(ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128"))
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    kind: str = ""                 # "veth", "tun", "wireguard", "" for plain hardware …
+    up: bool = False
+    loopback: bool = False
+    addresses: tuple[str, ...] = ()   # "10.1.2.3/24"
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str                       # "0.0.0.0/0", "10.0.0.0/8"
+    interface: str                 # the outgoing interface's name ("" when none)
+    gateway: str | None = None
+    table: int = 254
+
+
+@dataclass(frozen=True)
+class NetChange:
+    """A route or interface that could reach outside the allowed networks."""
+    reason: str                    # default_route, route_outside, interface_added, address_outside
+    interface: str
+    subject: str                   # the route's destination, the address, or the interface's name
+    route: Route | None = None
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[Net, ...]:
+    """CIDR strings as networks; ValueError names the bad one."""
+    out = []
+    for c in cidrs:
+        try:
+            out.append(ipaddress.ip_network(c, strict=False))
+        except ValueError:
+            raise ValueError(f"not a network in CIDR form (10.0.0.0/8, fd00::/8): {c!r}") from None
+    return tuple(out)
+
+
+def _within(net: Net, allowed: Sequence[Net]) -> bool:
+    return any(net.version == a.version and net.subnet_of(a) for a in allowed)  # type: ignore[arg-type]
+
+
+def is_outside(dst: str, allowed: Sequence[Net]) -> bool:
+    """Could traffic to `dst` (an address or a network) leave the site? Inside only when the whole
+    of it lies within one allowed network, or it never leaves the host or the link."""
+    net = ipaddress.ip_network(dst, strict=False)
+    return not (_within(net, _LOCAL_NETS) or _within(net, allowed))
+
+
+def route_change(route: Route, allowed: Sequence[Net]) -> NetChange | None:
+    if not is_outside(route.dst, allowed):
+        return None
+    default = ipaddress.ip_network(route.dst, strict=False).prefixlen == 0
+    return NetChange("default_route" if default else "route_outside", route.interface, route.dst, route)
+
+
+def link_changes(link: Link, allowed: Sequence[Net], new: bool) -> list[NetChange]:
+    """An interface that appeared after the agent started (a USB modem, tethering, a VPN, Wi-Fi) is
+    reported whatever its addresses; any interface holding an address outside the site is too."""
+    if link.loopback:
+        return []
+    out = [NetChange("interface_added", link.name, link.name)] if new else []
+    out += [NetChange("address_outside", link.name, a) for a in link.addresses if is_outside(a, allowed)]
+    return out
+
+
+def outside_changes(links: Iterable[Link], routes: Iterable[Route], known_links: set[str],
+                    allowed: Sequence[Net]) -> list[NetChange]:
+    """Everything in a snapshot that could reach outside; interfaces not in known_links are new."""
+    out: list[NetChange] = []
+    for link in links:
+        out += link_changes(link, allowed, new=link.name not in known_links)
+    for route in routes:
+        change = route_change(route, allowed)
+        if change:
+            out.append(change)
+    return out
+
+
+def diff_changes(before: Iterable[NetChange], now: Iterable[NetChange]) -> list[NetChange]:
+    """What is newly there: each change is reported once while it lasts, again when it comes back."""
+    seen = {(c.reason, c.interface, c.subject) for c in before}
+    return [c for c in now if (c.reason, c.interface, c.subject) not in seen]
+
+
+def is_site_interface(link: Link | None, allowed: Sequence[Net]) -> bool:
+    """An interface holding an address inside the allowed networks carries the site itself."""
+    return link is not None and any(not is_outside(a.split("/")[0], allowed) and
+                                    not _within(ipaddress.ip_network(a, strict=False), _LOCAL_NETS)
+                                    for a in link.addresses)
+
+
+@dataclass(frozen=True)
+class ExternalOutcome:
+    kind: str
+    severity: str
+    action: str                    # "audit" or "block"
+    effect: str                    # "none", "link_down" (the interface) or "route_delete" (the route)
+    reason: str
+
+
+def decide_external(on_external: str, link: Link | None, route: Route | None,
+                    allowed: Sequence[Net]) -> ExternalOutcome:
+    """A probe answered from outside. "isolate" cuts the way it went: a foreign interface (modem,
+    tethering, VPN) goes down; on the site's own interface only the offending route is deleted,
+    so the host keeps reaching the site and the collector."""
+    def out(action: str, effect: str, reason: str) -> ExternalOutcome:
+        return ExternalOutcome("host.external_connection", "critical", action, effect, reason)
+
+    if on_external != "isolate":
+        return out("audit", "none", "audit")
+    if link is None or link.loopback:
+        return out("audit", "none", "no_interface")  # DNS-only probe, or nothing we may cut
+    if is_site_interface(link, allowed):
+        if route is None:
+            return out("audit", "none", "site_interface_no_route")
+        return out("block", "route_delete", "site_interface")
+    return out("block", "link_down", "foreign_interface")
+
+
+# -- listening services and shares -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listener:
+    address: str
+    port: int
+    protocol: str = "tcp"
+    process: str = ""
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def listener_allowed(listener: Listener, allowed: Iterable[str]) -> bool:
+    """Allow-list entries: "22" (any address), "10.1.2.3:22" / "[fd00::1]:22" (one address),
+    "sshd:22" (a process name), "*" as a port means any. Loopback listeners are never findings."""
+    ip = ipaddress.ip_address(listener.address.split("%")[0])
+    if any(ip in n for n in _LOOPBACK):
+        return True
+    for entry in allowed:
+        left, sep, port = entry.rpartition(":")
+        if port not in ("*", str(listener.port)):
+            continue
+        if not sep or left == "*":
+            return True
+        if _is_address(left) and ipaddress.ip_address(left.strip("[]")) == ip:
+            return True
+        if not _is_address(left) and left == listener.process:
+            return True
+    return False
+
+
+def listener_entry_problem(entry: str) -> str | None:
+    """Why an allowed_listeners entry is malformed, or None."""
+    left, sep, port = entry.rpartition(":")
+    if port != "*" and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"{entry!r}: expected PORT, ADDRESS:PORT or PROCESS:PORT (port 1-65535 or *)"
+    if sep and not left:
+        return f"{entry!r}: nothing before the ':'"
+    return None
+
+
+# -- passwords (002: accounts handling classified files change passwords every two months)
+
+_NO_LOGIN_SHELLS = ("nologin", "false", "sync", "halt", "shutdown")
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    uid: int
+    shell: str
+    password: str | None           # the shadow hash field; None when the account has no shadow line
+    last_change_day: int | None    # days since 1970-01-01; None when unset
+
+
+@dataclass(frozen=True)
+class PasswordFinding:
+    account: str
+    uid: int
+    finding: str                   # empty_password, password_too_old, password_age_unknown
+    severity: str
+    age_days: int | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def has_login_shell(shell: str) -> bool:
+    return bool(shell) and not shell.rstrip("/").rsplit("/", 1)[-1] in _NO_LOGIN_SHELLS
+
+
+def password_findings(acc: Account, today_day: int, max_age_days: int) -> list[PasswordFinding]:
+    if not has_login_shell(acc.shell) or acc.password is None:
+        return []
+    if acc.password == "":
+        return [PasswordFinding(acc.name, acc.uid, "empty_password", "critical")]
+    if acc.password.startswith(("!", "*")):
+        return []  # locked: no password login, so no password to age
+    if acc.last_change_day is None:
+        return [PasswordFinding(acc.name, acc.uid, "password_age_unknown", "medium")]
+    if acc.last_change_day == 0:
+        return []  # the system forces a change at the next login
+    age = today_day - acc.last_change_day
+    if age > max_age_days:
+        return [PasswordFinding(acc.name, acc.uid, "password_too_old", "high", age,
+                                {"max_age_days": max_age_days})]
+    return []
+
+
+def due(last_reported: float | None, now: float, interval_s: float = DAY_S) -> bool:
+    """At most one event per account and finding per interval (a day)."""
+    return last_reported is None or now - last_reported >= interval_s or now < last_reported
+
+
+# -- radios (004 rule 3: no wireless network cards, keyboards or mice on classified PCs)
+
+
+@dataclass(frozen=True)
+class RadioOutcome:
+    block: bool
+    kind: str | None
+    severity: str
+
+
+def decide_radio(soft_blocked: bool, blocked_by_us: bool) -> RadioOutcome:
+    """Every radio stays soft-blocked (a hardware switch alone can be flipped back). One the agent
+    blocked before and finds unblocked again was unblocked by someone: a security event."""
+    if soft_blocked:
+        return RadioOutcome(False, None, "info")
+    if blocked_by_us:
+        return RadioOutcome(True, "host.radio_unblocked", "high")
+    return RadioOutcome(True, "host.radio_blocked", "medium")
+
+
+# -- the self-inspection report (保密自查)
+
+# each section's rule, quoted from the regulation it rests on
+REPORT_RULES: dict[str, tuple[str, str]] = {
+    "network": ("004 计算机规则 1", "不得将涉密计算机及其网络连接互联网或其他公共信息网。"),
+    "wireless": ("004 计算机规则 3", "不得在涉密计算机上使用无线键盘、无线鼠标、无线网卡等无线设备。"),
+    "sharing": ("002 保密规定 10", "专用电脑或数据库不得上网或设立共享。"),
+    "passwords": ("002 信息系统安全 6", "涉及保密文件的用户名应每两个月改变密码一次。"),
+}
+FAILING = ("high", "critical")
+
+
+def summarize(host_class: str, findings: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Pass or fail and why: a classified host fails on any high or critical finding; the
+    classified-host rules do not bind an unclassified host, whose findings are for information."""
+    if host_class != "classified":
+        return {"result": "pass", "reasons": [], "applies": False}
+    bad = [f for f in findings if f.get("severity") in FAILING]
+    return {"result": "fail" if bad else "pass", "applies": True,
+            "reasons": sorted({f"{f['section']}: {f['finding']}" for f in bad})}
