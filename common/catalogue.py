@@ -66,6 +66,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("registry.error", "high", "介质登记表有误", "Media registry error", security=True),
     _k("registry.level_lowering_refused", "high", "拒绝降低介质密级", "Medium level lowering refused",
        "medium", security=True),
+    # -- central policy documents (docs/policy.md)
+    _k("policy.applied", "info", "已应用集中策略", "Central policy applied", security=True),
+    _k("policy.forged", "high", "集中策略签名无效", "Forged central policy refused", security=True),
+    _k("policy.rollback_refused", "high", "拒绝旧版集中策略", "Older central policy refused", security=True),
     # -- files written to media
     _k("file.copied", "info", "文件拷贝", "File copied", _COPY),
     _k("file.blocked", "high", "文件拷贝被阻止", "File copy blocked", _COPY, security=True),
@@ -137,6 +141,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("console.user_disabled", "info", "停用账户", "Account disabled", source="collector"),
     _k("console.user_enabled", "info", "启用账户", "Account enabled", source="collector"),
     _k("console.password_changed", "info", "修改密码", "Password changed", source="collector"),
+    _k("console.signing_key_created", "medium", "创建签名密钥", "Signing key created", source="collector"),
+    _k("console.policy_published", "medium", "发布集中策略", "Central policy published", source="collector"),
+    _k("console.policy_sign_failed", "medium", "策略签名失败", "Policy signing failed", source="collector"),
 )}
 
 TELEMETRY_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.telemetry)

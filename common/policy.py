@@ -241,6 +241,12 @@ def device_cells() -> dict[str, str]:
     return {k: v for k, v in DEVICE_DEFAULTS.items() if v}
 
 
+def known_rules() -> set[str]:
+    """Every rule id a site may set (the cells, and "uninspectable.<medium class>")."""
+    return (set(file_cells()) | set(print_cells()) | set(device_cells())
+            | {f"uninspectable.{c}" for c in UNINSPECTABLE_DEFAULTS})
+
+
 def validate_overrides(overrides: Mapping[str, str]) -> str | None:
     """Check `[policy] actions` at load time; returns a message naming a bad key or value."""
     # print cells take the same actions; "uninspectable.<medium class>" sets all its kinds
