@@ -11,11 +11,11 @@ from typing import Any, AsyncIterator
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from baomi.common import schema
 
-from . import db
+from . import central, db
 from .config import CollectorConfig
 from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
 from .ingest import Ingest, Rejected
@@ -117,9 +117,45 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
         if forwarder is not None and result.events:
             forwarder.submit(result.events)
         answer = {"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates}
+        try:  # the heartbeat answer names the latest signed policy; the agent fetches it when it differs
+            answer["policy_version"] = await run_in_threadpool(latest_policy_version)
+        except sa.exc.SQLAlchemyError:
+            pass
         if result.conflicts:
             answer["conflicts"] = result.conflicts
         return JSONResponse(answer)
+
+    def latest_policy_version() -> int:
+        with engine.connect() as conn:
+            return central.latest_version(conn)
+
+    def enrolled(agent_id: str | None) -> bool:
+        if not agent_id or len(agent_id) > 64:
+            return False
+        with engine.connect() as conn:
+            return conn.execute(sa.select(db.agents.c.agent_id).where(db.agents.c.agent_id == agent_id)).first() \
+                is not None
+
+    @app.get("/api/v1/policy")
+    async def policy_document(request: Request) -> Response:
+        """The latest signed policy document, as stored (agents verify it themselves; the
+        collector never sends an unsigned one). ETag / If-None-Match: 304 when unchanged."""
+        if not await run_in_threadpool(enrolled, request.headers.get("x-baomi-agent")):
+            return error(401, "unknown agent")
+
+        def load() -> central.Published | None:
+            with engine.connect() as conn:
+                return central.latest(conn)
+        try:
+            pub = await run_in_threadpool(load)
+        except sa.exc.OperationalError:
+            return error(503, "database unavailable; retry later")
+        if pub is None:
+            return error(404, "no policy document published")
+        body, etag = central.served(pub)
+        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
 
     if importlib.util.find_spec("baomi.service.console") is not None:
         from .console import install as install_console

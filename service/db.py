@@ -36,6 +36,7 @@ agents = sa.Table(
     sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # no longer written
     sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest stored seq, agent.gap aside
     sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
+    sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0009)
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 
@@ -114,6 +115,25 @@ triage = sa.Table(
     sa.Column("comment", sa.Text, nullable=False, server_default=""),
     sa.Column("user_name", sa.String(128), nullable=False),
     sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+)
+
+signing_keys = sa.Table(  # the security administrator's signing key, sealed under its passphrase (0009)
+    "signing_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("public_key", sa.String(128), nullable=False),   # raw Ed25519, hex
+    sa.Column("sealed", sa.Text, nullable=False),              # scrypt + AES-256-GCM (service/central.py)
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+)
+
+policy_documents = sa.Table(  # signed central policy documents, one row per version (0009)
+    "policy_documents", metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("scope", sa.String(64), nullable=False, server_default="all"),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_by", sa.String(128), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),            # the signed document (JSON)
+    sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -259,6 +259,9 @@ class Ingest:
                     values.update(agent_version=str(d.get("version") or "")[:64] or None,
                                   policy_version=str(d.get("policy_version") or "")[:64] or None,
                                   spool_depth=d.get("spool_depth"), oldest_unsent_s=d.get("oldest_unsent_age_s"))
+                    applied = _parse_time(d.get("policy_applied_at"))
+                    if applied is not None:
+                        values["policy_applied_at"] = applied
             if not agent.online:
                 insert_collector_event(conn, "host.online", host_name=agent.host_name,
                                        details={"agent_id": agent_id, "offline_since": str(agent.last_seen)})
@@ -373,3 +376,14 @@ def _uncovered(lo: int, hi: int, gaps: dict[int, tuple[int, int]]) -> list[tuple
     if at <= hi:
         out.append((at, hi))
     return out
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    """A heartbeat's time field, or None when absent or not a time (a hostile agent's claim
+    about itself is shown, never trusted; a bad one is dropped)."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        return parse_time(value)
+    except Exception:  # Rejected, or anything else a hostile string may raise
+        return None

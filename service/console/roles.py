@@ -18,6 +18,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "events.triage": frozenset({"secadmin"}),
     "media.view": frozenset({"secadmin", "auditor"}),
     "policy.view": frozenset({"secadmin", "auditor"}),
+    "policy.publish": frozenset({"secadmin"}),   # sign and publish central policy documents
     "hosts.view": frozenset({"sysadmin", "auditor"}),
     "tokens.view": frozenset({"sysadmin", "auditor"}),
     "tokens.create": frozenset({"sysadmin"}),

@@ -1,0 +1,198 @@
+"""Central policy on the collector: the security administrator's signing key, kept
+only sealed under a passphrase, and the signed policy documents agents fetch.
+
+Key custody (docs/security.md "Central documents"): the Ed25519 private key is made
+in the collector process when the security administrator first sets a passphrase in
+the console, and only its sealed form is stored — scrypt (n=2^16, r=8, p=1) derives a
+256-bit key from the passphrase and a random salt, AES-256-GCM seals the raw private
+key with the public key as associated data. The passphrase is never stored; it is
+typed for each signing, the key is unsealed for that one signature and dropped.
+Whoever holds the database (the system administrator, root on the collector host, a
+backup) holds only the sealed blob and must guess the passphrase at scrypt's cost.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from baomi.common import central as doc_rules
+from baomi.common import policy as agent_policy
+from baomi.common.keys import public_raw
+
+from . import db
+
+SEAL_FORMAT = "baomi-sealed-ed25519/1"
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 16, 8, 1
+MIN_PASSPHRASE = 12
+
+
+class WrongPassphrase(ValueError):
+    pass
+
+
+class NoSigningKey(LookupError):
+    pass
+
+
+def _kdf(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+
+
+def seal(key: Ed25519PrivateKey, passphrase: str, n: int = SCRYPT_N) -> str:
+    salt, nonce = os.urandom(16), os.urandom(12)
+    pub = public_raw(key.public_key())
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    ct = AESGCM(_kdf(passphrase, salt, n, SCRYPT_R, SCRYPT_P)).encrypt(nonce, raw, pub)
+    b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
+    return json.dumps({"format": SEAL_FORMAT, "kdf": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P,
+                       "salt": b64(salt), "nonce": b64(nonce), "public_key": b64(pub), "ciphertext": b64(ct)},
+                      sort_keys=True)
+
+
+def unseal(sealed: str, passphrase: str) -> Ed25519PrivateKey:
+    blob = json.loads(sealed)
+    if blob.get("format") != SEAL_FORMAT:
+        raise ValueError(f"unknown sealed key format {blob.get('format')!r}")
+    d = lambda k: base64.b64decode(blob[k])  # noqa: E731
+    try:
+        raw = AESGCM(_kdf(passphrase, d("salt"), int(blob["n"]), int(blob["r"]), int(blob["p"]))).decrypt(
+            d("nonce"), d("ciphertext"), d("public_key"))
+    except InvalidTag:
+        raise WrongPassphrase("the passphrase does not unlock the signing key") from None
+    key = Ed25519PrivateKey.from_private_bytes(raw)
+    if public_raw(key.public_key()) != d("public_key"):
+        raise ValueError("the sealed key does not match its public key")
+    return key
+
+
+def fingerprint(public_hex: str) -> str:
+    """sha256 of the raw public key, first 16 bytes as hex pairs (what people compare)."""
+    h = hashlib.sha256(bytes.fromhex(public_hex)).hexdigest()[:32]
+    return ":".join(h[i:i + 4] for i in range(0, 32, 4))
+
+
+def public_pem(public_hex: str) -> bytes:
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass
+class KeyInfo:
+    id: int
+    public_key: str        # hex
+    fingerprint: str
+    created_at: dt.datetime
+    created_by: str
+
+
+def current_key(conn: sa.Connection) -> KeyInfo | None:
+    K = db.signing_keys
+    row = conn.execute(sa.select(K).order_by(K.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return KeyInfo(row.id, row.public_key, fingerprint(row.public_key), row.created_at, row.created_by)
+
+
+def create_key(engine: sa.Engine, passphrase: str, by: str, n: int = SCRYPT_N) -> KeyInfo:
+    """A new signing key, sealed under `passphrase`. Refused when one exists (agents trust
+    the installed public key; replacing it is a re-installation, not a console click)."""
+    key = Ed25519PrivateKey.generate()
+    pub = public_raw(key.public_key()).hex()
+    with engine.begin() as conn:
+        if current_key(conn) is not None:
+            raise ValueError("a signing key exists already")
+        conn.execute(db.signing_keys.insert().values(public_key=pub, sealed=seal(key, passphrase, n),
+                                                     created_at=dt.datetime.now(dt.timezone.utc), created_by=by))
+        info = current_key(conn)
+    assert info is not None
+    return info
+
+
+def default_cells() -> dict[str, str]:
+    return {**agent_policy.device_cells(), **agent_policy.file_cells(), **agent_policy.print_cells()}
+
+
+@dataclass
+class Published:
+    version: int
+    issued_at: dt.datetime
+    published_by: str
+    document: dict[str, Any]
+    signature: str
+
+    def envelope(self) -> dict[str, Any]:
+        return {"document": self.document, "signature": self.signature}
+
+
+def _row(row: Any) -> Published:
+    return Published(int(row.version), row.issued_at, row.published_by, json.loads(row.document), row.signature)
+
+
+def latest(conn: sa.Connection) -> Published | None:
+    P = db.policy_documents
+    row = conn.execute(sa.select(P).order_by(P.c.version.desc()).limit(1)).first()
+    return _row(row) if row is not None else None
+
+
+def latest_version(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.policy_documents.c.version), 0))).scalar_one())
+
+
+def history(conn: sa.Connection, limit: int = 50) -> list[Published]:
+    P = db.policy_documents
+    return [_row(r) for r in conn.execute(sa.select(P).order_by(P.c.version.desc()).limit(limit))]
+
+
+def current_cells(conn: sa.Connection) -> dict[str, str]:
+    """The cells agents run once they apply the latest document (the built-in table before any)."""
+    doc = latest(conn)
+    cells = default_cells()
+    if doc is not None and isinstance(doc.document.get("cells"), dict):
+        cells.update(doc.document["cells"])
+    return cells
+
+
+def publish(engine: sa.Engine, cells: Mapping[str, str], passphrase: str, by: str) -> tuple[Published, dict]:
+    """Sign `cells` (every cell of the table) as the next version and store it; returns the
+    document and the changes against the previous one. WrongPassphrase / NoSigningKey /
+    ValueError (a bad cell) leave nothing stored."""
+    full = default_cells()
+    unknown = sorted(set(cells) - set(full))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown policy cell")
+    full.update(cells)
+    with engine.begin() as conn:
+        info = current_key(conn)
+        if info is None:
+            raise NoSigningKey("no signing key yet")
+        sealed = conn.execute(sa.select(db.signing_keys.c.sealed).where(db.signing_keys.c.id == info.id)).scalar_one()
+        key = unseal(sealed, passphrase)
+        before = current_cells(conn)
+        version = latest_version(conn) + 1
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        doc = doc_rules.document(version, full, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        env = doc_rules.sign(doc, key)
+        del key
+        conn.execute(db.policy_documents.insert().values(
+            version=version, scope=doc["scope"], issued_at=now, published_by=by,
+            document=json.dumps(doc, ensure_ascii=False, sort_keys=True), signature=env["signature"]))
+    return Published(version, now, by, doc, env["signature"]), doc_rules.changes(before, full)
+
+
+def served(pub: Published) -> tuple[bytes, str]:
+    """The bytes GET /api/v1/policy answers with, and their ETag (a hash of exactly them)."""
+    body = json.dumps(pub.envelope(), ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
