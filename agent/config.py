@@ -80,12 +80,26 @@ class ScanSection:
 class PolicySection:
     # overrides of the policy table, cell by rule id (docs/policy.md): "<host>.<medium class>.<level>" = action
     actions: dict[str, str] = field(default_factory=dict)
+    # cells a central policy document does not change on this host: they keep the value
+    # above (or the built-in default) whatever the security administrator publishes
+    locked: list[str] = field(default_factory=list)
 
     def validate(self, file: str | Path, prefix: str) -> None:
         from baomi.common.policy import validate_overrides
         problem = validate_overrides(self.actions)
         if problem:
             raise ConfigError(file, f"{prefix}.actions", problem)
+        from baomi.common.policy import known_rules
+        for cell in self.locked:
+            if cell not in known_rules():
+                raise ConfigError(file, f"{prefix}.locked", f"{cell}: unknown policy rule (see docs/policy.md)")
+
+
+@dataclass
+class CentralSection:
+    # the security administrator's Ed25519 public key (PEM) that signs central policy
+    # documents; unset, the agent applies no central document (docs/policy.md)
+    public_key: Path | None = None
 
 
 @dataclass
@@ -353,6 +367,7 @@ class AgentConfig:
     media: MediaSection = field(default_factory=MediaSection)
     scan: ScanSection = field(default_factory=ScanSection)
     policy: PolicySection = field(default_factory=PolicySection)
+    central: CentralSection = field(default_factory=CentralSection)
     quarantine: QuarantineSection = field(default_factory=QuarantineSection)
     collector: CollectorSection = field(default_factory=CollectorSection)
     spool: SpoolSection = field(default_factory=SpoolSection)

@@ -26,6 +26,8 @@ class AgentContext:
     held: dict[str, str] = field(default_factory=dict)
     # what components report in the heartbeat, e.g. {"enforcement": {medium key: "held"}}
     status: dict[str, Any] = field(default_factory=dict)
+    # the central policy (agent/central.py), made by daemon.run before the components start
+    central: Any = None
 
     @property
     def host(self) -> dict[str, Any]:

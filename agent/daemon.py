@@ -69,6 +69,14 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
     ctx.record("agent.started", details={"version": __version__, "config": str(config.source or "")})
     log.info("baomi-agent %s started (host class %s, state %s)", __version__,
              config.host.class_, config.state_dir)
+    # the last verified central policy applies before any component decides anything
+    from .central import policy_of
+    try:
+        policy_of(ctx).load_stored()
+    except Exception as exc:  # never keeps the agent from starting; it runs agent.toml's table
+        log.exception("central policy not loaded")
+        ctx.record("agent.component_failed", severity="high",
+                   details={"component": "central policy", "error": f"{type(exc).__name__}: {exc}"})
     comps = start_components(ctx)
     try:
         while not ctx.stopping.wait(1.0):

@@ -13,7 +13,11 @@ from .context import AgentContext
 
 
 def policy_version(ctx: AgentContext) -> str:
-    """The loaded configuration's identity: the agent.toml path and its modification time."""
+    """`central:N` when a signed central document is applied (docs/policy.md); else the
+    loaded configuration's identity: the agent.toml path and its modification time."""
+    central = ctx.status.get("policy")
+    if central:
+        return f"central:{central['version']}"
     src = ctx.config.source
     if src is None:
         return "builtin"
@@ -33,6 +37,7 @@ def age_s(iso: str | None, now: _dt.datetime | None = None) -> float | None:
 
 def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
     return {"version": __version__, "policy_version": policy_version(ctx),
+            "policy_applied_at": (ctx.status.get("policy") or {}).get("applied_at"),
             "spool_depth": ctx.spool.depth(),
             "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time()),
             # how each medium is enforced now: "held" (the gateway) or "after_write"

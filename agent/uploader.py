@@ -83,6 +83,7 @@ class Uploader:
         self._reported: set[str] = set()  # problems already recorded as an event (once each)
         # highest seq sent in this run; events beyond an unacknowledged hole are still sent on
         self.cursor = 0
+        self.announced: Any = None   # the latest central policy version the collector named
 
     # -- building a batch --------------------------------------------------
     def next_events(self) -> list[dict[str, Any]]:
@@ -138,6 +139,7 @@ class Uploader:
         error = str(answer.get("error") or resp.text[:200]) if isinstance(answer, dict) else resp.text[:200]
         if code == 200:
             acked = int(answer.get("acked", 0))
+            self.announced = answer.get("policy_version")
             if acked:
                 self.spool.ack(acked)
             self._reported.clear()
@@ -232,6 +234,20 @@ class UploaderComponent:
                 self.uploader._report_once("enroll", str(exc), 401)
             return False
 
+    def _central_policy(self) -> None:
+        """Fetch, verify and apply a newer signed policy the collector's answer named."""
+        announced, self.uploader.announced = self.uploader.announced, None
+        if announced is None:
+            return
+        from .central import policy_of
+        try:
+            outcome = policy_of(self.ctx).offer(announced, self.uploader._client())
+        except httpx.HTTPError as exc:
+            self._note(f"central policy not fetched: {describe_transport_error(exc, self.ctx.config.collector.url)}")
+            return
+        if outcome == "apply":
+            beat(self.ctx)   # the collector learns the new version at once
+
     def _note(self, reason: str) -> None:
         if reason != self.last_error:
             log.warning("delivery: %s", reason)
@@ -260,6 +276,7 @@ class UploaderComponent:
                         if out.status == "sent":
                             self.backoff.reset()
                             self.last_error = ""
+                            self._central_policy()
                             continue  # more may be waiting
                         if out.status == "retry":
                             self._note(out.reason)

@@ -61,7 +61,6 @@ class MediaComponent:
         self.root = root
         self.host_class = ctx.config.host.class_
         self.hidden_root = str(ctx.config.enforce.gateway_root / "real")
-        self.overrides = dict(ctx.config.policy.actions)
         self.history = LevelHistory(ctx.config.state_dir)
         self.registry = registry_mod.Registry()
         self._registry_stamp: tuple[int, int] | None = None
@@ -243,7 +242,8 @@ class MediaComponent:
 
     def _decide(self, dev: BlockDevice, c: Recognised) -> ArrivalOutcome:
         return decide_arrival(self.host_class, c.medium_class, c.ceiling, c.allowed_hosts,
-                              gate.is_read_only(dev.devnode), dev.read_only, self.overrides)
+                              gate.is_read_only(dev.devnode), dev.read_only,
+                              self.ctx.config.policy.actions)
 
     def _inserted(self, dev: BlockDevice, ident: dict[str, Any], key: str) -> None:
         c = recognise(ident, self.registry, self.history.all())

@@ -1,0 +1,131 @@
+"""Central policy on the agent: verify, keep and apply the security administrator's
+signed policy documents (docs/policy.md "Central policy documents").
+
+- At start (before any component decides anything) the last verified document kept in
+  `state_dir/central-policy.json` is verified again and applied: a host that reboots
+  offline runs what it last accepted.
+- Every answer of the collector to a batch (a heartbeat at least every heartbeat_s)
+  names the latest published version. When it differs from the one running, the agent
+  fetches GET /api/v1/policy (with the ETag of what it saw last), judges it with
+  baomi.common.central.judge and applies, keeps running, or refuses it:
+  `policy.applied`, `policy.forged`, `policy.rollback_refused`.
+- Applying is one swap of `config.policy.actions` for the effective table (the
+  document's cells, except the cells agent.toml locks); every decision reads it anew.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from baomi.common import central as rules
+from baomi.common.events import utcnow
+from baomi.common.fsutil import atomic_write
+from baomi.common.tomlconf import ConfigError
+
+from .context import AgentContext
+
+log = logging.getLogger(__name__)
+STORE = "central-policy.json"
+
+
+class CentralPolicy:
+    def __init__(self, ctx: AgentContext):
+        self.ctx = ctx
+        self.local = dict(ctx.config.policy.actions)
+        self.locked = list(ctx.config.policy.locked)
+        self.path = Path(ctx.config.state_dir) / STORE
+        self.running = 0
+        self.signature = ""
+        self.etag = ""          # of the last answer judged (applied, kept or refused)
+        self.key = None
+        self.key_problem = ""
+        if ctx.config.central.public_key is not None:
+            from .media.registry import load_public_key   # the same PEM loading as the media registry
+            try:
+                self.key = load_public_key(ctx.config.central.public_key)
+            except ConfigError as exc:
+                self.key_problem = str(exc)
+
+    # -- at start ------------------------------------------------------------------
+    def load_stored(self) -> None:
+        if self.key_problem:
+            self.ctx.record("agent.config_problem", severity="high",
+                            details={"key": "central.public_key", "error": self.key_problem})
+        if self.key is None or not self.path.exists():
+            return
+        try:
+            env = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            env = {"unreadable": str(exc)}
+        j = rules.judge(env, self.key, 0)
+        if j.outcome == "apply" and j.document is not None:
+            self._apply(j.document, env, "stored")
+        else:  # the kept copy was altered on this host: run the local table, say so
+            self.ctx.record("policy.forged", severity="high",
+                            details={"source": "stored", "path": str(self.path), "reason": j.reason,
+                                     "offered_version": j.version, "running_version": self.running})
+
+    # -- from the collector --------------------------------------------------------------
+    def wants(self, announced: Any) -> bool:
+        return (self.key is not None and isinstance(announced, int) and not isinstance(announced, bool)
+                and announced > 0 and announced != self.running)
+
+    def offer(self, announced: Any, client: httpx.Client) -> str:
+        """Fetch and judge the latest document when `announced` (the heartbeat answer's
+        policy_version) is not the running one; returns what happened."""
+        if not self.wants(announced):
+            return "idle"
+        headers = {"X-Baomi-Agent": self.ctx.identity.agent_id}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        resp = client.get("/api/v1/policy", headers=headers)
+        if resp.status_code == 304:
+            return "unchanged"
+        if resp.status_code != 200:
+            return f"fetch failed ({resp.status_code})"
+        etag = resp.headers.get("etag", "")
+        try:
+            env = resp.json()
+        except ValueError:
+            env = {"unreadable": resp.text[:200]}
+        j = rules.judge(env, self.key, self.running, self.signature)  # type: ignore[arg-type]
+        self.etag = etag
+        if j.outcome == "apply" and j.document is not None:
+            atomic_write(self.path, json.dumps(env, ensure_ascii=False, sort_keys=True).encode("utf-8"), mode=0o600)
+            self._apply(j.document, env, "collector")
+        elif j.outcome == "forged":
+            log.warning("central policy refused: %s", j.reason)
+            self.ctx.record("policy.forged", severity="high",
+                            details={"source": "collector", "reason": j.reason, "offered_version": j.version,
+                                     "announced_version": announced, "running_version": self.running})
+        elif j.outcome == "rollback":
+            log.warning("central policy refused: %s", j.reason)
+            self.ctx.record("policy.rollback_refused", severity="high",
+                            details={"reason": j.reason, "offered_version": j.version,
+                                     "announced_version": announced, "running_version": self.running})
+        return j.outcome
+
+    def _apply(self, doc: dict[str, Any], env: dict[str, Any], source: str) -> None:
+        before = dict(self.ctx.config.policy.actions)
+        eff = rules.effective_actions(self.local, doc["cells"], self.locked)
+        self.ctx.config.policy.actions = eff.actions   # one reference swap: decisions read it anew
+        self.running, self.signature = doc["version"], env["signature"]
+        applied_at = utcnow()
+        self.ctx.status["policy"] = {"version": self.running, "applied_at": applied_at}
+        changed = rules.changes(before, eff.actions)
+        log.info("central policy version %d applied (%s, %d cell(s) changed)", self.running, source, len(changed))
+        self.ctx.record("policy.applied", details={
+            "version": self.running, "issued_at": doc.get("issued_at"), "source": source,
+            "applied_at": applied_at, "changed": changed, "kept_local": eff.kept_local})
+
+
+def policy_of(ctx: AgentContext) -> CentralPolicy:
+    """The context's central policy (made once; daemon.run makes it before the components)."""
+    central = getattr(ctx, "central", None)
+    if central is None:
+        central = ctx.central = CentralPolicy(ctx)  # type: ignore[attr-defined]
+    return central
