@@ -166,14 +166,13 @@ def current_cells(conn: sa.Connection) -> dict[str, str]:
 
 
 def publish(engine: sa.Engine, cells: Mapping[str, str], passphrase: str, by: str) -> tuple[Published, dict]:
-    """Sign `cells` (every cell of the table) as the next version and store it; returns the
-    document and the changes against the previous one. WrongPassphrase / NoSigningKey /
-    ValueError (a bad cell) leave nothing stored."""
-    full = default_cells()
-    unknown = sorted(set(cells) - set(full))
+    """Sign the current cells with `cells` changed as the next version and store it; returns
+    the document and the changes against the previous one. WrongPassphrase / NoSigningKey /
+    ValueError (a bad cell) / sqlalchemy IntegrityError (another publication took the
+    version first) leave nothing stored."""
+    unknown = sorted(set(cells) - set(default_cells()))
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown policy cell")
-    full.update(cells)
     with engine.begin() as conn:
         info = current_key(conn)
         if info is None:
@@ -181,6 +180,7 @@ def publish(engine: sa.Engine, cells: Mapping[str, str], passphrase: str, by: st
         sealed = conn.execute(sa.select(db.signing_keys.c.sealed).where(db.signing_keys.c.id == info.id)).scalar_one()
         key = unseal(sealed, passphrase)
         before = current_cells(conn)
+        full = {**before, **cells}   # a cell the form does not name keeps its current action
         version = latest_version(conn) + 1
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         doc = doc_rules.document(version, full, now.strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -100,3 +100,23 @@ def test_sysadmin_and_auditor_cannot_publish_and_the_key_is_sealed(tmp_path: Pat
             assert conn.execute(sa.text("SELECT count(*) FROM policy_documents")).scalar_one() == 0
         blob = json.loads(sealed)
         assert blob["kdf"] == "scrypt" and PASSPHRASE not in sealed and "PRIVATE" not in sealed
+
+
+def test_cells_a_form_does_not_name_keep_their_current_action(tmp_path: Path) -> None:
+    with Collector(tmp_path / "c") as collector:
+        add_users(collector)
+        sec = login(collector, "sec1")
+        assert create_key(sec).status_code == 201
+        for cell, action in (("unclassified.personal.public", "block"), ("classified.personal", "read_only")):
+            r = sec.post("/policy", data={f"cell.{cell}": action, "passphrase": PASSPHRASE,
+                                          "csrf_token": csrf_of(sec.get("/policy").text)})
+            assert r.status_code == 201, r.text[:1000]
+        bad = sec.post("/policy", data={"cell.classified.personal": "block", "passphrase": PASSPHRASE,
+                                        "csrf_token": csrf_of(sec.get("/policy").text)})
+        assert bad.status_code == 400   # a device cell takes allow / read_only / deny
+        agent = SigningAgent(collector.url)
+        assert agent.enroll(collector.token()).status_code == 200
+        got = httpx.get(f"{collector.url}/api/v1/policy", headers={"X-Baomi-Agent": agent.agent_id}).json()
+        assert got["document"]["version"] == 2
+        cells = got["document"]["cells"]
+        assert cells["unclassified.personal.public"] == "block" and cells["classified.personal"] == "read_only"

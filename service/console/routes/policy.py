@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -90,6 +91,8 @@ def router(web: Web) -> APIRouter:
             web.audit("console.policy_sign_failed", severity="medium", user_name=s.user,
                       reason="wrong passphrase", remote=remote(request))
             return page(request, s, 403, error="policy.error.passphrase_wrong")
+        except sa.exc.IntegrityError:   # another publication took this version a moment ago
+            return page(request, s, 409, error="policy.error.concurrent")
         except central.NoSigningKey:
             return page(request, s, 409, error="policy.error.no_key")
         except ValueError as exc:
