@@ -67,7 +67,7 @@ def publish(sec: httpx.Client, changes: dict[str, str], passphrase: str = PASSPH
 
 
 def save_public_key(sec: httpx.Client, path: Path) -> Path:
-    r = sec.get("/policy/secadmin-ed25519.pub.pem")
+    r = sec.get("/policy/secadmin-policy.pub.pem")
     assert r.status_code == 200 and b"BEGIN PUBLIC KEY" in r.content
     path.write_bytes(r.content)
     return path

@@ -63,7 +63,7 @@ def test_console_change_reaches_the_agent_and_forgeries_are_refused(tmp_path: Pa
         add_users(collector)
         sec = login(collector, "sec1")
         assert create_key(sec).status_code == 201
-        pem = save_public_key(sec, tmp / "secadmin-ed25519.pub.pem")
+        pem = save_public_key(sec, tmp / "secadmin-policy.pub.pem")
         engine = sa.create_engine(database or f"sqlite:///{tmp_path / 'c' / 'state' / 'collector.db'}")
         try:
             with LoopMedium("exfat", size_mb=64, workdir=tmp, loop_range=range(700, 800)) as loop:

@@ -48,14 +48,14 @@ def router(web: Web) -> APIRouter:
     def policy(request: Request, s: auth.Session = web.need("policy.view")) -> Response:
         return page(request, s)
 
-    @r.get("/policy/secadmin-ed25519.pub.pem")
+    @r.get("/policy/secadmin-policy.pub.pem")
     def public_key(request: Request, s: auth.Session = web.need("policy.view")) -> Response:
         with engine.connect() as conn:
             key = central.current_key(conn)
         if key is None:
             return web.not_found(request)
         return Response(central.public_pem(key.public_key), media_type="application/x-pem-file",
-                        headers={"Content-Disposition": 'attachment; filename="secadmin-ed25519.pub.pem"'})
+                        headers={"Content-Disposition": 'attachment; filename="secadmin-policy.pub.pem"'})
 
     @r.post("/policy/key")
     def create_key(request: Request, passphrase: str = Form(""), passphrase2: str = Form(""),
