@@ -347,6 +347,29 @@ class PostureSection:
 
 
 @dataclass
+class DiscoverySection:
+    # discovery of marked files at rest on unclassified hosts (docs/posture.md); never on classified ones
+    enabled: bool = True
+    paths: list[Path] = field(default_factory=lambda: [Path("/home"), Path("/root"), Path("/srv")])
+    # fnmatch patterns on the full path; a matching folder is not entered
+    exclude: list[str] = field(default_factory=lambda: ["*/.cache", "*/.local/share/Trash", "*/node_modules",
+                                                        "*/.git"])
+    interval_s: float = 86400.0
+    start_delay_s: float = 600.0
+    # share of one core the scan may use on average (it sleeps to stay under it)
+    cpu_share: float = 0.25
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if not 0 < self.cpu_share <= 1:
+            raise ConfigError(file, f"{prefix}.cpu_share", f"must be above 0 and at most 1, got {self.cpu_share}")
+        for key in ("interval_s",):
+            if getattr(self, key) <= 0:
+                raise ConfigError(file, f"{prefix}.{key}", f"must be > 0, got {getattr(self, key)}")
+        if self.start_delay_s < 0:
+            raise ConfigError(file, f"{prefix}.start_delay_s", f"must be >= 0, got {self.start_delay_s}")
+
+
+@dataclass
 class AgentConfig:
     host: HostSection = field(default_factory=HostSection)
     paths: PathsSection = field(default_factory=PathsSection)
@@ -359,6 +382,7 @@ class AgentConfig:
     screenlock: ScreenlockSection = field(default_factory=ScreenlockSection)
     enforce: EnforceSection = field(default_factory=EnforceSection)
     posture: PostureSection = field(default_factory=PostureSection)
+    discovery: DiscoverySection = field(default_factory=DiscoverySection)
     print: PrintSection = field(default_factory=PrintSection)
     debug: DebugSection = field(default_factory=DebugSection)
     source: Path | None = field(default=None, metadata={"internal": True})
