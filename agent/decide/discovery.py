@@ -54,3 +54,12 @@ def pause_s(busy_s: float, cpu_share: float) -> float:
     if cpu_share >= 1 or busy_s <= 0:
         return 0.0
     return busy_s * (1 - cpu_share) / cpu_share
+
+
+def next_pass_in(last_pass: float | None, now: float, interval_s: float, min_wait_s: float = 0.0) -> float:
+    """Seconds until the next scheduled pass: interval_s after the last one finished, kept across
+    restarts (a restart neither skips nor repeats a pass), and never sooner than min_wait_s (the
+    component's start delay after the agent starts: a booting desktop is busy enough)."""
+    if last_pass is None:
+        return min_wait_s
+    return max(last_pass + interval_s - now, min_wait_s, 0.0)
