@@ -370,6 +370,14 @@ class DiscoverySection:
 
 
 @dataclass
+class CheckSection:
+    # where `baomi-agent check` reads the kernel's USB history (docs/posture.md)
+    kernel_logs: list[str] = field(default_factory=lambda: ["/var/log/kern.log*"])  # globs; .gz is read too
+    journalctl: bool = True                  # also `journalctl _TRANSPORT=kernel -o export` (every boot kept)
+    journal_export: list[Path] = field(default_factory=list)  # saved `journalctl -o export` streams
+
+
+@dataclass
 class AgentConfig:
     host: HostSection = field(default_factory=HostSection)
     paths: PathsSection = field(default_factory=PathsSection)
@@ -383,6 +391,7 @@ class AgentConfig:
     enforce: EnforceSection = field(default_factory=EnforceSection)
     posture: PostureSection = field(default_factory=PostureSection)
     discovery: DiscoverySection = field(default_factory=DiscoverySection)
+    check: CheckSection = field(default_factory=CheckSection)
     print: PrintSection = field(default_factory=PrintSection)
     debug: DebugSection = field(default_factory=DebugSection)
     source: Path | None = field(default=None, metadata={"internal": True})
