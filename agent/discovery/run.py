@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from baomi.common.events import file_obj, user_obj
+from baomi.common.events import file_obj, user_obj, utcnow
 from baomi.common.levels import Level
 
 from ..config import AgentConfig
@@ -120,10 +120,12 @@ class Discovery:
             s.complete = True
             index.set_meta("passes", str(s.number))
             index.set_meta("last_pass", str(time.time()))
+            summary = {"pass": s.number, "files": s.files, "bytes": s.bytes, "scanned": s.scanned,
+                       "hashed": s.hashed, "found": s.found, "resolved": s.resolved,
+                       "paths": [str(p) for p in self.cfg.paths], "time": utcnow()}
+            index.set_meta("last_summary", json.dumps(summary, ensure_ascii=False))
             index.commit()
-            self.record("discovery.finished", details={
-                "pass": s.number, "files": s.files, "bytes": s.bytes, "scanned": s.scanned, "hashed": s.hashed,
-                "found": s.found, "resolved": s.resolved, "paths": [str(p) for p in self.cfg.paths]})
+            self.record("discovery.finished", details=summary)
         index.commit()
         return s
 
@@ -216,6 +218,18 @@ def found_by_level(state_dir: Any) -> dict[str, list[str]]:
         return out
     finally:
         index.close()
+
+
+def last_pass(state_dir: Any) -> dict[str, Any] | None:
+    """The last complete pass's counts and time (kept in the index: the spool may drop them)."""
+    if not (state_dir / Index.FILE).exists():
+        return None
+    index = Index(state_dir)
+    try:
+        value = index.meta("last_summary")
+    finally:
+        index.close()
+    return json.loads(value) if value else None
 
 
 __all__ = ["Busy", "Discovery", "PassStats", "found_by_level", "Level"]

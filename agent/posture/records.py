@@ -77,18 +77,16 @@ def screenlock(cfg: AgentConfig, events: Sequence[dict[str, Any]]) -> Section:
 
 def at_rest(cfg: AgentConfig, events: Sequence[dict[str, Any]]) -> Section:
     """Classified files discovery holds on record now, by level (unclassified hosts)."""
-    from ..discovery.run import found_by_level
+    from ..discovery.run import found_by_level, last_pass
     if not discovery_applies(cfg.host.class_, cfg.discovery.enabled):
         return {"applies": False}, []
     found = found_by_level(cfg.state_dir)
-    passes = [e for e in events if e["kind"] == "discovery.finished"]
-    facts = {"applies": True, "by_level": {k: len(v) for k, v in found.items()}, "files": found,
-             "last_pass": passes[-1]["time"] if passes else None,
-             "last_pass_details": passes[-1].get("details") if passes else None}
+    last = last_pass(cfg.state_dir)
+    facts = {"applies": True, "by_level": {k: len(v) for k, v in found.items()}, "files": found, "last_pass": last}
     from baomi.common.levels import Level
     findings = [_f("at_rest", "classified_file", SEVERITY[Level.parse(level)], {"level": level, "path": p})
                 for level, paths in sorted(found.items()) for p in paths]
-    if not passes and not found:
+    if last is None:
         findings.append(_f("at_rest", "never_scanned", "medium", {"paths": [str(p) for p in cfg.discovery.paths]}))
     return facts, findings
 
@@ -117,13 +115,14 @@ def chain(events: Sequence[dict[str, Any]]) -> Section:
     announced = [(int(e["details"].get("first_seq", 0)), int(e["details"].get("last_seq", 0)))
                  for e in events if e["kind"] == "agent.gap" and e.get("details")]
     findings = [_f("chain", "events_dropped", "medium", e["details"]) for e in events if e["kind"] == "agent.gap"]
+    covered = _merged(announced)
     broken, holes = [], []
     for prev, cur in zip(events, events[1:]):
         if cur["seq"] == prev["seq"] + 1 and cur.get("prev_hash") != prev.get("hash"):
             broken.append(cur["seq"])
         elif cur["seq"] > prev["seq"] + 1:
             lo, hi = prev["seq"] + 1, cur["seq"] - 1
-            if not any(a <= lo and hi <= b for a, b in announced):
+            if not any(a <= lo and hi <= b for a, b in covered):
                 holes.append([lo, hi])
     broken += [e["seq"] for e in events if event_hash(e) != e.get("hash")]
     if broken:
@@ -133,3 +132,14 @@ def chain(events: Sequence[dict[str, Any]]) -> Section:
     facts = {"events": len(events), "first_seq": events[0]["seq"] if events else None,
              "last_seq": events[-1]["seq"] if events else None, "announced_gaps": announced}
     return facts, findings
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Announced ranges joined where they touch: one overflow is often announced in several runs."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
