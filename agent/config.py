@@ -317,6 +317,8 @@ class PostureSection:
     block_radios: bool = True
     rfkill_root: Path = Path("/sys/class/rfkill")
     radio_poll_s: float = 2.0
+    # a USB Wi-Fi or Bluetooth adapter or wireless receiver plugged in: de-authorize its interfaces
+    deauthorize_wireless: bool = True
 
     def validate(self, file: str | Path, prefix: str) -> None:
         from .decide.posture import listener_entry_problem, parse_networks
