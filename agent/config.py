@@ -256,9 +256,10 @@ class ScreenlockSection:
     poll_s: float = 5.0
     verify_s: float = 5.0
     on_failure: Literal["retry", "terminate"] = "retry"
-    # absence rule: idle longer than this (minutes) → logout/poweroff; 0 = off
-    absence_min: int = 0
-    absence_action: Literal["logout", "poweroff"] = "logout"
+    # absence rule (002: away half an hour or more, the PC is shut down): idle longer than this
+    # (minutes) → audit (record only), suspend, logout or poweroff through logind; 0 = off
+    absence_min: int = 30
+    absence_action: Literal["audit", "suspend", "logout", "poweroff"] = "audit"
     manage_desktop_settings: bool = True
     helper_socket: Path = Path("/run/baomi/session.sock")
     # where the desktop settings files are installed (dconf/, xdg/ under it)
