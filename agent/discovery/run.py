@@ -14,10 +14,10 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from baomi.common.events import file_obj, user_obj, utcnow
-from baomi.common.levels import Level
 
 from ..config import AgentConfig
 from ..decide.discovery import RULE, change, pause_s
@@ -205,7 +205,7 @@ class Discovery:
             self.sleep(pause)
 
 
-def found_by_level(state_dir: Any) -> dict[str, list[str]]:
+def found_by_level(state_dir: Path) -> dict[str, list[str]]:
     """Paths on record at each classified level (for `baomi-agent check`); empty before any pass."""
     from ..decide.discovery import CLASSIFIED_FROM
     if not (state_dir / Index.FILE).exists():
@@ -220,7 +220,7 @@ def found_by_level(state_dir: Any) -> dict[str, list[str]]:
         index.close()
 
 
-def last_pass(state_dir: Any) -> dict[str, Any] | None:
+def last_pass(state_dir: Path) -> dict[str, Any] | None:
     """The last complete pass's counts and time (kept in the index: the spool may drop them)."""
     if not (state_dir / Index.FILE).exists():
         return None
@@ -232,4 +232,4 @@ def last_pass(state_dir: Any) -> dict[str, Any] | None:
     return json.loads(value) if value else None
 
 
-__all__ = ["Busy", "Discovery", "PassStats", "found_by_level", "Level"]
+__all__ = ["Busy", "Discovery", "PassStats", "found_by_level", "last_pass"]

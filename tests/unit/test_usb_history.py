@@ -4,7 +4,6 @@ included), merged with the agent's own records."""
 from __future__ import annotations
 
 import calendar
-import datetime as dt
 import os
 import shutil
 import time
