@@ -26,6 +26,8 @@ from .walk import regular_files
 
 log = logging.getLogger("baomi.agent.discovery")
 Record = Callable[..., Any]
+# the index is committed in batches, after the events it stands for: a crash in between repeats a
+# report on the next pass rather than losing one
 COMMIT_EVERY = 500
 
 
