@@ -27,6 +27,7 @@ COMPONENTS: list[str] = [
     "baomi.agent.screenlock.component:ScreenlockComponent",
     "baomi.agent.posture.component:PostureComponent",
     "baomi.agent.print.component:PrintComponent",
+    "baomi.agent.discovery.component:DiscoveryComponent",
     # last: delivers what the others record
     "baomi.agent.uploader:UploaderComponent",
 ]

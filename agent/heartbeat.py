@@ -13,8 +13,12 @@ from .context import AgentContext
 
 
 def policy_version(ctx: AgentContext) -> str:
+    return config_version(ctx.config)
+
+
+def config_version(config: Any) -> str:
     """The loaded configuration's identity: the agent.toml path and its modification time."""
-    src = ctx.config.source
+    src = config.source
     if src is None:
         return "builtin"
     try:
