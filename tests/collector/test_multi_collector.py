@@ -15,8 +15,8 @@ from tests.support.collector import COLLECTOR, REPO, Collector, SigningAgent
 from tests.support.haproxy import HAProxy, haproxy_binary
 from tests.support.sender import LoopingAgent, chain_problems
 
-pytestmark = [pytest.mark.timeout(300),
-              pytest.mark.skipif(haproxy_binary() is None, reason="haproxy not installed (scripts/setup)")]
+pytestmark = pytest.mark.timeout(300)
+needs_haproxy = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy not installed (scripts/setup)")
 
 AGENTS, EVENTS = 4, 400
 PASSWORD = "Sec-Admin-Pass-2026"
@@ -52,6 +52,7 @@ def _wait(what: str, done, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+@needs_haproxy
 def test_killing_one_collector_loses_nothing_and_keeps_the_console_session(tmp_path: Path,
                                                                           postgres_url: str) -> None:
     c1, c2 = _two_collectors(tmp_path, postgres_url)
