@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from . import db
-from .console import auth
-from .console import rollup
+from .console import auth, rollup
 
 INSTANCE, MIGRATED_FROM = "instance", "migrated_from"
 BATCH = 2000
@@ -119,7 +118,8 @@ def _copy_triage(source: sa.Connection, target: sa.Connection) -> int:
     src = source.execute(sa.select(T, E.c.event_id).join(E, E.c.pk == T.c.event_pk)).all()
     if not src:
         return 0
-    pk_of = dict(target.execute(sa.select(E.c.event_id, E.c.pk).where(E.c.event_id.in_({r.event_id for r in src}))).all())
+    ids = {r.event_id for r in src}
+    pk_of = dict(target.execute(sa.select(E.c.event_id, E.c.pk).where(E.c.event_id.in_(ids))).all())
     have = {(r.event_pk, r.status, r.user_name, _utc(r.time)) for r in target.execute(sa.select(T))}
     rows = [{"event_pk": pk_of[r.event_id], "status": r.status, "comment": r.comment, "user_name": r.user_name,
              "time": r.time} for r in src

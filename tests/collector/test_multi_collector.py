@@ -3,7 +3,6 @@ haproxy. One is killed (SIGKILL) while agents deliver through the balancer; noth
 lost or stored twice, and a console session started before the kill goes on working."""
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.console.conftest import csrf_of
 from tests.support.collector import COLLECTOR, REPO, Collector, SigningAgent
 from tests.support.haproxy import HAProxy, haproxy_binary
 from tests.support.sender import LoopingAgent, chain_problems
@@ -22,16 +22,10 @@ AGENTS, EVENTS = 4, 400
 PASSWORD = "Sec-Admin-Pass-2026"
 
 
-def _csrf(html: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert m, "no csrf_token field in the page"
-    return m.group(1)
-
-
 def _login(base: str) -> httpx.Client:
     c = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
     page = c.get("/login")
-    r = c.post("/login", data={"username": "sec1", "password": PASSWORD, "csrf_token": _csrf(page.text)})
+    r = c.post("/login", data={"username": "sec1", "password": PASSWORD, "csrf_token": csrf_of(page.text)})
     assert r.status_code == 303, r.text[:500]
     return c
 
@@ -76,7 +70,7 @@ def test_killing_one_collector_loses_nothing_and_keeps_the_console_session(tmp_p
             # the session made before the kill works on the survivor, for reads and for forms
             page = console.get("/events")
             assert page.status_code == 200 and "login" not in str(page.url)
-            assert console.post("/logout", data={"csrf_token": _csrf(page.text)}).status_code == 303
+            assert console.post("/logout", data={"csrf_token": csrf_of(page.text)}).status_code == 303
             assert console.get("/events").status_code == 303  # logged out everywhere
         stored = c2.stored()
         problems = [p for s in senders for p in chain_problems(stored, s.agent.agent_id, EVENTS)]
@@ -94,7 +88,7 @@ def test_a_login_form_served_by_one_collector_is_accepted_by_another(tmp_path: P
         first = httpx.Client(base_url=c1.url, follow_redirects=False, timeout=30)
         page = first.get("/login")
         second = httpx.Client(base_url=c2.url, follow_redirects=False, timeout=30, cookies=first.cookies)
-        r = second.post("/login", data={"username": "sec1", "password": PASSWORD, "csrf_token": _csrf(page.text)})
+        r = second.post("/login", data={"username": "sec1", "password": PASSWORD, "csrf_token": csrf_of(page.text)})
         assert r.status_code == 303, r.text[:300]
         first.cookies.update(second.cookies)  # the session made on c2 is good on c1
         assert first.get("/events").status_code == 200
