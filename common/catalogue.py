@@ -39,7 +39,8 @@ _COPY = "user medium file process"
 KINDS: dict[str, Kind] = {k.name: k for k in (
     # -- the agent itself
     _k("agent.started", "info", "代理启动", "Agent started"),
-    _k("agent.stopped", "info", "代理停止", "Agent stopped"),
+    # a security event: stopping the agent ends enforcement, so the trace is never dropped
+    _k("agent.stopped", "medium", "代理停止", "Agent stopped", security=True),
     _k("agent.component_failed", "high", "代理组件未启动", "Agent component not started"),
     _k("agent.config_problem", "high", "配置有误", "Configuration problem"),
     _k("agent.heartbeat", "info", "心跳", "Heartbeat", telemetry=True),

@@ -106,6 +106,13 @@ login_throttle = sa.Table(  # failed console logins per source address (migratio
     sa.Column("locked_until", sa.DateTime(timezone=True)),
 )
 
+collector_secrets = sa.Table(  # secrets every collector process on the database shares (migration 0009)
+    "collector_secrets", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 triage = sa.Table(
     "triage", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
