@@ -18,6 +18,7 @@ COMMANDS: list[str] = [
     "enroll",
     "config",
     "check",
+    "discover",
 ]
 
 

@@ -270,9 +270,10 @@ class ScreenlockSection:
     poll_s: float = 5.0
     verify_s: float = 5.0
     on_failure: Literal["retry", "terminate"] = "retry"
-    # absence rule: idle longer than this (minutes) → logout/poweroff; 0 = off
-    absence_min: int = 0
-    absence_action: Literal["logout", "poweroff"] = "logout"
+    # absence rule (002: away half an hour or more, the PC is shut down): idle longer than this
+    # (minutes) → audit (record only), suspend, logout or poweroff through logind; 0 = off
+    absence_min: int = 30
+    absence_action: Literal["audit", "suspend", "logout", "poweroff"] = "audit"
     manage_desktop_settings: bool = True
     helper_socket: Path = Path("/run/baomi/session.sock")
     # where the desktop settings files are installed (dconf/, xdg/ under it)
@@ -331,6 +332,8 @@ class PostureSection:
     block_radios: bool = True
     rfkill_root: Path = Path("/sys/class/rfkill")
     radio_poll_s: float = 2.0
+    # a USB Wi-Fi or Bluetooth adapter or wireless receiver plugged in: de-authorize its interfaces
+    deauthorize_wireless: bool = True
 
     def validate(self, file: str | Path, prefix: str) -> None:
         from .decide.posture import listener_entry_problem, parse_networks
@@ -361,6 +364,37 @@ class PostureSection:
 
 
 @dataclass
+class DiscoverySection:
+    # discovery of marked files at rest on unclassified hosts (docs/posture.md); never on classified ones
+    enabled: bool = True
+    paths: list[Path] = field(default_factory=lambda: [Path("/home"), Path("/root"), Path("/srv")])
+    # fnmatch patterns on the full path; a matching folder is not entered
+    exclude: list[str] = field(default_factory=lambda: ["*/.cache", "*/.local/share/Trash", "*/node_modules",
+                                                        "*/.git"])
+    interval_s: float = 86400.0
+    start_delay_s: float = 600.0
+    # share of one core the scan may use on average (it sleeps to stay under it)
+    cpu_share: float = 0.25
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if not 0 < self.cpu_share <= 1:
+            raise ConfigError(file, f"{prefix}.cpu_share", f"must be above 0 and at most 1, got {self.cpu_share}")
+        for key in ("interval_s",):
+            if getattr(self, key) <= 0:
+                raise ConfigError(file, f"{prefix}.{key}", f"must be > 0, got {getattr(self, key)}")
+        if self.start_delay_s < 0:
+            raise ConfigError(file, f"{prefix}.start_delay_s", f"must be >= 0, got {self.start_delay_s}")
+
+
+@dataclass
+class CheckSection:
+    # where `baomi-agent check` reads the kernel's USB history (docs/posture.md)
+    kernel_logs: list[str] = field(default_factory=lambda: ["/var/log/kern.log*"])  # globs; .gz is read too
+    journalctl: bool = True                  # also `journalctl _TRANSPORT=kernel -o export` (every boot kept)
+    journal_export: list[Path] = field(default_factory=list)  # saved `journalctl -o export` streams
+
+
+@dataclass
 class AgentConfig:
     host: HostSection = field(default_factory=HostSection)
     paths: PathsSection = field(default_factory=PathsSection)
@@ -374,6 +408,8 @@ class AgentConfig:
     screenlock: ScreenlockSection = field(default_factory=ScreenlockSection)
     enforce: EnforceSection = field(default_factory=EnforceSection)
     posture: PostureSection = field(default_factory=PostureSection)
+    discovery: DiscoverySection = field(default_factory=DiscoverySection)
+    check: CheckSection = field(default_factory=CheckSection)
     print: PrintSection = field(default_factory=PrintSection)
     debug: DebugSection = field(default_factory=DebugSection)
     source: Path | None = field(default=None, metadata={"internal": True})

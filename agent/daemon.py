@@ -1,4 +1,5 @@
-"""`baomi-agent run`: start every component, keep running until SIGTERM/SIGINT.
+"""`baomi-agent run`: start every component, keep running until SIGTERM/SIGINT
+(recording who sent it: stop_origin.py).
 
 Components are plug-ins named in COMPONENTS ("module:Class"). Each is built
 with the AgentContext and has start() (returns quickly, spawning its own
@@ -13,7 +14,7 @@ import signal
 import threading
 from typing import Any, Protocol
 
-from . import __version__
+from . import __version__, stop_origin
 from .config import AgentConfig
 from .context import AgentContext, open_context
 
@@ -27,6 +28,7 @@ COMPONENTS: list[str] = [
     "baomi.agent.screenlock.component:ScreenlockComponent",
     "baomi.agent.posture.component:PostureComponent",
     "baomi.agent.print.component:PrintComponent",
+    "baomi.agent.discovery.component:DiscoveryComponent",
     # last: delivers what the others record
     "baomi.agent.uploader:UploaderComponent",
 ]
@@ -60,11 +62,14 @@ def start_components(ctx: AgentContext, specs: list[str] | None = None) -> list[
 
 
 def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
+    main = threading.current_thread() is threading.main_thread()
+    # blocked before any thread exists, so a stop signal waits for sigtimedwait, which sees its sender
+    old_mask = stop_origin.block_stop_signals() if main else None
     ctx = open_context(config)
     if stop_event is not None:
         ctx.stopping = stop_event
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
+    if main:  # a signal sent to a thread that predates the mask still stops the agent
+        for sig in stop_origin.STOP_SIGNALS:
             signal.signal(sig, lambda *_: ctx.stopping.set())
     ctx.record("agent.started", details={"version": __version__, "config": str(config.source or "")})
     log.info("baomi-agent %s started (host class %s, state %s)", __version__,
@@ -78,15 +83,28 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
         ctx.record("agent.component_failed", severity="high",
                    details={"component": "central policy", "error": f"{type(exc).__name__}: {exc}"})
     comps = start_components(ctx)
+    info = None
     try:
-        while not ctx.stopping.wait(1.0):
-            pass
+        if main:
+            info = stop_origin.wait_for_stop(ctx.stopping)
+        else:
+            while not ctx.stopping.wait(1.0):
+                pass
     finally:
+        stopped = {"version": __version__}
+        try:  # read while a `systemctl stop` client is still waiting for us
+            stopped.update(stop_origin.describe(info))
+        except Exception:  # who stopped us must never keep the stop from being recorded
+            log.exception("describing the stop")
         for comp in reversed(comps):
             try:
                 comp.stop()
             except Exception:
                 log.exception("stopping %s", getattr(comp, "name", comp))
-        ctx.record("agent.stopped", details={"version": __version__})
+        ctx.record("agent.stopped", details=stopped)
+        if stopped.get("by"):
+            log.warning("stopped by %s (%s)", stopped["by"], stopped["how"])
         ctx.spool.close()
+        if old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return 0

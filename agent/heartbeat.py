@@ -14,11 +14,16 @@ from .context import AgentContext
 
 def policy_version(ctx: AgentContext) -> str:
     """`central:N` when a signed central document is applied (docs/policy.md); else the
-    loaded configuration's identity: the agent.toml path and its modification time."""
+    loaded configuration's identity (config_version)."""
     central = ctx.status.get("policy")
     if central:
         return f"central:{central['version']}"
-    src = ctx.config.source
+    return config_version(ctx.config)
+
+
+def config_version(config: Any) -> str:
+    """The loaded configuration's identity: the agent.toml path and its modification time."""
+    src = config.source
     if src is None:
         return "builtin"
     try:

@@ -39,7 +39,8 @@ _COPY = "user medium file process"
 KINDS: dict[str, Kind] = {k.name: k for k in (
     # -- the agent itself
     _k("agent.started", "info", "代理启动", "Agent started"),
-    _k("agent.stopped", "info", "代理停止", "Agent stopped"),
+    # a security event: stopping the agent ends enforcement, so the trace is never dropped
+    _k("agent.stopped", "medium", "代理停止", "Agent stopped", security=True),
     _k("agent.component_failed", "high", "代理组件未启动", "Agent component not started"),
     _k("agent.config_problem", "high", "配置有误", "Configuration problem"),
     _k("agent.heartbeat", "info", "心跳", "Heartbeat", telemetry=True),
@@ -76,6 +77,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("file.uninspectable", "medium", "文件无法检查", "File not inspectable", _COPY, security=True),
     _k("file.discovered", "high", "介质上发现涉密文件", "Marked file found on a medium", "medium file",
        security=True),
+    # -- files at rest on an unclassified host's own disks (discovery, docs/posture.md)
+    _k("file.found_at_rest", "high", "非涉密计算机上发现涉密文件", "Classified file found at rest", "user file",
+       security=True),
+    _k("file.at_rest_resolved", "info", "涉密文件已清除", "Classified file at rest resolved", "user file"),
+    _k("discovery.finished", "info", "涉密文件检查完成", "Discovery pass finished"),
     _k("scan.unfinished", "medium", "检查未完成", "Check not finished", _COPY),
     _k("enforce.watch_failed", "high", "无法监视介质", "Medium could not be watched", "medium"),
     _k("enforce.mode", "info", "拷贝管控方式", "Enforcement mode", "medium"),

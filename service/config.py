@@ -31,7 +31,7 @@ class ConsoleSection:
     max_failed_logins: int = 5              # per account, then locked for lockout_s
     max_failed_logins_per_address: int = 30  # per source address within lockout_s, then locked for lockout_s
     lockout_s: int = 900
-    secret_key_file: Path | None = None  # default: state_dir/console.key
+    secret_key_file: Path | None = None  # default: a key in the database, shared by all collectors
 
 
 @dataclass

@@ -36,7 +36,7 @@ agents = sa.Table(
     sa.Column("hole_reported", sa.BigInteger, nullable=False, server_default="0"),  # no longer written
     sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest stored seq, agent.gap aside
     sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
-    sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0009)
+    sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0010)
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 
@@ -107,6 +107,13 @@ login_throttle = sa.Table(  # failed console logins per source address (migratio
     sa.Column("locked_until", sa.DateTime(timezone=True)),
 )
 
+collector_secrets = sa.Table(  # secrets every collector process on the database shares (migration 0009)
+    "collector_secrets", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 triage = sa.Table(
     "triage", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -117,7 +124,7 @@ triage = sa.Table(
     sa.Column("time", sa.DateTime(timezone=True), nullable=False),
 )
 
-signing_keys = sa.Table(  # the security administrator's signing key, sealed under its passphrase (0009)
+signing_keys = sa.Table(  # the security administrator's signing key, sealed under its passphrase (0010)
     "signing_keys", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("public_key", sa.String(128), nullable=False),   # raw Ed25519, hex
@@ -126,7 +133,7 @@ signing_keys = sa.Table(  # the security administrator's signing key, sealed und
     sa.Column("created_by", sa.String(128), nullable=False),
 )
 
-policy_documents = sa.Table(  # signed central policy documents, one row per version (0009)
+policy_documents = sa.Table(  # signed central policy documents, one row per version (0010)
     "policy_documents", metadata,
     sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("scope", sa.String(64), nullable=False, server_default="all"),

@@ -6,6 +6,7 @@
 - screenlock.py — an idle or locked session (lock, verify, retry, absence)
 - posture.py  — classified hosts: routes and interfaces outside the site, isolation, listeners,
                 passwords (host.network_changed / external_connection / sharing / password)
+- discovery.py — unclassified hosts: a classified file at rest found, re-levelled or resolved
 
 The cells these tables look up are the policy table in baomi.common.policy;
 docs/policy.md shows both, generated from this code (doc.py) and checked by

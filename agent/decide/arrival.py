@@ -49,3 +49,22 @@ def decide_mount(action: str, mount_read_only: bool) -> MountOutcome:
 def usb_device_kind(kind: str | None) -> str | None:
     """USB devices that are not storage but still matter (004 rule 3: no wireless on classified PCs)."""
     return {"phone": "device.phone", "wireless": "device.wireless"}.get(kind or "")
+
+
+@dataclass(frozen=True)
+class UsbDeviceOutcome:
+    kind: str | None                   # device.phone / device.wireless, or None: not reported
+    severity: str
+    action: str                        # "audit", or "block": its interfaces are de-authorized
+    deauthorize: bool
+
+
+def decide_usb_device(kind: str | None, host_class: str, deny_wireless: bool) -> UsbDeviceOutcome:
+    """004 计算机规则 3: no wireless network cards, keyboards or mice on a classified PC. There the
+    adapter or receiver is let go of (every interface de-authorized); elsewhere it is reported."""
+    event = usb_device_kind(kind)
+    if event is None:
+        return UsbDeviceOutcome(None, "info", "audit", False)
+    if kind == "wireless" and host_class == "classified" and deny_wireless:
+        return UsbDeviceOutcome(event, "high", "block", True)
+    return UsbDeviceOutcome(event, "medium", "audit", False)

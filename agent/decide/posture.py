@@ -263,15 +263,25 @@ REPORT_RULES: dict[str, tuple[str, str]] = {
     "wireless": ("004 计算机规则 3", "不得在涉密计算机上使用无线键盘、无线鼠标、无线网卡等无线设备。"),
     "sharing": ("002 保密规定 10", "专用电脑或数据库不得上网或设立共享。"),
     "passwords": ("002 信息系统安全 6", "涉及保密文件的用户名应每两个月改变密码一次。"),
+    "usb": ("002 信息系统安全 10", "严禁使用来历不明的光盘和磁盘等存储设备;严禁私自修改计算机配置,拷贝带走计算机文件资料。"),
+    "media": ("004 计算机规则 4", "不得在涉密与非涉密计算机之间交叉使用移动存储介质,或者在未采取防护措施的情况下将互联网上的资料下载拷贝到涉密计算机上。"),
+    "screenlock": ("002 信息系统安全 7", "员工外出半小时以上需关闭电脑,暂时离开电脑应设置屏幕保护程序及密码保护,等待时间在5分钟之内。"),
+    "at_rest": ("004 计算机规则 2", "不得在非涉密计算机尤其是在连接互联网或其他公共信息网的计算机上存储、处理涉密信息和使用涉密移动存储介质。"),
+    "quarantine": ("002 信息系统安全 10", "严禁使用来历不明的光盘和磁盘等存储设备;严禁私自修改计算机配置,拷贝带走计算机文件资料。"),
+    "chain": ("004 第三十七条", "对所有批量导出、复制、销毁用户个人信息的操作进行审查,并采取防泄密措施,同时记录进行操作的人员、时间、地点和事项,留作信息安全审计依据。"),
 }
 FAILING = ("high", "critical")
+# the sections whose rules bind one host class only; the others bind every host
+CLASS_SECTIONS: dict[str, str] = {"network": "classified", "wireless": "classified", "sharing": "classified",
+                                  "passwords": "classified", "at_rest": "unclassified"}
 
 
 def summarize(host_class: str, findings: Sequence[dict[str, object]]) -> dict[str, object]:
-    """Pass or fail and why: a classified host fails on any high or critical finding; the
-    classified-host rules do not bind an unclassified host, whose findings are for information."""
-    if host_class != "classified":
-        return {"result": "pass", "reasons": [], "applies": False}
-    bad = [f for f in findings if f.get("severity") in FAILING]
-    return {"result": "fail" if bad else "pass", "applies": True,
+    """Pass or fail and why: a host fails on any high or critical finding of a section whose rule
+    binds it. The classified-host rules (network, wireless, sharing, passwords) do not bind an
+    unclassified host, whose findings there are for information (`applies` false); the rule on
+    classified files at rest binds only unclassified hosts."""
+    bad = [f for f in findings if f.get("severity") in FAILING
+           and CLASS_SECTIONS.get(str(f["section"]), host_class) == host_class]
+    return {"result": "fail" if bad else "pass", "applies": host_class == "classified",
             "reasons": sorted({f"{f['section']}: {f['finding']}" for f in bad})}

@@ -19,7 +19,7 @@ class Policy:
     verify_s: float = 5.0
     on_failure: Literal["retry", "terminate"] = "retry"
     absence_min: int = 0
-    absence_action: Literal["logout", "poweroff"] = "logout"
+    absence_action: Literal["audit", "suspend", "logout", "poweroff"] = "logout"
     helper_grace_s: float = 60.0
     # longest wait between two lock attempts of a session that will not lock
     max_retry_s: float = 60.0
@@ -151,16 +151,17 @@ def step(policy: Policy, view: SessionView, mem: SessionMemory, now: float) -> t
         # locked and under the limit (locked by hand, or idle counter reset by the locker)
         mem = replace(mem, locked=True, lock_sent_at=None, next_lock_at=None)
 
-    # absence rule: idle far beyond the lock → warn a minute before, then log out / power off
+    # absence rule (002 "员工外出半小时以上需关闭电脑"): idle far beyond the lock → warn a minute
+    # before (unless only recorded: nothing will happen to warn of), then act
     if policy.absence_min > 0:
         limit = policy.absence_min * 60.0
         if idle < limit - 60.0:
             mem = replace(mem, absence_warned=False, absence_done=False)
         else:
-            if not mem.absence_warned:
+            if not mem.absence_warned and policy.absence_action != "audit":
                 actions.append(Action("absence_warn", view.id, {
                     "in_s": round(max(0.0, limit - idle), 1), "action": policy.absence_action}))
-                mem = replace(mem, absence_warned=True)
+            mem = replace(mem, absence_warned=True)
             if idle >= limit and not mem.absence_done:
                 actions.append(Action("absence", view.id, {"action": policy.absence_action,
                                                            "idle_s": round(idle, 3),

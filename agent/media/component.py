@@ -17,7 +17,7 @@ from typing import Any
 
 from baomi.common.tomlconf import ConfigError
 from ..context import AgentContext
-from ..decide.arrival import ArrivalOutcome, decide_arrival, decide_mount, usb_device_kind
+from ..decide.arrival import ArrivalOutcome, decide_arrival, decide_mount, decide_usb_device
 from ..messages import MountedMedium
 from . import gate, registry as registry_mod
 from .recognise import Recognised, recognise
@@ -214,14 +214,19 @@ class MediaComponent:
         if dev is None:
             return
         self.usb_seen[key] = dev.kind or ""
-        kind = usb_device_kind(dev.kind)
-        if kind is not None:
-            self.ctx.record(kind, user=active_user(),
-                            details={"vendor_id": dev.vendor_id, "product_id": dev.product_id,
-                                     "serial": dev.serial, "manufacturer": dev.manufacturer,
-                                     "product": dev.product, "reason": dev.reason,
-                                     "interface_classes": [f"{c:02x}" for c in dev.interface_classes],
-                                     "host_class": self.host_class})
+        posture = self.ctx.config.posture
+        out = decide_usb_device(dev.kind, self.host_class, posture.enabled and posture.deauthorize_wireless)
+        if out.kind is None:
+            return
+        details: dict[str, Any] = {
+            "vendor_id": dev.vendor_id, "product_id": dev.product_id, "serial": dev.serial,
+            "manufacturer": dev.manufacturer, "product": dev.product, "reason": dev.reason,
+            "interface_classes": [f"{c:02x}" for c in dev.interface_classes], "host_class": self.host_class}
+        if out.deauthorize:
+            details["effects"] = [{"effect": "deauthorize", "interface": i.name, "ok": gate.deauthorize(i)}
+                                  for i in sorted(syspath.iterdir()) if (i / "bInterfaceClass").exists()]
+        self.ctx.record(out.kind, severity=out.severity, user=active_user(), action=out.action,
+                        rule="004 计算机规则 3" if out.deauthorize else None, details=details)
 
     def _sync_block(self, name: str, props: dict[str, str] | None = None) -> None:
         dev = block_device(name, self.root, self.cfg.extra_removable)

@@ -10,6 +10,7 @@ from baomi.common.events import utcnow
 
 from .. import __version__
 from ..config import AgentConfig
+from ..heartbeat import config_version
 from ..decide.posture import REPORT_RULES, outside_changes, parse_networks, summarize
 from .checks import Checks, password_details
 from .probe import Prober, parse_probe
@@ -78,31 +79,42 @@ def passwords(cfg: AgentConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             [_finding("passwords", f.finding, f.severity, password_details(a, f)) for a, f in found])
 
 
-def history(cfg: AgentConfig, limit: int = 200) -> list[dict[str, Any]]:
-    """The agent's own record of posture events, newest last (nothing when it never ran here)."""
+def recorded(cfg: AgentConfig) -> list[dict[str, Any]]:
+    """Every event the agent still keeps, oldest first (nothing when it never ran here)."""
     if not (cfg.state_dir / "spool.db").exists():
         return []
     from ..agent_key import load_or_create
     from ..spool import open_spool
     spool = open_spool(cfg.state_dir, load_or_create(cfg.state_dir).agent_id)
     try:
-        events = [e for e in spool.iter_events() if e["kind"] in HISTORY_KINDS]
+        return list(spool.iter_events())
     finally:
         spool.close()
+
+
+def history(events: list[dict[str, Any]], limit: int = 200) -> list[dict[str, Any]]:
+    """The agent's own record of posture events, newest last."""
     return [{"time": e["time"], "kind": e["kind"], "severity": e["severity"], "details": e.get("details")}
-            for e in events[-limit:]]
+            for e in events if e["kind"] in HISTORY_KINDS][-limit:]
 
 
 def build(cfg: AgentConfig, probe: bool = True) -> dict[str, Any]:
+    from . import records
+    events = recorded(cfg)
     sections: dict[str, Any] = {}
     findings: list[dict[str, Any]] = []
     for name, (facts, found) in (("network", network(cfg, probe)), ("wireless", wireless(cfg)),
-                                 ("sharing", sharing(cfg)), ("passwords", passwords(cfg))):
+                                 ("sharing", sharing(cfg)), ("passwords", passwords(cfg)),
+                                 ("usb", records.usb(cfg, events)), ("media", records.media(cfg, events)),
+                                 ("screenlock", records.screenlock(cfg, events)),
+                                 ("at_rest", records.at_rest(cfg, events)),
+                                 ("quarantine", records.quarantine(cfg, events)), ("chain", records.chain(events))):
         sections[name] = facts
         findings += found
     for f in findings:
         f["rule"] = {"source": REPORT_RULES[f["section"]][0], "text": REPORT_RULES[f["section"]][1]}
-    return {"report": "baomi.check", "version": 1, "time": utcnow(),
+    return {"report": "baomi.check", "version": 2, "time": utcnow(),
             "host": {"name": cfg.host.name, "class": cfg.host.class_}, "agent_version": __version__,
+            "policy_version": config_version(cfg),
             "summary": summarize(cfg.host.class_, findings), "findings": findings, "sections": sections,
-            "history": history(cfg), "rules": {k: {"source": s, "text": t} for k, (s, t) in REPORT_RULES.items()}}
+            "history": history(events), "rules": {k: {"source": s, "text": t} for k, (s, t) in REPORT_RULES.items()}}

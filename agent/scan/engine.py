@@ -29,7 +29,7 @@ class _Worker:
     """A fresh interpreter (`python -m baomi.agent.scan.worker FD`), not a fork of
     the multi-threaded daemon, talking pickles over a socket pair."""
 
-    def __init__(self, limits: Limits, ruleset: Any, memory_mb: int, nice: int = 0):
+    def __init__(self, limits: Limits, ruleset: Any, memory_mb: int, nice: int = 0, idle_io: bool = False):
         parent, child = socket.socketpair()
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "baomi.agent.scan.worker", str(child.fileno())],
@@ -42,6 +42,12 @@ class _Worker:
                 os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
             except OSError as exc:  # e.g. a higher priority asked without privilege: scan anyway
                 log.warning("scanner worker %d stays at its priority (nice %d refused: %s)", self.proc.pid, nice, exc)
+        if idle_io:
+            try:
+                import psutil
+                psutil.Process(self.proc.pid).ionice(psutil.IOPRIO_CLASS_IDLE)
+            except Exception as exc:  # the kernel's scheduler may not support it: scan anyway
+                log.info("scanner worker %d keeps its I/O priority (%s)", self.proc.pid, exc)
         self.conn = Connection(parent.detach())
         self.conn.send((limits, ruleset, memory_mb))
         try:
@@ -81,10 +87,12 @@ class _Worker:
 
 
 class Scanner:
-    def __init__(self, config: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0):
+    def __init__(self, config: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0,
+                 idle_io: bool = False):
         """config: the agent configuration ([scan] and the state folder); ruleset:
         by default RuleSet.for_config(config), as everywhere else; nice: CPU
-        priority of the worker processes (the daemon yields to the user's own work)."""
+        priority of the worker processes (the daemon yields to the user's own work);
+        idle_io: the workers read only when the disk is otherwise idle (discovery)."""
         if ruleset is None:
             from .rules import RuleSet
             ruleset = RuleSet.for_config(config)
@@ -95,6 +103,7 @@ class Scanner:
         self.memory_mb = int(scan_cfg.memory_mb)
         self.jobs = max(1, int(jobs or scan_cfg.jobs))
         self.nice = nice
+        self.idle_io = idle_io
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -109,7 +118,7 @@ class Scanner:
         self.close()
 
     def _new_worker(self) -> _Worker:
-        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice)
+        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io)
         with self._lock:
             self._all.add(w)
         return w

@@ -268,20 +268,27 @@ class Enforcer:
             self.ctx.record("helper.missing", severity="high", user=user, session=session, details=a.details)
         elif a.kind == "absence_warn":
             minutes = self.policy.absence_min
-            what = "logged out" if a.details["action"] == "logout" else "powered off"
+            what = {"logout": "logged out", "poweroff": "powered off", "suspend": "suspended"}[a.details["action"]]
             self._notify(s.uid, "Idle session", f"No activity for almost {minutes} minutes: this session "
                          f"will be {what} in about a minute.", "critical")
             self.ctx.record("screenlock.absence_warning", user=user, session=session, details=a.details)
         elif a.kind == "absence":
-            self.ctx.record("screenlock.absence", severity="medium", user=user, session=session,
-                            rule="screenlock.absence", details=a.details)
-            if a.details["action"] == "poweroff":
-                try:
-                    self.logind.power_off()  # type: ignore[union-attr]
-                except Exception as exc:
-                    log.warning("PowerOff failed: %s", exc)
-            else:
-                self._terminate(s, user, session, "screenlock.absence")
+            self._absence(s, user, session, a.details)
+
+    def _absence(self, s: LogindSession, user: dict, session: dict, details: dict) -> None:
+        """Record, then act: the record is the evidence even when the host goes down with it."""
+        action = details["action"]
+        self.ctx.record("screenlock.absence", severity="medium", user=user, session=session,
+                        rule="screenlock.absence", action=action, details=details)
+        if action == "logout":
+            self._terminate(s, user, session, "screenlock.absence")
+        elif action in ("poweroff", "suspend"):
+            try:
+                (self.logind.power_off if action == "poweroff" else self.logind.suspend)()  # type: ignore[union-attr]
+            except Exception as exc:
+                log.warning("absence %s failed: %s", action, exc)
+                self.ctx.record("screenlock.failed", severity="high", user=user, session=session,
+                                rule="screenlock.absence", details={**details, "error": f"{type(exc).__name__}: {exc}"})
 
     def _terminate(self, s: LogindSession, user: dict, session: dict, reason: str) -> None:
         error = None

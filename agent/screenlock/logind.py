@@ -130,6 +130,9 @@ class Logind:
     def power_off(self) -> None:
         self._manager("PowerOff", "b", (False,))
 
+    def suspend(self) -> None:
+        self._manager("Suspend", "b", (False,))
+
 
 def _escape(session_id: str) -> str:
     """logind object paths escape every byte outside [A-Za-z0-9] as _xx."""

@@ -305,6 +305,24 @@ def secret_key(path: Path) -> bytes:
     return key
 
 
+CONSOLE_SECRET = "console_login"
+
+
+def shared_secret(engine: sa.Engine, name: str = CONSOLE_SECRET) -> bytes:
+    """A 32-byte secret kept in the database, made by whichever collector process asks first.
+    In the database, not in a state dir, so every collector behind one load balancer accepts
+    a login form another one served."""
+    T = db.collector_secrets
+    with engine.begin() as conn:
+        ins = (postgresql.insert(T) if conn.dialect.name == "postgresql" else sqlite.insert(T)).values(
+            name=name, value=secrets.token_bytes(32), created_at=now())
+        conn.execute(ins.on_conflict_do_nothing(index_elements=[T.c.name]))  # the first writer wins
+        key = conn.execute(sa.select(T.c.value).where(T.c.name == name)).scalar_one()
+    if len(key) < 32:
+        raise ValueError(f"collector secret {name!r} is shorter than 32 bytes")
+    return bytes(key)
+
+
 def login_csrf(secret: bytes, at: dt.datetime | None = None) -> str:
     """A fresh value for the login form's double-submit cookie, bound to the server's secret and
     to an expiry: nonce.expiry.hmac (an attacker cannot choose a pair of their own)."""

@@ -65,8 +65,11 @@ class Web:
 
     @functools.cached_property
     def secret(self) -> bytes:
-        """The server secret the login form's CSRF token is bound to (made on first use)."""
-        return auth.secret_key(self.cfg.console.secret_key_file or self.cfg.state_dir / "console.key")
+        """The server secret the login form's CSRF token is bound to: a key file when one is
+        configured, else the one in the database that every collector process shares."""
+        if self.cfg.console.secret_key_file:
+            return auth.secret_key(self.cfg.console.secret_key_file)
+        return auth.shared_secret(self.engine)
 
     def audit(self, kind: str, *, severity: str = "info", user_name: str | None = None, **details: Any) -> None:
         """One console.* event in its own transaction."""

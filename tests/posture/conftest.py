@@ -17,7 +17,7 @@ from tests.support.netns import PROBE, SITE, SITE6, Lab, lab, wait_for
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(tmp: Path, **posture: Any) -> Path:
+def write_config(tmp: Path, screenlock: bool = False, **posture: Any) -> Path:
     (tmp / "etc").mkdir(exist_ok=True)
     settings = {"probes": [PROBE], "allowed_networks": [SITE, SITE6], "probe_interval_s": 30.0,
                 "probe_timeout_s": 2.0, "check_interval_s": 0.5,
@@ -31,7 +31,9 @@ def write_config(tmp: Path, **posture: Any) -> Path:
             (tmp / "etc" / name).write_text("root:x:0:0:root:/root:/bin/bash\n" if name == "passwd"
                                             else "root:!:20000:0:99999:7:::\n")
     cfg = {"host": {"class": "classified", "name": "lab"}, "paths": {"state_dir": str(tmp / "state")},
-           "screenlock": {"enabled": False}, "posture": settings}
+           "screenlock": {"enabled": screenlock}, "posture": settings,
+           # the report reads no kernel log of the machine running the tests
+           "check": {"kernel_logs": [], "journalctl": False}}
     path = tmp / "agent.toml"
     path.write_bytes(tomli_w.dumps(cfg).encode())
     return path

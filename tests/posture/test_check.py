@@ -61,7 +61,7 @@ def test_a_clean_classified_host_passes(netlab, tmp_path: Path, artifacts: Path)
     (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
     (tmp_path / "etc/shadow").write_text(GOOD_SHADOW)
     add_radio(tmp_path / "rfkill", 0, "wlan", "phy0", soft="1")
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, screenlock=True)  # `check` reads the setting; nothing locks here
     code, rep = check(netlab, config, tmp_path / "report")
     assert (code, rep["summary"]) == (0, {"result": "pass", "reasons": [], "applies": True}), rep["findings"]
     assert rep["sections"]["network"]["probes"][0]["answered"] is False

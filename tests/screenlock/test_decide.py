@@ -92,6 +92,19 @@ def test_missing_helper_after_grace() -> None:
     assert not mem.helper_missing_reported
 
 
+def test_absence_audit_only_records_once_without_a_warning() -> None:
+    pol = Policy(idle_limit_s=300, absence_min=30, absence_action="audit")
+    mem, acts = step(pol, view(idle_s=29 * 60, locked=True), SessionMemory(), 0.0)
+    assert kinds(acts) == ["enforced"]  # nothing will happen: nothing to warn of
+    mem, acts = step(pol, view(idle_s=30 * 60, locked=True), mem, 60.0)
+    assert kinds(acts) == ["absence"] and acts[0].details["action"] == "audit"
+    mem, acts = step(pol, view(idle_s=40 * 60, locked=True), mem, 600.0)
+    assert acts == []
+    mem, acts = step(pol, view(idle_s=5, locked=False), mem, 700.0)  # back: the next absence counts again
+    mem, acts = step(pol, view(idle_s=30 * 60, locked=True), mem, 2500.0)
+    assert "absence" in kinds(acts)
+
+
 def test_absence_warns_a_minute_before_then_acts() -> None:
     pol = Policy(idle_limit_s=300, absence_min=30, absence_action="poweroff")
     mem, acts = step(pol, view(idle_s=29 * 60, locked=True), SessionMemory(), 0.0)

@@ -148,7 +148,7 @@ def test_absence_rule_warns_then_logs_out(logind: MockLogind, run_enforcer) -> N
     logind.obj.AddMethod("org.freedesktop.login1.Manager", "TerminateSession", "s", "",
                          "self.RemoveObject('/org/freedesktop/login1/session/' + args[0])",
                          dbus_interface="org.freedesktop.DBus.Mock")
-    enf, ctx = run_enforcer(absence_min=3, idle_limit_s=60)
+    enf, ctx = run_enforcer(absence_min=3, idle_limit_s=60, absence_action="logout")
     assert wait_for(lambda: events(ctx, "screenlock.absence"), 10)
     warn = events(ctx, "screenlock.absence_warning")
     assert warn and warn[0]["session"]["id"] == "a1"
@@ -274,3 +274,26 @@ def test_helper_cannot_override_logind_locked_hint(tmp_path: Path, logind: MockL
         s.close()
         comp.stop()
         ctx.spool.close()
+
+
+def test_absence_rule_audit_records_without_warning_or_acting(logind: MockLogind, run_enforcer) -> None:
+    logind.add_session("a2", 1000, "alice", idle_s=3 * 60 + 30)
+    enf, ctx = run_enforcer(absence_min=3, idle_limit_s=60, absence_action="audit")
+    got = wait_for(lambda: events(ctx, "screenlock.absence"), 10)
+    assert got and (got[0]["action"], got[0]["details"]["action"], got[0]["session"]["id"]) == ("audit", "audit", "a2")
+    assert events(ctx, "screenlock.absence_warning") == [] and events(ctx, "session.terminated") == []
+    assert logind.obj.GetMethodCalls("TerminateSession", dbus_interface="org.freedesktop.DBus.Mock") == []
+
+
+def test_absence_rule_suspends_through_logind(logind: MockLogind, run_enforcer) -> None:
+    logind.add_session("a3", 1000, "alice", idle_s=3 * 60 + 30)
+    logind.obj.AddMethod("org.freedesktop.login1.Manager", "Suspend", "b", "", "",
+                         dbus_interface="org.freedesktop.DBus.Mock")
+    enf, ctx = run_enforcer(absence_min=3, idle_limit_s=60, absence_action="suspend")
+    assert wait_for(lambda: logind.obj.GetMethodCalls("Suspend", dbus_interface="org.freedesktop.DBus.Mock"), 10)
+    (calls,) = [logind.obj.GetMethodCalls("Suspend", dbus_interface="org.freedesktop.DBus.Mock")]
+    assert [bool(c[1][0]) for c in calls] == [False]  # not interactive: no polkit prompt
+    absence = events(ctx, "screenlock.absence")
+    assert absence and absence[0]["action"] == "suspend"
+    assert events(ctx, "screenlock.absence_warning")[0]["details"]["action"] == "suspend"
+    assert events(ctx, "screenlock.failed") == []

@@ -2,6 +2,8 @@
 listeners and accounts are findings, and how often they are reported."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from baomi.agent.decide.posture import (REPORT_RULES, Account, Link, Listener, NetChange, Route,
@@ -166,6 +168,21 @@ def test_report_summary(host: str, severities: list[str], result: str, reasons: 
     assert (s["result"], s["reasons"], s["applies"]) == (result, reasons, host == "classified")
 
 
+@pytest.mark.parametrize("host,section,result", [
+    ("unclassified", "at_rest", "fail"),    # classified files on an unclassified PC (004 rule 2)
+    ("classified", "at_rest", "pass"),      # a classified PC may hold them
+    ("unclassified", "chain", "fail"), ("classified", "chain", "fail"),            # bind every host
+    ("unclassified", "screenlock", "fail"), ("classified", "media", "fail"),
+])
+def test_report_summary_by_the_class_a_section_binds(host: str, section: str, result: str) -> None:
+    s = summarize(host, [{"section": section, "finding": "x", "severity": "high"}])
+    assert s["result"] == result and s["reasons"] == ([f"{section}: x"] if result == "fail" else [])
+
+
 def test_every_report_section_quotes_its_rule() -> None:
-    assert set(REPORT_RULES) == {"network", "wireless", "sharing", "passwords"}
+    assert set(REPORT_RULES) == {"network", "wireless", "sharing", "passwords", "usb", "media", "screenlock",
+                                 "at_rest", "quarantine", "chain"}
     assert all(src.startswith(("002", "004")) and text.endswith("。") for src, text in REPORT_RULES.values())
+    seeds = "".join(p.read_text("utf-8") for p in (Path(__file__).resolve().parents[3] / "shared/seeds").glob("*.txt"))
+    for src, text in REPORT_RULES.values():  # quoted, not paraphrased (a clause at a time)
+        assert all(part in seeds for part in text.rstrip("。").split(";")), src

@@ -1,14 +1,14 @@
 """central policy: the security administrator's sealed signing key, signed policy
 documents, and when each agent applied the policy it runs
 
-Revision ID: 0009_central_policy
-Revises: 0008_token_host
+Revision ID: 0010_central_policy
+Revises: 0009_collector_secrets
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0009_central_policy"
-down_revision = "0008_token_host"
+revision = "0010_central_policy"
+down_revision = "0009_collector_secrets"
 branch_labels = None
 depends_on = None
 

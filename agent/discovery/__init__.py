@@ -1,0 +1,1 @@
+"""Discovery of classified files at rest on unclassified hosts (docs/posture.md)."""
