@@ -7,23 +7,13 @@ import pytest
 
 from baomi.common.levels import Level
 from baomi.agent.scan.extract import extract_data
-from baomi.agent.scan.limits import Limits
 from baomi.agent.scan.rules import RuleSet
 from tests.support import docs
 
-LIMITS = Limits()
+from .extracted import LIMITS, rules, verdict  # noqa: F401 (rules: a fixture)
 STYLE = "<style>body { font-family: SimSun; }\n.a { color: red; }\n" + "p { margin: 0 }\n" * 20 + "</style>"
 
 
-@pytest.fixture(scope="module")
-def rules() -> RuleSet:
-    return RuleSet.load([])
-
-
-def verdict(rules: RuleSet, data: bytes):
-    ex = extract_data(data, LIMITS)
-    ev = rules.evaluate(ex.chunks)
-    return ex, ev, rules.level(ev)
 
 
 def page(body: str, charset: str = "utf-8", title: str = "通知") -> str:

@@ -6,23 +6,12 @@ from __future__ import annotations
 import pytest
 
 from baomi.common.levels import Level
-from baomi.agent.scan.extract import extract_data
-from baomi.agent.scan.limits import Limits
 from baomi.agent.scan.rules import RuleSet
 from tests.support import docs
 
-LIMITS = Limits()
+from .extracted import LIMITS, rules, verdict  # noqa: F401 (rules: a fixture)
 
 
-@pytest.fixture(scope="module")
-def rules() -> RuleSet:
-    return RuleSet.load([])
-
-
-def verdict(rules: RuleSet, data: bytes):
-    ex = extract_data(data, LIMITS)
-    ev = rules.evaluate(ex.chunks)
-    return ex, ev, rules.level(ev)
 
 
 def test_pdf_marking_drawn_last_at_the_top_is_first_page_top(rules: RuleSet) -> None:
