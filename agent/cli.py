@@ -19,6 +19,7 @@ COMMANDS: list[str] = [
     "config",
     "check",
     "discover",
+    "approvals",
 ]
 
 

@@ -103,6 +103,22 @@ class CentralSection:
 
 
 @dataclass
+class ApprovalsSection:
+    # where users' `baomi-agent approvals request` / `baomi-session request` connect (docs/media.md 审批)
+    socket: Path = Path("/run/baomi/request.sock")
+    # this host's clock may be behind the collector's by this much: approvals expire this early
+    clock_skew_s: float = 300.0
+    # requests one user may make per hour (a flood is refused, not queued)
+    per_user_per_hour: int = 20
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if self.clock_skew_s < 0:
+            raise ConfigError(file, f"{prefix}.clock_skew_s", "must not be negative")
+        if self.per_user_per_hour < 1:
+            raise ConfigError(file, f"{prefix}.per_user_per_hour", "must be at least 1")
+
+
+@dataclass
 class EnforceSection:
     # enforcement (its threads and scanning processes) runs below the user's own work, so a
     # `cp -r` to the medium keeps its speed and the checks use the CPU it leaves
@@ -402,6 +418,7 @@ class AgentConfig:
     scan: ScanSection = field(default_factory=ScanSection)
     policy: PolicySection = field(default_factory=PolicySection)
     central: CentralSection = field(default_factory=CentralSection)
+    approvals: ApprovalsSection = field(default_factory=ApprovalsSection)
     quarantine: QuarantineSection = field(default_factory=QuarantineSection)
     collector: CollectorSection = field(default_factory=CollectorSection)
     spool: SpoolSection = field(default_factory=SpoolSection)

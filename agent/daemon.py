@@ -29,6 +29,7 @@ COMPONENTS: list[str] = [
     "baomi.agent.posture.component:PostureComponent",
     "baomi.agent.print.component:PrintComponent",
     "baomi.agent.discovery.component:DiscoveryComponent",
+    "baomi.agent.approvals:ApprovalsComponent",
     # last: delivers what the others record
     "baomi.agent.uploader:UploaderComponent",
 ]

@@ -44,6 +44,8 @@ def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
     return {"version": __version__, "policy_version": policy_version(ctx),
             "policy_applied_at": (ctx.status.get("policy") or {}).get("applied_at"),
             "spool_depth": ctx.spool.depth(),
+            # the highest approval decision this host holds (agent/approvals.py)
+            "approvals_seq": ctx.status.get("approvals_seq", 0),
             "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time()),
             # how each medium is enforced now: "held" (the gateway) or "after_write"
             "enforcement": dict(ctx.status.get("enforcement") or {})}

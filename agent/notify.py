@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
     "zh": {
         "block": ("文件已被拦截:{name}",
-                  "{name} 含{level_zh}级标志,不能拷贝到此移动存储介质({reason})。文件已移入隔离区,如需使用请联系保密管理员。"),
+                  "{name} 含{level_zh}级标志,不能拷贝到此移动存储介质({reason})。文件已移入隔离区。确需拷贝的,可申请审批:baomi-session request 文件路径 --reason 理由。"),
         "block_uninspectable": ("文件已被拦截:{name}",
                                 "无法检查 {name} 的内容({why}),按规定不能拷贝到此移动存储介质。请联系保密管理员。"),
         "notify": ("请注意:{name}",
@@ -38,11 +38,15 @@ MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
                                       "无法检查 {name} 的内容({why}),按规定不能在打印机 {printer} 上打印。"),
         "print_notify": ("请注意:{name}", "{name} 为{level_zh}文件,已在打印机 {printer} 上打印。此次打印已记录。"),
         "print_notify_uninspectable": ("请注意:{name}", "无法检查 {name} 的内容({why}),此次打印已记录。"),
+        "approval_granted": ("拷贝审批已批准:{name}",
+                             "保密管理员 {by} 已批准将 {name} 拷贝到 {medium},有效期至 {expires}{copies}。{comment}"),
+        "approval_refused": ("拷贝审批未批准:{name}", "保密管理员 {by} 未批准将 {name} 拷贝到 {medium}。{comment}"),
     },
     "en": {
         "block": ("File blocked: {name}",
                   "{name} is marked {level_en} and may not be copied to this removable medium ({reason}). "
-                  "It was moved to quarantine; ask your security administrator if you need it."),
+                  "It was moved to quarantine. If it must be copied, ask for approval: "
+                  "baomi-session request PATH --reason WHY."),
         "block_uninspectable": ("File blocked: {name}",
                                 "The content of {name} could not be inspected ({why}), so it may not be copied "
                                 "to this removable medium. Ask your security administrator."),
@@ -58,6 +62,11 @@ MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
                                       "printed on {printer}."),
         "print_notify": ("Notice: {name}", "{name} is an {level_en} document and was printed on {printer}. "
                                            "The print job was recorded."),
+        "approval_granted": ("Copy approved: {name}",
+                             "Security administrator {by} approved copying {name} to {medium} until {expires}"
+                             "{copies}. {comment}"),
+        "approval_refused": ("Copy not approved: {name}",
+                             "Security administrator {by} did not approve copying {name} to {medium}. {comment}"),
         "print_notify_uninspectable": ("Notice: {name}",
                                        "The content of {name} could not be inspected ({why}); the print job was recorded."),
     },

@@ -413,6 +413,15 @@ class Spool:
         for (body,) in rows:
             yield json.loads(body)
 
+    def latest_blocked(self, sha256: str, uid: int) -> dict[str, Any] | None:
+        """The newest file.blocked event of this content by this user still in the spool
+        (acknowledged events stay for the retention period): what an approval request names."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM events WHERE kind = 'file.blocked' AND json_extract(body, '$.file.sha256') = ?"
+                " AND json_extract(body, '$.user.uid') = ? ORDER BY seq DESC LIMIT 1", (sha256, uid)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def unacked(self, limit: int = 500, max_bytes: int | None = None, after: int = 0) -> list[dict[str, Any]]:
         """Unsent events with seq > `after` in seq order: at most `limit`, and (after the first)
         at most `max_bytes` of JSON."""

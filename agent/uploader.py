@@ -84,6 +84,7 @@ class Uploader:
         # highest seq sent in this run; events beyond an unacknowledged hole are still sent on
         self.cursor = 0
         self.announced: Any = None   # the latest central policy version the collector named
+        self.decisions: Any = None   # signed approval decisions the collector's answer carried
 
     # -- building a batch --------------------------------------------------
     def next_events(self) -> list[dict[str, Any]]:
@@ -140,6 +141,8 @@ class Uploader:
         if code == 200:
             acked = int(answer.get("acked", 0))
             self.announced = answer.get("policy_version")
+            if answer.get("approvals"):
+                self.decisions = answer["approvals"]
             if acked:
                 self.spool.ack(acked)
             self._reported.clear()
@@ -248,6 +251,15 @@ class UploaderComponent:
         if outcome == "apply":
             beat(self.ctx)   # the collector learns the new version at once
 
+    def _approvals(self) -> None:
+        """Keep the signed approval decisions the collector's answer carried."""
+        decisions, self.uploader.decisions = self.uploader.decisions, None
+        if not decisions:
+            return
+        from .approvals import approvals_of
+        if approvals_of(self.ctx).receive(decisions):
+            beat(self.ctx)   # says the highest one held, so the collector stops resending them
+
     def _note(self, reason: str) -> None:
         if reason != self.last_error:
             log.warning("delivery: %s", reason)
@@ -277,6 +289,7 @@ class UploaderComponent:
                             self.backoff.reset()
                             self.last_error = ""
                             self._central_policy()
+                            self._approvals()
                             continue  # more may be waiting
                         if out.status == "retry":
                             self._note(out.reason)

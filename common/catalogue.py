@@ -71,6 +71,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("policy.applied", "info", "已应用集中策略", "Central policy applied", security=True),
     _k("policy.forged", "high", "集中策略签名无效", "Forged central policy refused", security=True),
     _k("policy.rollback_refused", "high", "拒绝旧版集中策略", "Older central policy refused", security=True),
+    # -- copy approvals, 审批 (docs/media.md)
+    _k("approval.requested", "medium", "申请拷贝审批", "Copy approval requested", "user medium file", security=True),
+    _k("approval.granted", "medium", "拷贝审批已批准", "Copy approval granted", security=True, source="collector"),
+    _k("approval.refused", "low", "拷贝审批未批准", "Copy approval refused", security=True, source="collector"),
+    _k("approval.used", "medium", "按审批拷贝", "Copy made under approval", security=True),
     # -- files written to media
     _k("file.copied", "info", "文件拷贝", "File copied", _COPY),
     _k("file.blocked", "high", "文件拷贝被阻止", "File copy blocked", _COPY, security=True),

@@ -54,9 +54,9 @@ def sign(doc: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
     return {"document": dict(doc), "signature": base64.b64encode(key.sign(signed_bytes(doc))).decode("ascii")}
 
 
-def verify(envelope: Any, key: Ed25519PublicKey) -> dict[str, Any]:
-    """The document if the envelope's signature verifies under `key` and its fields are
-    sound; Forged naming why otherwise."""
+def verified(envelope: Any, key: Ed25519PublicKey) -> dict[str, Any]:
+    """The document of any signed envelope (policy, approval) whose signature verifies
+    under `key`; Forged naming why otherwise. Its fields are the caller's to check."""
     if not isinstance(envelope, dict) or not isinstance(envelope.get("document"), dict):
         raise Forged("not a signed document envelope")
     doc, sig = envelope["document"], envelope.get("signature")
@@ -70,6 +70,13 @@ def verify(envelope: Any, key: Ed25519PublicKey) -> dict[str, Any]:
         key.verify(raw, signed_bytes(doc))
     except InvalidSignature:
         raise Forged("signature does not verify against the security administrator's public key") from None
+    return doc
+
+
+def verify(envelope: Any, key: Ed25519PublicKey) -> dict[str, Any]:
+    """The policy document if the envelope's signature verifies under `key` and its fields
+    are sound; Forged naming why otherwise."""
+    doc = verified(envelope, key)
     # signed, yet it must still be a policy document an agent can apply
     if set(doc) != set(FIELDS) or doc.get("type") != DOC_TYPE:
         raise Forged(f"signed, but not a policy document (fields {sorted(doc)})")

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from baomi.common import schema
 
-from . import central, db
+from . import approvals, central, db
 from .config import CollectorConfig
 from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
 from .ingest import Ingest, Rejected
@@ -117,17 +117,22 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
         if forwarder is not None and result.events:
             forwarder.submit(result.events)
         answer = {"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates}
-        try:  # the heartbeat answer names the latest signed policy; the agent fetches it when it differs
-            answer["policy_version"] = await run_in_threadpool(latest_policy_version)
+        try:  # the heartbeat answer names the latest signed policy (the agent fetches it when it
+            # differs) and carries the signed approval decisions this agent does not hold yet
+            answer.update(await run_in_threadpool(documents_for, agent or ""))
         except sa.exc.SQLAlchemyError:
             pass
         if result.conflicts:
             answer["conflicts"] = result.conflicts
         return JSONResponse(answer)
 
-    def latest_policy_version() -> int:
+    def documents_for(agent_id: str) -> dict[str, Any]:
         with engine.connect() as conn:
-            return central.latest_version(conn)
+            out: dict[str, Any] = {"policy_version": central.latest_version(conn)}
+            decisions = approvals.for_agent(conn, agent_id)
+            if decisions:
+                out["approvals"] = decisions
+            return out
 
     def enrolled(agent_id: str | None) -> bool:
         if not agent_id or len(agent_id) > 64:

@@ -121,6 +121,16 @@ def create_key(engine: sa.Engine, passphrase: str, by: str, n: int = SCRYPT_N) -
     return info
 
 
+def signing_key(conn: sa.Connection, passphrase: str) -> Ed25519PrivateKey:
+    """The private key, unsealed for one signature (the caller drops it): NoSigningKey /
+    WrongPassphrase otherwise."""
+    info = current_key(conn)
+    if info is None:
+        raise NoSigningKey("no signing key yet")
+    sealed = conn.execute(sa.select(db.signing_keys.c.sealed).where(db.signing_keys.c.id == info.id)).scalar_one()
+    return unseal(sealed, passphrase)
+
+
 def default_cells() -> dict[str, str]:
     return {**agent_policy.device_cells(), **agent_policy.file_cells(), **agent_policy.print_cells()}
 
@@ -174,11 +184,7 @@ def publish(engine: sa.Engine, cells: Mapping[str, str], passphrase: str, by: st
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown policy cell")
     with engine.begin() as conn:
-        info = current_key(conn)
-        if info is None:
-            raise NoSigningKey("no signing key yet")
-        sealed = conn.execute(sa.select(db.signing_keys.c.sealed).where(db.signing_keys.c.id == info.id)).scalar_one()
-        key = unseal(sealed, passphrase)
+        key = signing_key(conn, passphrase)
         before = current_cells(conn)
         full = {**before, **cells}   # a cell the form does not name keeps its current action
         version = latest_version(conn) + 1

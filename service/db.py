@@ -37,6 +37,7 @@ agents = sa.Table(
     sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest stored seq, agent.gap aside
     sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
     sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0010)
+    sa.Column("approvals_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest decision it holds (0011)
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 
@@ -142,6 +143,35 @@ policy_documents = sa.Table(  # signed central policy documents, one row per ver
     sa.Column("document", sa.Text, nullable=False),            # the signed document (JSON)
     sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
 )
+
+approvals = sa.Table(  # copy approval requests (审批) and the signed decisions on them (0011)
+    "approvals", metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),         # made by the agent
+    sa.Column("agent_id", sa.String(64), nullable=False),
+    sa.Column("host_name", sa.String(255)),
+    sa.Column("event_id", sa.String(64), nullable=False),             # the approval.requested event
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user_uid", sa.BigInteger),
+    sa.Column("user_name", sa.String(255)),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.String(1024)),
+    sa.Column("level", sa.String(32)),
+    sa.Column("target", sa.Text, nullable=False),                     # JSON: registry_id or binding
+    sa.Column("medium", sa.Text, nullable=False),                     # JSON: the blocked copy's medium
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("seq", sa.BigInteger, unique=True),                     # delivery order, set when decided
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("copies", sa.Integer),
+    sa.Column("comment", sa.Text),
+    sa.Column("document", sa.Text),                                   # the signed decision (JSON)
+    sa.Column("signature", sa.String(128)),
+    sa.Column("used", sa.Integer, nullable=False, server_default="0"),  # approval.used events seen
+)
+sa.Index("ix_approvals_agent_seq", approvals.c.agent_id, approvals.c.seq)
+sa.Index("ix_approvals_status", approvals.c.status, approvals.c.requested_at)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

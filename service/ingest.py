@@ -22,7 +22,7 @@ from baomi.common import events as ev
 from baomi.common.catalogue import ANNOUNCES_DROPS
 from baomi.common import schema
 
-from . import db
+from . import approvals, db
 from .own_events import insert_collector_event, now
 
 
@@ -262,6 +262,13 @@ class Ingest:
                     applied = _parse_time(d.get("policy_applied_at"))
                     if applied is not None:
                         values["policy_applied_at"] = applied
+                    held = d.get("approvals_seq")
+                    if isinstance(held, int) and not isinstance(held, bool) and 0 <= held < 2 ** 62:
+                        values["approvals_seq"] = held
+                elif e["kind"] == "approval.requested":
+                    approvals.record_request(conn, e, agent.host_name, received)
+                elif e["kind"] == "approval.used":
+                    approvals.record_used(conn, e)
             if not agent.online:
                 insert_collector_event(conn, "host.online", host_name=agent.host_name,
                                        details={"agent_id": agent_id, "offline_since": str(agent.last_seen)})

@@ -20,6 +20,7 @@ class WriteFacts:
     exists: bool = True                # the file is still on the medium (its writer may have deleted it)
     writer_known: bool = True          # a uid to notify
     held: bool = False                 # the content is staged on the host, not yet on the medium
+    approval_id: str | None = None     # a valid 审批 covering this content, medium and user (agent/approvals.py)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ def decide_write(f: WriteFacts, overrides: Mapping[str, str] | None = None) -> O
         return Outcome("file.copied", copy_severity("file.copied", d.action, f.level), d.action, d.rule,
                        d.reason, "record", raise_level_to=raise_to,
                        details={"deleted_before_verdict": True})
+    if d.action == "block" and f.approval_id:   # approved: copied instead, and the approval named
+        return Outcome("file.copied", "medium", "allow", d.rule, f"{d.reason}; copied under approval",
+                       "commit", raise_level_to=raise_to,
+                       details={"approval_id": f.approval_id, "approved_over": "block"})
     if d.action == "block":
         kind = "file.blocked"
     else:

@@ -6,7 +6,9 @@ import logging
 from typing import Any, BinaryIO
 
 from baomi.common.levels import Level
-from ..decide.copy import Outcome
+from dataclasses import replace
+
+from ..decide.copy import Outcome, WriteFacts, decide_write
 from ..messages import MountedMedium
 from ..procinfo import ProcessInfo
 from ..scan.verdict import Verdict
@@ -19,6 +21,18 @@ class Effects:
     def __init__(self, ctx: Any, blocker: Blocker):
         self.ctx = ctx
         self.blocker = blocker
+
+    def approved(self, outcome: Outcome, facts: WriteFacts, sha256: str, uid: int | None,
+                 medium: MountedMedium) -> Outcome:
+        """A block that a valid 审批 covers (this content, medium and user) is decided again as
+        approved; the approval counts the copy (agent/approvals.py)."""
+        if outcome.effect != "quarantine":
+            return outcome
+        from ..approvals import approvals_of
+        aid = approvals_of(self.ctx).claim(sha256, uid, medium.identity)
+        if aid is None:
+            return outcome
+        return decide_write(replace(facts, approval_id=aid), self.ctx.config.policy.actions)
 
     def record(self, outcome: Outcome, fields: dict[str, Any]) -> dict[str, Any]:
         details = dict(fields.get("details") or {}, reason=outcome.reason, **outcome.details)

@@ -49,10 +49,10 @@ class HeldFiles:
             sha, size = sha256_fd(fd), os.fstat(fd).st_size
             v = self.verdicts.for_content(fd, str(staged.host_path), sha, size)
             cfg = self.ctx.config
-            outcome = decide_write(WriteFacts(
+            facts = WriteFacts(
                 cfg.host.class_, medium.medium_class, medium.level_ceiling, v.level, v.inspectable,
-                reason=v.reason, still_mounted=not staged.medium_gone, writer_known=who.uid is not None, held=True),
-                cfg.policy.actions)
+                reason=v.reason, still_mounted=not staged.medium_gone, writer_known=who.uid is not None, held=True)
+            outcome = self.effects.approved(decide_write(facts, cfg.policy.actions), facts, sha, who.uid, medium)
             path = os.path.join(mp, staged.relpath)
             details = {"held": True}
             if staged.recovered:

@@ -58,9 +58,9 @@ class WrittenFiles:
             self.effects.record(outcome, {**fields, "details": {"error": f"{type(exc).__name__}: {exc}"}})
             return
         fields["file"] = file_obj(shown, mountpoint=mp, size=size, sha256=sha, verdict=v)
-        outcome = decide_write(WriteFacts(
-            **facts, level=v.level, inspectable=v.inspectable, reason=v.reason,
-            still_mounted=not w.gone and os.path.ismount(mp), exists=path is not None), cfg.policy.actions)
+        wf = WriteFacts(**facts, level=v.level, inspectable=v.inspectable, reason=v.reason,
+                        still_mounted=not w.gone and os.path.ismount(mp), exists=path is not None)
+        outcome = self.effects.approved(decide_write(wf, cfg.policy.actions), wf, sha, writer.uid, medium)
         self.effects.raise_level(medium, outcome.raise_level_to)
         if outcome.effect == "quarantine" and path is not None:
             with os.fdopen(os.dup(fd), "rb") as src:

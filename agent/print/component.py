@@ -5,13 +5,13 @@ what the backend decided while the agent was not running."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from baomi.common.fsutil import private_dir
+from ..localsock import LocalServer
 from ..enforce.verdicts import Verdicts
 from ..screenlock.protocol import peer_credentials
 from . import outbox, queues
@@ -25,65 +25,23 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 10.0  # a backend sends its request at once; anything slower is not a backend
 
 
-class PrintServer:
-    """One thread accepting; one short-lived thread per job (jobs are few and a scan takes long)."""
+class PrintServer(LocalServer):
+    """Root-only: only cupsd's backends (root) ask; one thread per job (a scan takes long)."""
 
     def __init__(self, path: Path, handle: Callable[[JobRequest], JobReply], stopping: threading.Event):
-        self.path, self.handle, self.stopping = path, handle, stopping
-        self.sock: socket.socket | None = None
-        self.thread: threading.Thread | None = None
+        self.handle = handle
+        super().__init__(path, self._answer, stopping, 0o600, "baomi-print")
 
-    def start(self) -> None:
-        private_dir(self.path.parent, 0o755)
-        if self.path.exists():
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(str(self.path))
-                except OSError:
-                    self.path.unlink(missing_ok=True)  # left by an agent that died
-                else:  # never take the socket from a running agent: its backends would lose it mid-job
-                    raise RuntimeError(f"{self.path} is served by another process (a second agent?)")
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
+    def _answer(self, conn: socket.socket) -> None:
+        if peer_credentials(conn).uid != 0:
+            return
         try:
-            s.bind(str(self.path))  # 0600 from birth: no moment where others could connect
-        finally:
-            os.umask(old)
-        s.listen(64)
-        s.settimeout(0.5)
-        self.sock = s
-        self.thread = threading.Thread(target=self._accept, name="baomi-print", daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        assert self.sock is not None
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), name="baomi-print-job", daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                if peer_credentials(conn).uid != 0:  # only cupsd's root backends ask
-                    return
-                conn.settimeout(READ_TIMEOUT_S)
-                req = JobRequest.from_json(read_line(conn))
-                conn.settimeout(None)
-                conn.sendall(encode(self.handle(req)))
-            except Exception:  # no answer: the backend falls back to the uninspectable cell
-                log.exception("print job request failed")
-
-    def stop(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        if self.thread is not None:
-            self.thread.join(2)
-        self.path.unlink(missing_ok=True)
+            conn.settimeout(READ_TIMEOUT_S)
+            req = JobRequest.from_json(read_line(conn))
+            conn.settimeout(None)
+            conn.sendall(encode(self.handle(req)))
+        except Exception:  # no answer: the backend falls back to the uninspectable cell
+            log.exception("print job request failed")
 
 
 class PrintComponent:

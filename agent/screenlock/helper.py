@@ -307,8 +307,21 @@ class Helper:
             self.desktop.refresh()
 
 
+def request_main(argv: list[str]) -> int:
+    """`baomi-session request FILE --reason ...`: ask for approval of a blocked copy."""
+    from ..commands.approvals import add_arguments, cmd_request
+    p = argparse.ArgumentParser(prog="baomi-session request",
+                                description="ask the security administrator to approve a blocked copy (审批)")
+    add_arguments(p)
+    return cmd_request(p.parse_args(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["request"]:
+        return request_main(argv[1:])
     p = argparse.ArgumentParser(prog="baomi-session",
+                                epilog="baomi-session request FILE --reason WHY: ask for approval of a blocked copy",
                                 description="baomi per-session helper: desktop idle/lock state and notifications")
     p.add_argument("--socket", default=os.environ.get("BAOMI_SESSION_SOCKET", DEFAULT_SOCKET),
                    help=f"the agent's helper socket (default {DEFAULT_SOCKET})")

@@ -297,8 +297,10 @@ def triage_history(conn: sa.Connection, pk: int) -> list[dict[str, Any]]:
 
 def audit_trail(conn: sa.Connection, user: str = "", cursor: str | None = None,
                 limit: int = PAGE_SIZE) -> Page:
-    """The console's own actions (agent_id "collector", kind console.*)."""
-    conds: list[Any] = [E.c.agent_id == COLLECTOR_AGENT_ID, E.c.kind.like("console.%")]
+    """The console's own actions (agent_id "collector", kind console.* and the approval
+    decisions approval.granted / approval.refused)."""
+    conds: list[Any] = [E.c.agent_id == COLLECTOR_AGENT_ID,
+                        sa.or_(E.c.kind.like("console.%"), E.c.kind.like("approval.%"))]
     if user:
         conds.append(E.c.user_name == user)
     return _page(conn, _keyset(conds, cursor, "time_desc", limit + 1, (*LIST_COLUMNS, E.c.body)), limit)

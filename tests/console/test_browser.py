@@ -58,7 +58,7 @@ def test_secadmin_dashboard_events_detail(page_for, console, shots):
     page = page_for("sec1")
     after = dt.datetime.now(dt.timezone.utc)
     assert page.url.endswith("/dashboard")
-    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy"]
+    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/approvals"]
     assert page.locator("svg.chart rect").count() > 10        # the chart has bars
     tiles = page.locator(".tile .n").all_inner_texts()
 
@@ -137,7 +137,7 @@ def test_sysadmin_hosts_and_tokens(page_for, console, shots):
 
 def test_auditor_sees_everything_and_the_audit_trail(page_for, console, shots):
     page = page_for("aud1", locale="en-US")
-    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/hosts", "/tokens", "/settings",
+    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/approvals", "/hosts", "/tokens", "/settings",
                                "/audit"]
     page.goto(console.url + "/events?kind=file.blocked&level=top_secret")
     pk_link = page.locator("table.events tbody tr td:first-child a").first

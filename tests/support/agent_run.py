@@ -59,6 +59,9 @@ class AgentRun:
         self.gateway_root = self.tmp / "gw"
         self.conf = self.tmp / "agent.toml"
         names = ", ".join(f'"{Path(m.devnode).name}"' for m in self.media)
+        self.request_socket = self.tmp / "request.sock"   # not /run/baomi: runs side by side
+        if "[approvals]" not in extra_toml:
+            extra_toml += f'\n[approvals]\nsocket = "{self.request_socket}"\n'
         self.conf.write_text(f"""
 [host]
 class = "unclassified"
