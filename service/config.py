@@ -1,6 +1,7 @@
 """collector.toml: the collector's configuration (docs/collector.md)."""
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,16 @@ class ConsoleSection:
     max_failed_logins_per_address: int = 30  # per source address within lockout_s, then locked for lockout_s
     lockout_s: int = 900
     secret_key_file: Path | None = None  # default: a key in the database, shared by all collectors
+    time_zone: str = ""   # the office's zone, an IANA name ("Asia/Shanghai"); default: the server's own
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        if self.time_zone:
+            try:
+                zoneinfo.ZoneInfo(self.time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(file, f"{prefix}.time_zone" if prefix else "time_zone",
+                                  f"{self.time_zone!r} is not a time zone name (expected an IANA name "
+                                  "such as \"Asia/Shanghai\"; see /usr/share/zoneinfo)") from None
 
 
 @dataclass

@@ -11,7 +11,7 @@ import base64
 import datetime as dt
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from baomi.common.levels import LEVEL_IDS
 
 from .. import db
 from ..own_events import COLLECTOR_AGENT_ID
+from .times import UTC, localise
 
 E = db.events
 PAGE_SIZE = 50
@@ -68,11 +69,15 @@ def in_range(field: str, value: dt.datetime) -> dt.datetime:
     return value
 
 
-def parse_time(field: str, text: str) -> dt.datetime:
-    """Accept `2026-11-22`, `2026-11-22T08:30`, `2026-11-22 08:30:00` or with Z/offset; naive means UTC.
-    Times outside TIME_MIN .. TIME_MAX are a FilterError, so every use of the value is safe."""
+def parse_time(field: str, text: str, tz: dt.tzinfo = UTC, next_day: bool = False) -> dt.datetime:
+    """Accept `2026-11-22`, `2026-11-22T08:30`, `2026-11-22 08:30:00` or with Z/offset; without an
+    offset the time is the office's wall clock (`tz`). `next_day`: a bare date means the midnight
+    that ends it. Times outside TIME_MIN .. TIME_MAX are a FilterError, so every use of the value is safe."""
     try:
-        value = utc(dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if next_day and len(text.strip()) == 10:
+            value += dt.timedelta(days=1)   # wall-clock days: right across a DST change too
+        value = utc(value) if value.tzinfo else localise(value, tz)
     except ValueError:
         raise FilterError(field, f"{text[:40]!r} is not a date or time (expected e.g. 2026-11-22 or "
                                  "2026-11-22T08:30)") from None
@@ -94,16 +99,22 @@ class EventFilter:
     q: str = ""
     since: str = ""
     until: str = ""
+    # the zone that since/until without an offset are read in (not a parameter)
+    tz: dt.tzinfo = field(default=UTC, compare=False, metadata={"internal": True})
 
     def params(self) -> dict[str, str]:
         """The non-empty values, for links that keep the filter (pages, export)."""
-        return {k: v for k, v in asdict(self).items() if v}
+        return {fd.name: getattr(self, fd.name) for fd in _PARAMS if getattr(self, fd.name)}
 
 
-def parse_filter(params: Mapping[str, str]) -> EventFilter:
-    """Validate the query parameters of /events; raise FilterError naming the first bad one."""
-    f = EventFilter()
-    for fd in fields(EventFilter):
+_PARAMS = tuple(fd for fd in fields(EventFilter) if not fd.metadata.get("internal"))
+
+
+def parse_filter(params: Mapping[str, str], tz: dt.tzinfo = UTC) -> EventFilter:
+    """Validate the query parameters of /events; raise FilterError naming the first bad one.
+    Times without an offset are read in `tz`, the office's zone."""
+    f = EventFilter(tz=tz)
+    for fd in _PARAMS:
         value = params.get(fd.name, "") or ""
         value = value.strip()
         if len(value) > MAX_TEXT:
@@ -120,8 +131,14 @@ def parse_filter(params: Mapping[str, str]) -> EventFilter:
         raise FilterError("kind", f"{f.kind[:40]!r} is not an event kind (e.g. file.blocked, or file. for all file.*)")
     for name in ("since", "until"):
         if getattr(f, name):
-            parse_time(name, getattr(f, name))
+            parse_time(name, getattr(f, name), tz, next_day=name == "until")
     return f
+
+
+def needs_handling_condition() -> sa.ColumnElement[bool]:
+    """SQL for catalogue.needs_handling: the events that get a triage state."""
+    return sa.or_(E.c.kind.in_(catalogue.ACTIONABLE_KINDS), E.c.action.in_(catalogue.ACTIONABLE_ACTIONS),
+                  E.c.severity.in_(catalogue.ACTIONABLE_SEVERITIES))
 
 
 def _like_escape(text: str) -> str:
@@ -182,13 +199,14 @@ def event_conditions(f: EventFilter, fts: bool = False) -> list[sa.ColumnElement
         value = getattr(f, name)
         if value:
             conds.append(getattr(E.c, name) == value)
+    if f.status:  # only events that need handling have a triage state (a heartbeat is never "new")
+        conds.append(needs_handling_condition())
     # times are the collector's own receive times: an agent cannot place its events in the past or future
     if f.since:
-        conds.append(E.c.received_at >= parse_time("since", f.since))
+        conds.append(E.c.received_at >= parse_time("since", f.since, f.tz))
     if f.until:
-        until = parse_time("until", f.until)
-        if len(f.until.strip()) == 10:  # a bare date means the whole day
-            until += dt.timedelta(days=1)
+        until = parse_time("until", f.until, f.tz, next_day=True)
+        if len(f.until.strip()) == 10:  # a bare date means the whole day (in the office's zone)
             conds.append(E.c.received_at < until)
         else:
             conds.append(E.c.received_at <= until)
@@ -315,41 +333,56 @@ PERIODS: dict[str, tuple[dt.timedelta, str]] = {   # name -> (length, bucket)
 }
 
 
-def period_start(end: dt.datetime, period: str) -> dt.datetime:
-    """Periods are whole buckets ending with the current one: 24 hours, or 7/30 days (UTC)."""
+def period_start(end: dt.datetime, period: str, tz: dt.tzinfo = UTC) -> dt.datetime:
+    """Periods are whole buckets ending with the current one: 24 hours, or 7/30 days of the
+    office's calendar (`tz`); returned in UTC."""
     length, bucket = PERIODS[period]
     if bucket == "hour":
         return end.replace(minute=0, second=0, microsecond=0) - (length - dt.timedelta(hours=1))
-    return end.replace(hour=0, minute=0, second=0, microsecond=0) - (length - dt.timedelta(days=1))
+    today = end.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    return localise(today - (length - dt.timedelta(days=1)), tz)
 
 
-def bucket_labels(start: dt.datetime, end: dt.datetime, bucket: str) -> list[str]:
-    step = dt.timedelta(hours=1) if bucket == "hour" else dt.timedelta(days=1)
+def bucket_label(hour: dt.datetime, bucket: str, tz: dt.tzinfo = UTC) -> str:
+    """The chart's label of the UTC hour starting at `hour`, on the office's clock: its hour
+    ("2026-12-01 14:00") or its day ("2026-12-01"). (Zones off by half an hour put an hour
+    on the day it starts in.)"""
+    local = hour.astimezone(tz)
+    return local.strftime("%Y-%m-%d %H:%M") if bucket == "hour" else local.strftime("%Y-%m-%d")
+
+
+def bucket_labels(start: dt.datetime, end: dt.datetime, bucket: str, tz: dt.tzinfo = UTC) -> list[str]:
     t, out = start, []
     while t <= end:
-        out.append(t.strftime("%Y-%m-%d %H") if bucket == "hour" else t.strftime("%Y-%m-%d"))
-        t += step
+        label = bucket_label(t, bucket, tz)
+        if not out or out[-1] != label:
+            out.append(label)
+        t += dt.timedelta(hours=1)
     return out
 
 
 def dashboard(conn: sa.Connection, period: str, offline_after_s: int,
-              now: dt.datetime | None = None) -> dict[str, Any]:
+              now: dt.datetime | None = None, tz: dt.tzinfo = UTC) -> dict[str, Any]:
     """Counts for the chosen period: whole past hours come from the rollup (rollup.py), the
-    current hour and anything not yet rolled up are counted live."""
+    current hour and anything not yet rolled up are counted live. The rollup's hours are UTC;
+    they are put in the office's hours and days (`tz`) here."""
     from . import rollup
     if period not in PERIODS:
         raise FilterError("period", f"{period[:20]!r} is not one of {', '.join(PERIODS)}")
     _length, bucket = PERIODS[period]
     end = now or dt.datetime.now(dt.timezone.utc)
-    start = period_start(end, period)
+    start = period_start(end, period, tz)
     hour0 = end.replace(minute=0, second=0, microsecond=0)
     last = rollup.last_pk(conn)
     counts: dict[str, dict[tuple[str, str], int]] = {dim: {} for dim in rollup.DIMS}
+    labels: dict[str, str] = {}   # UTC hour ("2026-12-01 06") -> the chart's label
 
     def add(dim: str, hour: str, value: Any, n: int) -> None:
         if value is None:
             return
-        key = (hour if bucket == "hour" else hour[:10], str(value))
+        if hour not in labels:
+            labels[hour] = bucket_label(dt.datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=UTC), bucket, tz)
+        key = (labels[hour], str(value))
         counts[dim][key] = counts[dim].get(key, 0) + n
 
     first, current = start.strftime("%Y-%m-%d %H"), hour0.strftime("%Y-%m-%d %H")
@@ -385,7 +418,7 @@ def dashboard(conn: sa.Connection, period: str, offline_after_s: int,
 
     return {
         "period": period, "start": start, "end": end, "bucket": bucket,
-        "labels": bucket_labels(start, end, bucket), "series": series,
+        "labels": bucket_labels(start, end, bucket, tz), "series": series,
         "blocked": sum(by_kind.get(k, 0) for k in BLOCKED_KINDS),
         "denied": sum(by_kind.get(k, 0) for k in DENIED_KINDS),
         "screenlock": sum(by_kind.get(k, 0) for k in SCREENLOCK_VIOLATION_KINDS),
@@ -403,10 +436,32 @@ def blocked_prints(conn: sa.Connection, start: dt.datetime, end: dt.datetime) ->
         E.c.agent_id != COLLECTOR_AGENT_ID)).scalar() or 0)
 
 
-def add_print_facts(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Give the print jobs among a page of listed events their printer and pages (from the
-    stored bodies of those few rows; the list itself never reads bodies)."""
-    pks = [r["pk"] for r in rows if r["kind"] == PRINT_KIND]
+# kinds whose listed rows show facts from the stored body: the print jobs' printer and pages,
+# the medium of every kind that carries one
+MEDIUM_KINDS = frozenset(k for k, v in catalogue.KINDS.items() if "medium" in v.objects)
+
+
+def medium_summary(medium: Any) -> dict[str, Any] | None:
+    """What the event list shows of a medium: a label for people (the filesystem label, else
+    vendor and product, else the serial) and its registry id, or that it is personal."""
+    if not isinstance(medium, dict) or not medium:
+        return None
+    vendor = medium.get("vendor") or medium.get("manufacturer") or ""
+    label = medium.get("fs_label") or medium.get("label") or " ".join(
+        str(x) for x in (vendor, medium.get("product")) if x) or medium.get("serial") or ""
+    registry_id = medium.get("registry_id") or None
+    cls = medium.get("class") or ("registered" if registry_id else "personal")
+    return {"label": str(label), "registry_id": registry_id, "class": cls,
+            "serial": medium.get("serial") or "", "fs_uuid": medium.get("fs_uuid") or ""}
+
+
+def add_body_facts(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Give a page of listed events what only their stored bodies say: the medium (label,
+    registry id or personal) and, for print jobs, the printer and pages. One query for the
+    page's few rows that have such facts; the list query itself never reads bodies."""
+    for r in rows:
+        r["medium"] = None
+    pks = [r["pk"] for r in rows if r["kind"] == PRINT_KIND or r["kind"] in MEDIUM_KINDS]
     if not pks:
         return
     bodies = dict(conn.execute(sa.select(E.c.pk, E.c.body).where(E.c.pk.in_(pks))).all())
@@ -414,11 +469,16 @@ def add_print_facts(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         if r["pk"] not in bodies:
             continue
         try:
-            details = json.loads(bodies[r["pk"]]).get("details") or {}
+            body = json.loads(bodies[r["pk"]])
         except ValueError:
             continue
-        printer = details.get("printer") if isinstance(details.get("printer"), dict) else {}
-        r["printer"], r["pages"], r["copies"] = printer.get("name"), details.get("pages"), details.get("copies")
+        if not isinstance(body, dict):
+            continue
+        r["medium"] = medium_summary(body.get("medium"))
+        if r["kind"] == PRINT_KIND:
+            details = body.get("details") if isinstance(body.get("details"), dict) else {}
+            printer = details.get("printer") if isinstance(details.get("printer"), dict) else {}
+            r["printer"], r["pages"], r["copies"] = printer.get("name"), details.get("pages"), details.get("copies")
 
 
 def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:

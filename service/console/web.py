@@ -13,14 +13,15 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
+from baomi.common import catalogue
 from baomi.common.events import ACTIONS, SEVERITIES
 from baomi.common.levels import LEVEL_IDS
 
 from ..config import CollectorConfig
 from ..own_events import insert_collector_event
-from . import auth, i18n, queries, roles
+from . import auth, i18n, queries, roles, times
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "baomi_session"
@@ -57,9 +58,15 @@ class Web:
         self.cfg, self.engine = cfg, engine
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))
+        # the office's zone: every time on a page is shown (and every typed time read) in it
+        self.tz = times.office_zone(cfg.console.time_zone)
         self.env.globals.update(static=STATIC_PREFIX, roles=roles, LEVEL_IDS=LEVEL_IDS, SEVERITIES=SEVERITIES,
-                                ACTIONS=ACTIONS, STATUSES=queries.TRIAGE_STATUSES)
-        self.env.filters["ts"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else ""
+                                ACTIONS=ACTIONS, STATUSES=queries.TRIAGE_STATUSES, tz_name=times.zone_name(self.tz),
+                                needs_handling=catalogue.needs_handling, KINDS=catalogue.KINDS)
+        # {{ t|ts }} 2026-12-01 22:03:12, {{ t|ts(zone=True) }} 2026-12-01 22:03:12 CST, or a format of its own
+        self.env.filters["ts"] = lambda t, fmt=times.SHOWN, zone=False: times.shown(t, self.tz, fmt, zone)
+        # {{ e.kind|kind_name }}: the kind's name in the page's language, from the catalogue
+        self.env.filters["kind_name"] = pass_context(lambda ctx, kind: catalogue.label(kind, ctx.get("lang", "")))
         self.env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
         self.secure_cookies = cfg.tls.cert is not None
 

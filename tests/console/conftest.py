@@ -29,6 +29,7 @@ PASSWORDS = {"sys1": ("sysadmin", "Sys-Admin-Pass-2026"), "sec1": ("secadmin", "
              "aud1": ("auditor", "Auditor-Pass-2026!"), "lockme": ("secadmin", "Lock-Me-Pass-2026"),
              "sec2": ("secadmin", "Sec-Two-Pass-2026!")}
 N_EVENTS = 600
+TIME_ZONE = "Asia/Shanghai"
 
 
 def free_port() -> int:
@@ -87,7 +88,9 @@ def make_console(tmp: Path, artifacts: Path, database_url: str | None = None) ->
     lines = [f'listen = "127.0.0.1:{port}"', f'state_dir = "{tmp / "state"}"', "offline_after_s = 300"]
     if database_url:
         lines.append(f'database_url = "{database_url}"')
-    lines += ["[console]", "max_failed_logins = 3", "lockout_s = 600", "session_ttl_s = 1800"]
+    # the office is in Shanghai (UTC+8), the test machine's clock usually not: times on pages are +8 h
+    lines += ["[console]", f'time_zone = "{TIME_ZONE}"', "max_failed_logins = 3", "lockout_s = 600",
+              "session_ttl_s = 1800"]
     cfg_path = tmp / "collector.toml"
     cfg_path.write_text("\n".join(lines) + "\n")
     cfg = config_mod.load(cfg_path)

@@ -33,7 +33,8 @@ LEVEL_FOR_KIND = {"file.blocked": ["confidential", "secret", "top_secret"], "fil
 MEDIA = [{"vendor": "Kingston", "product": "DataTraveler 3.0", "serial": "60A44C413A8F", "fs_uuid": "3A1F-22C0",
           "class": "personal"},
          {"vendor": "Netac", "product": "U182", "serial": "AA00000000010917", "fs_uuid": "5E2B-9D11",
-          "class": "registered", "level": "secret", "owner": "lina"},
+          "fs_label": "财务专用", "class": "registered", "level": "secret", "owner": "lina",
+          "registry_id": "BM-2026-0042"},
          {"vendor": "SanDisk", "product": "Cruzer Blade", "serial": "4C530001150526111370", "fs_uuid": "0C7E-4411",
           "class": "personal"}]
 

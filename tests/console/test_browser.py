@@ -85,6 +85,12 @@ def test_secadmin_dashboard_events_detail(page_for, console, shots):
     assert shown == min(len(want), 50) and shown > 0
     hosts = set(page.locator("table.events tbody tr td:nth-child(4)").all_inner_texts())
     assert hosts == {"保密室-WS01"}
+    # times in the office's zone, kinds by name with the raw kind, the medium of each event
+    assert "(Asia/Shanghai)" in page.locator("table.events thead").inner_text()
+    kinds = page.locator("table.events tbody tr td:nth-child(3)").all_inner_texts()
+    assert any(k.startswith("文件拷贝被阻止") and k.endswith("file.blocked") for k in kinds)
+    media = page.locator("table.events tbody td.medium").all_inner_texts()
+    assert any("个人介质" in m or "登记号" in m for m in media)
     page.screenshot(path=str(shots / "events.png"), full_page=True)
 
     # pagination: the next page continues where the first stopped, in time order
@@ -144,6 +150,11 @@ def test_auditor_sees_everything_and_the_audit_trail(page_for, console, shots):
     pk_link.click()
     page.wait_for_load_state()
     assert page.locator("form.triage").count() == 0     # the auditor changes nothing
+    assert "File copy blocked" in page.locator("main").inner_text()
+    page.goto(console.url + "/events?kind=agent.heartbeat")
+    page.locator("table.events tbody tr td:first-child a").first.click()
+    page.wait_for_load_state()
+    assert page.locator("#triage").count() == 0 and page.locator("#no-triage").count() == 1
     page.goto(console.url + "/audit")
     text = page.locator("main").inner_text()
     for kind in ("console.login", "console.evidence_viewed", "console.login_failed"):

@@ -117,10 +117,38 @@ def test_console_orders_by_receive_time_and_marks_clock_skew(console) -> None:
         c = console.login("aud1")
         today = now.strftime("%Y-%m-%d")
         page = c.get("/events", params={"user": "skewtest", "since": today})
-        assert page.status_code == 200 and "2001-01-01 00:00:00" in page.text
+        assert page.status_code == 200 and "2001-01-01 08:00:00" in page.text   # the agent's time, in Shanghai
         assert "clock skew" in page.text.lower() or "时钟偏差" in page.text
         assert "skewtest" not in c.get("/events", params={"user": "skewtest", "until": "2001-01-02"}).text.split(
             "<tbody>")[1]
     finally:  # the session's console keeps exactly its seeded events for the other tests
         with console.engine.begin() as conn:
             conn.execute(db.events.delete().where(db.events.c.event_id == row["event_id"]))
+
+
+@pytest.mark.parametrize("value", ["Asia/Shangai", "CST+8", "../../etc/passwd", "/usr/share/zoneinfo/UTC"])
+def test_a_bad_time_zone_is_a_config_error_naming_key_and_value(tmp_path, value) -> None:
+    from baomi.common.tomlconf import ConfigError
+    from baomi.service import config
+    path = tmp_path / "collector.toml"
+    path.write_text(f'[console]\ntime_zone = "{value}"\n')
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert err.value.key == "console.time_zone" and value in str(err.value)
+
+
+def test_the_time_zone_defaults_to_the_servers(tmp_path, monkeypatch) -> None:
+    import datetime as dt
+
+    from baomi.service import config
+    from baomi.service.console import times
+    path = tmp_path / "collector.toml"
+    path.write_text("")
+    assert config.load(path).console.time_zone == ""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    tz = times.office_zone("")
+    assert times.zone_name(tz) == "Europe/Berlin"
+    assert times.zone_name(times.office_zone("Asia/Shanghai")) == "Asia/Shanghai"
+    t = dt.datetime(2026, 12, 1, 6, 3, 12, tzinfo=dt.timezone.utc)
+    assert times.shown(t, times.office_zone("Asia/Shanghai"), zone=True) == "2026-12-01 14:03:12 CST"
+    assert times.shown(t, tz) == "2026-12-01 07:03:12" and times.shown(None, tz) == ""

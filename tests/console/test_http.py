@@ -98,7 +98,8 @@ def test_post_without_csrf_is_refused(console):
 
 def test_triage_keeps_history(console):
     c = console.login("sec1")
-    pk = console.rows and _pk_of(console, console.rows[3]["event_id"])
+    blocked = [r for r in console.rows if r["kind"] == "file.blocked" and r["user_name"] != "lina"]
+    pk = _pk_of(console, blocked[3]["event_id"])
     token = _session_csrf(c)
     for status, comment in (("investigating", "问询当事人"), ("closed", "已确认为误拷贝,文件已删除")):
         assert c.post(f"/events/{pk}/triage", data={"status": status, "comment": comment,
@@ -259,3 +260,89 @@ def test_language_follows_browser_and_switch(console):
     assert r.status_code == 303 and r.headers["location"] == "/login"
     assert "Log in" in c.get("/login", headers={"Accept-Language": "zh-CN"}).text
     assert c.get("/lang/en", params={"next": "//evil.example/"}).headers["location"] == "/"
+
+
+def _shanghai(t: dt.datetime) -> str:
+    return (t.astimezone(dt.timezone.utc) + dt.timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_times_are_shown_in_the_offices_zone_and_exported_in_utc(console):
+    """[console] time_zone = "Asia/Shanghai": pages show UTC+8 and say so; exports stay UTC."""
+    hostile = next(r for r in console.rows if r["seq"] == 900000)
+    c = console.login("aud1")
+    detail = c.get(f"/events/{console.hostile_pk}").text
+    assert _shanghai(hostile["received_at"]) + " CST" in detail
+    assert _shanghai(hostile["time"]) + " CST" in detail
+    listing = c.get("/events", params={"user": "lina", "kind": "file.blocked"}).text
+    assert "(Asia/Shanghai)" in listing and _shanghai(hostile["received_at"]) in listing
+    assert hostile["received_at"].strftime("%Y-%m-%d %H:%M:%S") not in listing.replace(
+        _shanghai(hostile["received_at"]), "")
+    assert "(Asia/Shanghai)" in c.get("/dashboard").text and "(Asia/Shanghai)" in c.get("/hosts").text
+    got = list(csv.DictReader(io.StringIO(c.get("/events/export.csv", params={"q": "<script>"}).text)))
+    assert [x["received_at"] for x in got] == [hostile["received_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
+    items = c.get("/events/export.json", params={"q": "<script>"}).json()
+    assert items[0]["time"] == hostile["time"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_typed_times_are_read_in_the_offices_zone(console):
+    """A bare date is the office's day: the hostile event (5 minutes old) is in today's list in
+    Shanghai, whatever the date in UTC."""
+    hostile = next(r for r in console.rows if r["seq"] == 900000)
+    local = hostile["received_at"].astimezone(dt.timezone.utc) + dt.timedelta(hours=8)
+    c = console.login("aud1")
+    day = local.strftime("%Y-%m-%d")
+    assert f'href="/events/{console.hostile_pk}"' in c.get("/events", params={
+        "since": day, "until": day, "q": "<script>"}).text
+    minute = local.replace(second=0, microsecond=0)
+    after = (minute + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    assert f'href="/events/{console.hostile_pk}"' not in c.get("/events", params={
+        "since": after, "q": "<script>"}).text
+    assert f'href="/events/{console.hostile_pk}"' in c.get("/events", params={
+        "since": minute.strftime("%Y-%m-%dT%H:%M"), "q": "<script>"}).text
+
+
+def test_kinds_are_named_in_the_users_language_with_the_raw_kind(console):
+    c = console.login("aud1")
+    zh = c.get("/events", params={"kind": "file.blocked"}, headers={"Accept-Language": "zh-CN"}).text
+    assert re.search(r'<span class="kind"[^>]*>文件拷贝被阻止</span> <small class="raw">file\.blocked</small>', zh)
+    assert '<option value="medium.denied">介质被禁用</option>' in zh          # the kind field's suggestions
+    c.get("/lang/en", params={"next": "/events"})
+    en = c.get("/events", params={"kind": "file.blocked"}).text
+    assert re.search(r'<span class="kind"[^>]*>File copy blocked</span> <small class="raw">file\.blocked</small>', en)
+    detail = c.get(f"/events/{console.hostile_pk}").text
+    assert "File copy blocked" in detail and "file.blocked" in detail
+    assert "Evidence viewed" in c.get("/audit").text                        # the console's own kinds too
+
+
+def test_only_events_that_need_handling_get_triage(console):
+    heartbeat = _pk_of(console, next(r for r in console.rows if r["kind"] == "agent.heartbeat")["event_id"])
+    inserted = _pk_of(console, next(r for r in console.rows if r["kind"] == "medium.inserted")["event_id"])
+    blocked = _pk_of(console, next(r for r in console.rows if r["kind"] == "file.blocked")["event_id"])
+    c = console.login("sec1")
+    token = _session_csrf(c)
+    for pk in (heartbeat, inserted):
+        page = c.get(f"/events/{pk}").text
+        assert 'class="triage"' not in page and "待处理" not in page and 'id="no-triage"' in page
+        r = c.post(f"/events/{pk}/triage", data={"status": "closed", "comment": "x", "csrf_token": token})
+        assert r.status_code == 409 and "无需处置" in r.text
+        with console.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(db.triage)
+                                .where(db.triage.c.event_pk == pk)).scalar() == 0
+    page = c.get(f"/events/{blocked}").text
+    assert 'class="triage"' in page and "待处理" in page
+    # the list: no pending badge on a heartbeat row; the status filter lists only events to handle
+    rows = c.get("/events", params={"kind": "agent.heartbeat"}).text.split("<tbody>")[1]
+    assert "待处理" not in rows and "status-new" not in rows
+    pending = c.get("/events", params={"status": "new", "kind": "agent."}).text.split("<tbody>")[1]
+    assert "agent.heartbeat" not in pending
+
+
+def test_event_list_shows_the_medium(console):
+    c = console.login("aud1")
+    text = c.get("/events", params={"kind": "medium.inserted"}).text
+    cells = re.findall(r'<td class="medium">(.*?)</td>', text, re.S)
+    assert cells
+    assert any("财务专用" in x and "登记号 BM-2026-0042" in x for x in cells)      # registered: its registry id
+    assert any("Kingston DataTraveler 3.0" in x and "个人介质" in x for x in cells)
+    hb = re.findall(r'<td class="medium">(.*?)</td>', c.get("/events", params={"kind": "agent.heartbeat"}).text, re.S)
+    assert hb and all("—" in x for x in hb)

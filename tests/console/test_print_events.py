@@ -46,7 +46,7 @@ def test_blocked_prints_are_counted_in_the_period_and_listed_with_printer_and_pa
         assert queries.dashboard(conn, "24h", 300, now=NOW)["blocked_prints"] == 1
         assert queries.dashboard(conn, "7d", 300, now=NOW)["blocked_prints"] == 2
         page = queries.list_events(conn, queries.parse_filter({"kind": "print.job"}))
-        queries.add_print_facts(conn, page.rows)
+        queries.add_body_facts(conn, page.rows)
     facts = {r["seq"]: (r["printer"], r["pages"], r["copies"]) for r in page.rows}
     assert facts == {1: ("office", 3, 2), 2: ("office", 3, 2), 3: ("hallway", 1, 2)}
 

@@ -3,10 +3,12 @@ the right rows, keyset pages cover every row exactly once, dashboard counts."""
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 import sqlalchemy as sa
 
+from baomi.common import catalogue
 from baomi.service import db
 from baomi.service.console import queries, rollup
 from baomi.service.own_events import insert_collector_event
@@ -253,3 +255,65 @@ def test_audit_trail_holds_only_console_events(store):
     with engine.connect() as conn:
         page = queries.audit_trail(conn)
     assert [r["kind"] for r in page.rows] == ["console.login"]
+
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+@pytest.mark.parametrize("params,pred", [
+    # the office's days and wall-clock times (UTC+8): 18 Nov in Shanghai is 17 Nov 16:00 .. 18 Nov 16:00 UTC
+    ({"since": "2026-11-18", "until": "2026-11-18"},
+     lambda r: dt.datetime(2026, 11, 17, 16, tzinfo=dt.timezone.utc) <= r["received_at"]
+     < dt.datetime(2026, 11, 18, 16, tzinfo=dt.timezone.utc)),
+    ({"since": "2026-11-19T14:00", "until": "2026-11-19 20:30"},
+     lambda r: dt.datetime(2026, 11, 19, 6, tzinfo=dt.timezone.utc) <= r["received_at"]
+     <= dt.datetime(2026, 11, 19, 12, 30, tzinfo=dt.timezone.utc)),
+    ({"since": "2026-11-19T06:00:00Z"},        # an explicit offset is kept
+     lambda r: r["received_at"] >= dt.datetime(2026, 11, 19, 6, tzinfo=dt.timezone.utc)),
+])
+def test_typed_times_are_the_offices(store, params, pred):
+    engine, rows = store
+    with engine.connect() as conn:
+        got = all_pages(conn, queries.parse_filter(params, SHANGHAI))
+    want = sorted((r for r in rows if pred(r)), key=lambda r: r["time"], reverse=True)
+    assert want and ids(got) == [r["event_id"] for r in want]
+
+
+def test_dashboard_days_are_the_offices(store):
+    engine, rows = store
+    with engine.connect() as conn:
+        d = queries.dashboard(conn, "7d", offline_after_s=300, now=NOW, tz=SHANGHAI)
+    # NOW is 20 Nov 20:00 in Shanghai: the 7 days are 14..20 Nov there, from 13 Nov 16:00 UTC
+    assert d["start"] == dt.datetime(2026, 11, 13, 16, tzinfo=dt.timezone.utc)
+    assert d["labels"] == [f"2026-11-{day}" for day in range(14, 21)]
+    assert observed(d) == expected_dashboard(rows, d["start"])
+    with engine.connect() as conn:
+        h = queries.dashboard(conn, "24h", offline_after_s=300, now=NOW, tz=SHANGHAI)
+    assert h["labels"][-1] == "2026-11-20 20:00" and len(h["labels"]) == 24
+
+
+def test_status_filter_lists_only_events_that_need_handling(store):
+    engine, rows = store
+    with engine.connect() as conn:
+        got = all_pages(conn, queries.parse_filter({"status": "new"}))
+    want = [r for r in rows if catalogue.needs_handling(r["kind"], r["severity"], r["action"])]
+    assert sorted(ids(got)) == sorted(r["event_id"] for r in want)
+    kinds = {r["kind"] for r in got}
+    assert "file.blocked" in kinds and not kinds & {"agent.heartbeat", "file.copied", "medium.inserted"}
+
+
+def test_listed_rows_carry_their_medium(store):
+    engine, _rows = store
+    with engine.connect() as conn:
+        page = queries.list_events(conn, queries.EventFilter(), limit=200)
+        queries.add_body_facts(conn, page.rows)
+    by_kind: dict[str, list] = {}
+    for r in page.rows:
+        by_kind.setdefault(r["kind"], []).append(r["medium"])
+    assert all(m is None for m in by_kind["agent.heartbeat"])
+    media = [m for m in by_kind["file.blocked"] + by_kind["medium.inserted"]]
+    assert all(m and m["label"] for m in media)
+    registered = [m for m in media if m["registry_id"]]
+    assert registered and all(m["registry_id"] == "BM-2026-0042" and m["label"] == "财务专用" for m in registered)
+    assert any(m["class"] == "personal" and m["label"] == "Kingston DataTraveler 3.0" for m in media)
+    assert queries.medium_summary(None) is None and queries.medium_summary({}) is None

@@ -79,3 +79,18 @@ def test_security_events_come_from_the_catalogue() -> None:
     assert catalogue.label("file.blocked", "zh_CN") == "文件拷贝被阻止"
     assert catalogue.label("file.blocked", "en") == "File copy blocked"
     assert catalogue.label("future.kind", "zh") == "future.kind"
+
+
+def test_only_events_that_need_handling_are_actionable() -> None:
+    for name in ("file.blocked", "file.uninspectable", "medium.denied", "policy.forged", "agent.stopped",
+                 "host.external_connection", "screenlock.failed", "chain.break"):
+        assert catalogue.KINDS[name].actionable and catalogue.needs_handling(name), name
+    for name in ("agent.heartbeat", "agent.started", "medium.inserted", "medium.mounted", "medium.allowed",
+                 "policy.applied", "discovery.finished", "file.copied", "print.job", "session.started"):
+        assert not catalogue.KINDS[name].actionable and not catalogue.needs_handling(name, "info"), name
+    assert catalogue.needs_handling("print.job", "info", "block")       # blocked or denied: always
+    assert catalogue.needs_handling("file.copied", "high", "audit")     # raised to high by a decision table
+    assert not catalogue.needs_handling("future.kind", "low")
+    # every high or critical kind needs handling by its severity: declared so too, so the table reads alone
+    assert [k.name for k in catalogue.KINDS.values() if k.severity in ("high", "critical") and k.source != "collector"
+            and not k.actionable] == []

@@ -19,7 +19,7 @@ def router(web: Web) -> APIRouter:
             raise queries.FilterError("period", f"{period[:20]!r} is not one of {', '.join(queries.PERIODS)}")
         rollup.refresh(web.engine)
         with web.engine.connect() as conn:
-            data = queries.dashboard(conn, period, web.cfg.offline_after_s)
+            data = queries.dashboard(conn, period, web.cfg.offline_after_s, tz=web.tz)
         t = i18n.translator(web.locale_of(request))
         chart = charts.stacked_bars(data["labels"], data["series"], title=t("dashboard.chart_title"),
                                     names={sv: t(f"severity.{sv}") for sv in SEVERITIES})

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
+from baomi.common import catalogue
+
 from ... import db
 from ...own_events import insert_collector_event
 from .. import auth, queries, roles
@@ -59,12 +61,12 @@ def router(web: Web) -> APIRouter:
     @r.get("/events")
     def events(request: Request, s: auth.Session = web.need("events.view")) -> Response:
         params = request.query_params
-        f = queries.parse_filter(params)
+        f = queries.parse_filter(params, web.tz)
         sort = params.get("sort", "time_desc")
         cursor = params.get("cursor") or None
         with engine.connect() as conn:
             page = queries.list_events(conn, f, cursor, sort)
-            queries.add_print_facts(conn, page.rows)
+            queries.add_body_facts(conn, page.rows)
         for row in page.rows:
             row["skewed"] = queries.skewed(row, web.cfg.max_clock_skew_s)
         keep = f.params()
@@ -75,7 +77,7 @@ def router(web: Web) -> APIRouter:
                           first_url="/events?" + urlencode(keep), query=urlencode(keep), paged=bool(cursor))
 
     def export_start(request: Request, s: auth.Session, fmt: str) -> tuple[queries.EventFilter, str]:
-        f = queries.parse_filter(request.query_params)
+        f = queries.parse_filter(request.query_params, web.tz)
         queries.event_conditions(f)  # any FilterError now, as a 400 page, not after the download began
         sort = request.query_params.get("sort", "time_desc")
         if sort not in queries.SORTS:
@@ -137,6 +139,7 @@ def router(web: Web) -> APIRouter:
         return web.render(request, "event.html", e=row, body=body, file=file, medium=body.get("medium") or None,
                           evidence=(file or {}).get("evidence") or [], details=details, history=history,
                           skewed=queries.skewed(row, web.cfg.max_clock_skew_s),
+                          actionable=catalogue.needs_handling(row["kind"], row["severity"], row["action"]),
                           can_triage=roles.allowed(s.role, "events.triage"))
 
     @r.post("/events/{pk}/triage")
@@ -152,9 +155,14 @@ def router(web: Web) -> APIRouter:
             raise queries.FilterError("comment", "too long (at most 4000 characters)")
         with engine.begin() as conn:
             E = db.events
-            row = conn.execute(sa.select(E.c.status, E.c.agent_id, E.c.kind).where(E.c.pk == pk)).first()
+            row = conn.execute(sa.select(E.c.status, E.c.agent_id, E.c.kind, E.c.severity, E.c.action)
+                               .where(E.c.pk == pk)).first()
             if row is None or _is_audit_row(row._mapping):  # the same answer: no hint that the pk exists
                 return web.not_found(request)
+            if not catalogue.needs_handling(row.kind, row.severity, row.action):
+                # a heartbeat, a start, a mount...: nothing to handle, so no triage state to change
+                return web.render(request, "error.html", 409, message_key="error.not_actionable",
+                                  detail=f"{row.kind}: {catalogue.label(row.kind, web.locale_of(request))}")
             old = row.status
             now = auth.now()
             conn.execute(db.triage.insert().values(event_pk=pk, status=status, comment=comment,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ... import db
-from .. import auth
+from .. import auth, times
 from ..web import Web
 
 
@@ -25,7 +25,8 @@ def router(web: Web) -> APIRouter:
                 ("syslog.target", f"{cfg.syslog.host}:{cfg.syslog.port}" + (" (TLS)" if cfg.syslog.tls else "")),
                 ("console.session_ttl_s", cfg.console.session_ttl_s),
                 ("console.max_failed_logins", cfg.console.max_failed_logins),
-                ("console.lockout_s", cfg.console.lockout_s)]
+                ("console.lockout_s", cfg.console.lockout_s),
+                ("console.time_zone", times.zone_name(web.tz) + ("" if cfg.console.time_zone else " (server)"))]
         with web.engine.connect() as conn:
             users = conn.execute(sa.select(db.users.c.name, db.users.c.role, db.users.c.disabled,
                                            db.users.c.locked_until).order_by(db.users.c.name)).all()
