@@ -372,3 +372,27 @@ def report_event(report: dict[str, object]) -> tuple[str, dict[str, object]]:
         "findings": short, "findings_omitted": max(0, len(findings) - len(short)),
     }
     return severity, details
+
+
+# -- the heartbeat's posture summary (the console's host page)
+
+
+def posture_status(status: dict[str, object] | None, now: float) -> dict[str, object] | None:
+    """What the posture component found last, in short, for the heartbeat: the network state
+    (`external`: a probe answers, 违规外联; `outside_route`: a route or address outside the site
+    but no probe answers; `isolated`; `unknown`: not watched), the radios kept blocked, the shares
+    and listeners found, whether the accounts could be read. None when posture is not watched."""
+    if status is None:
+        return None
+    reachable = [str(p) for p in status.get("reachable") or []][:10]  # type: ignore[attr-defined]
+    outside = [str(p) for p in status.get("outside_routes") or []][:10]  # type: ignore[attr-defined]
+    watched = "outside_routes" in status or "last_probe" in status
+    network = "external" if reachable else "outside_route" if outside else "isolated" if watched else "unknown"
+    out: dict[str, object] = {"network": network, "reachable": reachable, "outside": outside}
+    last = status.get("last_probe")
+    if isinstance(last, (int, float)):
+        out["last_probe_age_s"] = round(max(0.0, now - last), 1)
+    for key in ("radios", "sharing", "passwords_readable"):
+        if key in status:
+            out[key] = status[key]
+    return out

@@ -231,3 +231,16 @@ def test_report_event_is_capped_however_many_findings() -> None:
     assert at_rest["findings"] == 5000 and len(at_rest["summary"]) <= 200 and at_rest["summary"].endswith("…")
     import json
     assert len(json.dumps(d, ensure_ascii=False).encode()) < 64 * 1024
+
+
+def test_posture_status_names_the_network_state() -> None:
+    from baomi.agent.decide.posture import posture_status
+    assert posture_status(None, 0) is None
+    assert posture_status({}, 0)["network"] == "unknown"  # the network watch did not start
+    assert posture_status({"outside_routes": [], "last_probe": 90.0}, 100.0) == {
+        "network": "isolated", "reachable": [], "outside": [], "last_probe_age_s": 10.0}
+    assert posture_status({"outside_routes": ["0.0.0.0/0"]}, 0)["network"] == "outside_route"
+    s = posture_status({"outside_routes": ["0.0.0.0/0"], "reachable": ["www.example.com:443"],
+                        "radios": {"blocked": 2, "failed": 0}, "sharing": 1}, 0)
+    assert (s["network"], s["reachable"], s["radios"], s["sharing"]) == (
+        "external", ["www.example.com:443"], {"blocked": 2, "failed": 0}, 1)
