@@ -87,6 +87,8 @@ sa.Index("ix_events_kind_time", events.c.kind, events.c.time)
 sa.Index("ix_events_host_time", events.c.host_name, events.c.time)
 sa.Index("ix_events_severity_time", events.c.severity, events.c.time)
 sa.Index("ix_events_sha256", events.c.file_sha256)
+# the latest event of a kind per host: the console's host page and dashboard (migration 0011)
+sa.Index("ix_events_kind_agent_seq", events.c.kind, events.c.agent_id, events.c.seq)
 
 users = sa.Table(
     "users", metadata,
