@@ -1,15 +1,18 @@
 """Heartbeat: every [collector] heartbeat_s an agent.heartbeat event saying the agent is alive.
 
 It carries what the collector's host list shows: agent version, policy
-version, how many events wait in the spool and how old the oldest one is.
+version, how many events wait in the spool and how old the oldest one is;
+on classified hosts also a short posture summary (network, radios, shares).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from typing import Any
 
 from . import __version__
 from .context import AgentContext
+from .decide.posture import posture_status
 
 
 def policy_version(ctx: AgentContext) -> str:
@@ -48,7 +51,9 @@ def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
             "approvals_seq": ctx.status.get("approvals_seq", 0),
             "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time()),
             # how each medium is enforced now: "held" (the gateway) or "after_write"
-            "enforcement": dict(ctx.status.get("enforcement") or {})}
+            "enforcement": dict(ctx.status.get("enforcement") or {}),
+            # classified hosts: network isolated or not, radios, shares (docs/posture.md); else None
+            "posture": posture_status(ctx.status.get("posture"), time.time())}
 
 
 def beat(ctx: AgentContext) -> dict[str, Any]:

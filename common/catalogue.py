@@ -93,6 +93,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
        security=True, actionable=True),
     _k("file.at_rest_resolved", "info", "涉密文件已清除", "Classified file at rest resolved", "user file"),
     _k("discovery.finished", "info", "涉密文件检查完成", "Discovery pass finished"),
+    # `baomi-agent check` (保密自查): info when nothing binding was found, else the worst finding's severity
+    _k("check.report", "info", "保密自查报告", "Self-inspection report"),
     _k("scan.unfinished", "medium", "检查未完成", "Check not finished", _COPY, actionable=True),
     _k("enforce.watch_failed", "high", "无法监视介质", "Medium could not be watched", "medium", actionable=True),
     _k("enforce.mode", "info", "拷贝管控方式", "Enforcement mode", "medium"),

@@ -37,7 +37,7 @@ agents = sa.Table(
     sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest stored seq, agent.gap aside
     sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
     sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0010)
-    sa.Column("approvals_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest decision it holds (0011)
+    sa.Column("approvals_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest decision it holds (0012)
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 
@@ -88,6 +88,8 @@ sa.Index("ix_events_kind_time", events.c.kind, events.c.time)
 sa.Index("ix_events_host_time", events.c.host_name, events.c.time)
 sa.Index("ix_events_severity_time", events.c.severity, events.c.time)
 sa.Index("ix_events_sha256", events.c.file_sha256)
+# the latest event of a kind per host: the console's host page and dashboard (migration 0011)
+sa.Index("ix_events_kind_agent_seq", events.c.kind, events.c.agent_id, events.c.seq)
 
 users = sa.Table(
     "users", metadata,
@@ -144,7 +146,7 @@ policy_documents = sa.Table(  # signed central policy documents, one row per ver
     sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
 )
 
-approvals = sa.Table(  # copy approval requests (审批) and the signed decisions on them (0011)
+approvals = sa.Table(  # copy approval requests (审批) and the signed decisions on them (0012)
     "approvals", metadata,
     sa.Column("request_id", sa.String(64), primary_key=True),         # made by the agent
     sa.Column("agent_id", sa.String(64), nullable=False),

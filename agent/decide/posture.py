@@ -285,3 +285,114 @@ def summarize(host_class: str, findings: Sequence[dict[str, object]]) -> dict[st
            and CLASS_SECTIONS.get(str(f["section"]), host_class) == host_class]
     return {"result": "fail" if bad else "pass", "applies": host_class == "classified",
             "reasons": sorted({f"{f['section']}: {f['finding']}" for f in bad})}
+
+
+# -- the report's summary for the collector (check.report)
+
+REPORT_EVENT_VERSION = 1
+# findings that say a section could not be looked at, not that something is wrong
+UNKNOWN_FINDINGS: frozenset[tuple[str, str]] = frozenset({("passwords", "unreadable"), ("at_rest", "never_scanned")})
+_RANK = {s: i for i, s in enumerate(("info", "low", "medium", "high", "critical"))}
+# what names a finding in one line: the first of these its details hold
+_SUBJECT_KEYS = ("subject", "probe", "path", "share", "name", "radio", "serial", "product", "account", "port", "error")
+MAX_EVENT_FINDINGS = 50
+MAX_SUMMARY = 200
+
+
+def _subject(f: dict[str, object]) -> str:
+    d = f.get("details")
+    if isinstance(d, dict):
+        user = d.get("user")
+        if isinstance(user, dict) and user.get("name"):
+            return str(user["name"])
+        for key in _SUBJECT_KEYS:
+            if d.get(key) not in (None, "", []):
+                return str(d[key])
+    return ""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def section_status(section: str, host_class: str, findings: Sequence[dict[str, object]]) -> dict[str, object]:
+    """One section of the report in a line: ok (no findings), problem (findings), unknown (the
+    section could not be looked at: shadow unreadable, no discovery pass yet)."""
+    mine = [f for f in findings if f["section"] == section]
+    unknown = [f for f in mine if (section, f["finding"]) in UNKNOWN_FINDINGS]
+    problems = [f for f in mine if (section, f["finding"]) not in UNKNOWN_FINDINGS]
+    status = "problem" if problems else "unknown" if unknown else "ok"
+    worst = max((str(f["severity"]) for f in mine), key=lambda s: _RANK.get(s, 0), default=None)
+    if mine:
+        names: dict[str, list[str]] = {}
+        for f in mine:
+            names.setdefault(str(f["finding"]), []).append(_subject(f))
+        parts = []
+        for name, subjects in names.items():
+            shown = [s for s in subjects if s][:3]
+            more = len(subjects) - len(shown) if shown else 0
+            parts.append(f"{name} ×{len(subjects)}" if not shown else
+                         f"{name} ({', '.join(shown)}{f', +{more}' if more else ''})")
+        summary = "; ".join(parts)
+    else:
+        summary = "no findings"
+    return {"id": section, "status": status, "applies": CLASS_SECTIONS.get(section, host_class) == host_class,
+            "findings": len(mine), "severity": worst, "summary": _clip(summary, MAX_SUMMARY)}
+
+
+def report_event(report: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """The self-inspection report as the check.report event's (severity, details): each section's
+    status in one line, counts, and the findings in short (at most MAX_EVENT_FINDINGS; the facts
+    and the rules' text stay in the report on the host). The severity is the worst finding of a
+    section that binds the host, info when there is none."""
+    host = report["host"] if isinstance(report.get("host"), dict) else {}
+    host_class = str(host.get("class", "unclassified"))  # type: ignore[union-attr]
+    findings: list[dict[str, object]] = list(report.get("findings") or [])  # type: ignore[call-overload]
+    sections = list(report.get("sections") or REPORT_RULES)  # type: ignore[call-overload]
+    checks = [section_status(s, host_class, findings) for s in sections]
+    binding = [f for f in findings if CLASS_SECTIONS.get(str(f["section"]), host_class) == host_class]
+    severity = max((str(f["severity"]) for f in binding), key=lambda s: _RANK.get(s, 0), default="info")
+    by_severity: dict[str, int] = {}
+    for f in findings:
+        by_severity[str(f["severity"])] = by_severity.get(str(f["severity"]), 0) + 1
+    status_counts = {s: sum(c["status"] == s for c in checks) for s in ("ok", "problem", "unknown")}
+    summary = report.get("summary") if isinstance(report.get("summary"), dict) else {}
+    short = [{"section": f["section"], "finding": f["finding"], "severity": f["severity"],
+              "subject": _clip(_subject(f), MAX_SUMMARY)} for f in findings[:MAX_EVENT_FINDINGS]]
+    details: dict[str, object] = {
+        "format": {"report": report.get("report"), "version": report.get("version"),
+                   "event_version": REPORT_EVENT_VERSION},
+        "report_time": report.get("time"), "agent_version": report.get("agent_version"),
+        "policy_version": report.get("policy_version"),
+        "result": summary.get("result"), "applies": summary.get("applies"),  # type: ignore[union-attr]
+        "reasons": list(summary.get("reasons") or [])[:MAX_EVENT_FINDINGS],  # type: ignore[union-attr]
+        "counts": {"checks": len(checks), **status_counts, "findings": len(findings),
+                   "binding": len(binding), "by_severity": by_severity},
+        "checks": checks,
+        "findings": short, "findings_omitted": max(0, len(findings) - len(short)),
+    }
+    return severity, details
+
+
+# -- the heartbeat's posture summary (the console's host page)
+
+
+def posture_status(status: dict[str, object] | None, now: float) -> dict[str, object] | None:
+    """What the posture component found last, in short, for the heartbeat: the network state
+    (`external`: a probe answers, 违规外联; `outside_route`: a route or address outside the site
+    but no probe answers; `isolated`; `unknown`: not watched), the radios kept blocked, the shares
+    and listeners found, whether the accounts could be read. None when posture is not watched."""
+    if status is None:
+        return None
+    reachable = [str(p) for p in status.get("reachable") or []][:10]  # type: ignore[attr-defined]
+    outside = [str(p) for p in status.get("outside_routes") or []][:10]  # type: ignore[attr-defined]
+    watched = "outside_routes" in status or "last_probe" in status
+    network = "external" if reachable else "outside_route" if outside else "isolated" if watched else "unknown"
+    out: dict[str, object] = {"network": network, "reachable": reachable, "outside": outside}
+    last = status.get("last_probe")
+    if isinstance(last, (int, float)):
+        out["last_probe_age_s"] = round(max(0.0, now - last), 1)
+    for key in ("radios", "sharing", "passwords_readable"):
+        if key in status:
+            out[key] = status[key]
+    return out

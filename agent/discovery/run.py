@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from baomi.common.events import file_obj, user_obj, utcnow
+from baomi.common.levels import Level
 
 from ..config import AgentConfig
 from ..decide.discovery import RULE, change, pause_s
@@ -124,7 +125,8 @@ class Discovery:
             index.set_meta("last_pass", str(time.time()))
             summary = {"pass": s.number, "files": s.files, "bytes": s.bytes, "scanned": s.scanned,
                        "hashed": s.hashed, "found": s.found, "resolved": s.resolved,
-                       "paths": [str(p) for p in self.cfg.paths], "time": utcnow()}
+                       "paths": [str(p) for p in self.cfg.paths], "time": utcnow(),
+                       "at_rest": at_rest_counts(index)}
             index.set_meta("last_summary", json.dumps(summary, ensure_ascii=False))
             index.commit()
             self.record("discovery.finished", details=summary)
@@ -207,6 +209,13 @@ class Discovery:
             self.sleep(pause)
 
 
+def at_rest_counts(index: Index) -> dict[str, int]:
+    """What is held on record now, by level from internal up (the console's per-host counts):
+    every level present, zeros included, so a host that holds nothing says so."""
+    counts = index.counts()
+    return {lvl.id: counts.get(lvl.id, 0) for lvl in Level if lvl >= Level.INTERNAL}
+
+
 def found_by_level(state_dir: Path) -> dict[str, list[str]]:
     """Paths on record at each classified level (for `baomi-agent check`); empty before any pass."""
     from ..decide.discovery import CLASSIFIED_FROM
@@ -234,4 +243,4 @@ def last_pass(state_dir: Path) -> dict[str, Any] | None:
     return json.loads(value) if value else None
 
 
-__all__ = ["Busy", "Discovery", "PassStats", "found_by_level", "last_pass"]
+__all__ = ["Busy", "Discovery", "PassStats", "at_rest_counts", "found_by_level", "last_pass"]

@@ -33,6 +33,11 @@ class Checks:
         self.reported = Reported(state_dir / "posture-passwords.json")
         self._unreadable: str | None = None
 
+    @property
+    def unreadable(self) -> str | None:
+        """Why passwd or shadow could not be read in the last round; None when they could."""
+        return self._unreadable
+
     def run_once(self) -> None:
         self.sharing_once()
         self.passwords_once()

@@ -42,11 +42,20 @@ class PostureComponent:
             self.ctx.record("agent.component_failed", severity="high",
                             details={"component": "posture.network", "error": f"{type(exc).__name__}: {exc}"})
             self.external = None
-        self.checks = Checks(self.ctx.record, self.cfg, self.ctx.config.state_dir)
-        self._every(self.checks.run_once, self.cfg.check_interval_s, "posture-checks")
+        self.checks = checks = Checks(self.ctx.record, self.cfg, self.ctx.config.state_dir)
+
+        def checks_round() -> None:  # and what the heartbeat says of them (decide.posture.posture_status)
+            checks.run_once()
+            status["sharing"] = len(checks.shared)
+            status["passwords_readable"] = checks.unreadable is None
+        self._every(checks_round, self.cfg.check_interval_s, "posture-checks")
         if self.cfg.block_radios:
-            self._every(RadioKeeper(self.ctx.record, self.cfg.rfkill_root).run_once, self.cfg.radio_poll_s,
-                        "posture-radios")
+            keeper = RadioKeeper(self.ctx.record, self.cfg.rfkill_root)
+
+            def radios_round() -> None:
+                keeper.run_once()
+                status["radios"] = {"blocked": len(keeper.blocked), "failed": len(keeper.failed)}
+            self._every(radios_round, self.cfg.radio_poll_s, "posture-radios")
         log.info("host posture: watching routes and interfaces, %d probe(s) every %gs, on_external=%s",
                  len(self.cfg.probes), self.cfg.probe_interval_s, self.cfg.on_external)
 

@@ -425,6 +425,7 @@ def dashboard(conn: sa.Connection, period: str, offline_after_s: int,
         "blocked_prints": blocked_prints(conn, start, end),
         "top_hosts": top("host"), "top_users": top("user"),
         "offline_hosts": [h for h in hosts(conn, offline_after_s, end) if not h["online"]],
+        "at_rest": at_rest_overview(conn),
     }
 
 
@@ -481,12 +482,16 @@ def add_body_facts(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
             r["printer"], r["pages"], r["copies"] = printer.get("name"), details.get("pages"), details.get("copies")
 
 
-def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Enrolled agents; a host is online when the collector marks it so and it was seen recently."""
+def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = None,
+          agent_id: str | None = None) -> list[dict[str, Any]]:
+    """Enrolled agents (or the one); a host is online when the collector marks it so and it was seen recently."""
     now = now or dt.datetime.now(dt.timezone.utc)
     A = db.agents
     out = []
-    for r in conn.execute(sa.select(A).order_by(A.c.host_name, A.c.agent_id)):
+    stmt = sa.select(A).order_by(A.c.host_name, A.c.agent_id)
+    if agent_id is not None:
+        stmt = stmt.where(A.c.agent_id == agent_id)
+    for r in conn.execute(stmt):
         row = dict(r._mapping)
         row["last_seen"] = utc(row["last_seen"])
         row["enrolled_at"] = utc(row["enrolled_at"])
@@ -495,3 +500,145 @@ def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = N
         row["online"] = bool(row["online"]) and fresh
         out.append(row)
     return out
+
+
+# ----------------------------------------------------------------- one host: its latest report and posture
+
+(REPORT_KIND, DISCOVERY_KIND, HEARTBEAT_KIND) = catalogue.names("check.report", "discovery.finished",
+                                                                 "agent.heartbeat")
+AT_REST_LEVELS = ("top_secret", "secret", "confidential", "internal")   # shown highest first
+CLASSIFIED_AT_REST = ("top_secret", "secret", "confidential")           # what a host must not hold
+CHECK_STATUSES = ("ok", "problem", "unknown")
+HOST_COUNT_DAYS = 7
+MAX_CHECKS = 32                      # an agent's report names ten sections; more is not believed
+
+
+def latest_of_kind(conn: sa.Connection, kind: str, agent_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """The latest event of `kind` of every host (or of one), in one query through the index on
+    (kind, agent_id, seq). Latest is the agent's own order (its highest seq), not the order of
+    arrival: a report an offline host delivers late never hides a newer one."""
+    inner = sa.select(E.c.agent_id, sa.func.max(E.c.seq).label("seq")).where(
+        E.c.kind == kind, E.c.agent_id != COLLECTOR_AGENT_ID)
+    if agent_id is not None:
+        inner = inner.where(E.c.agent_id == agent_id)
+    latest = inner.group_by(E.c.agent_id).subquery()
+    stmt = sa.select(E.c.pk, E.c.agent_id, E.c.seq, E.c.time, E.c.received_at, E.c.severity, E.c.host_name,
+                     E.c.body).join(latest, sa.and_(E.c.agent_id == latest.c.agent_id, E.c.seq == latest.c.seq))
+    out = {}
+    for r in conn.execute(stmt):
+        row = dict(r._mapping)
+        row["time"], row["received_at"] = utc(row["time"]), utc(row["received_at"])
+        row["details"] = _details_of(row.pop("body"))
+        out[row["agent_id"]] = row
+    return out
+
+
+def _details_of(body: str) -> dict[str, Any]:
+    try:
+        d = json.loads(body).get("details")
+    except (ValueError, AttributeError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _count(value: Any) -> int | None:
+    """A count an agent reported, or None when it is not one (the body is the agent's word)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PK else None
+
+
+def _text(value: Any, limit: int = 200) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def at_rest_of(details: Mapping[str, Any]) -> dict[str, int] | None:
+    """discovery.finished's by-level counts of what the host holds at rest; None from an agent
+    that does not report them."""
+    held = details.get("at_rest")
+    if not isinstance(held, dict):
+        return None
+    return {lv: _count(held.get(lv)) or 0 for lv in AT_REST_LEVELS}
+
+
+def report_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A check.report event as the host page shows it: result, counts, each section's status."""
+    d = row["details"]
+    checks = []
+    for c in (d.get("checks") if isinstance(d.get("checks"), list) else [])[:MAX_CHECKS]:
+        if not isinstance(c, dict):
+            continue
+        status = c.get("status") if c.get("status") in CHECK_STATUSES else "unknown"
+        checks.append({"id": _text(c.get("id"), 64), "status": status, "applies": c.get("applies") is not False,
+                       "findings": _count(c.get("findings")) or 0, "summary": _text(c.get("summary"))})
+    counts = d.get("counts") if isinstance(d.get("counts"), dict) else {}
+    fmt = d.get("format") if isinstance(d.get("format"), dict) else {}
+    return {"pk": row["pk"], "seq": row["seq"], "time": row["time"], "received_at": row["received_at"],
+            "severity": row["severity"], "result": d.get("result") if d.get("result") in ("pass", "fail") else None,
+            "reasons": [_text(r) for r in (d.get("reasons") if isinstance(d.get("reasons"), list) else [])[:50]],
+            "problems": sum(c["status"] == "problem" for c in checks),
+            "unknown": sum(c["status"] == "unknown" for c in checks),
+            "findings": _count(counts.get("findings")), "checks": checks,
+            "version": _count(fmt.get("version")), "report_time": _text(d.get("report_time"), 64)}
+
+
+def posture_of(details: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The heartbeat's posture summary (classified hosts), or None."""
+    p = details.get("posture")
+    if not isinstance(p, dict):
+        return None
+    radios = p.get("radios") if isinstance(p.get("radios"), dict) else {}
+    return {"network": _text(p.get("network"), 32) or "unknown",
+            "reachable": [_text(x) for x in (p.get("reachable") if isinstance(p.get("reachable"), list) else [])[:10]],
+            "outside": [_text(x) for x in (p.get("outside") if isinstance(p.get("outside"), list) else [])[:10]],
+            "last_probe": _text(p.get("last_probe"), 64),
+            "radios_blocked": _count(radios.get("blocked")), "radios_failed": _count(radios.get("failed")),
+            "sharing": _count(p.get("sharing")),
+            "passwords_readable": p.get("passwords_readable") if isinstance(p.get("passwords_readable"), bool)
+            else None}
+
+
+def host_detail(conn: sa.Connection, agent_id: str, offline_after_s: int,
+                now: dt.datetime | None = None) -> dict[str, Any] | None:
+    """One enrolled host: its health, latest self-inspection report, latest discovery pass (files
+    held at rest by level), the posture of its latest heartbeat and its events of the last days by
+    kind. None for a host that is not enrolled."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    host = next((h for h in hosts(conn, offline_after_s, now, agent_id=agent_id)), None)
+    if host is None:
+        return None
+    report = latest_of_kind(conn, REPORT_KIND, agent_id).get(agent_id)
+    discovery = latest_of_kind(conn, DISCOVERY_KIND, agent_id).get(agent_id)
+    heartbeat = latest_of_kind(conn, HEARTBEAT_KIND, agent_id).get(agent_id)
+    since = now - dt.timedelta(days=HOST_COUNT_DAYS)
+    by_kind = conn.execute(sa.select(E.c.kind, sa.func.count()).where(
+        E.c.host_name == host["host_name"], E.c.agent_id == agent_id, E.c.time >= since)
+        .group_by(E.c.kind).order_by(sa.func.count().desc(), E.c.kind)).all()
+    at_rest = at_rest_of(discovery["details"]) if discovery else None
+    return {"host": host, "report": report_of(report) if report else None,
+            "discovery": None if discovery is None else {
+                "time": discovery["time"], "received_at": discovery["received_at"], "at_rest": at_rest,
+                "classified": sum(at_rest[lv] for lv in CLASSIFIED_AT_REST) if at_rest else None,
+                "files": _count(discovery["details"].get("files"))},
+            "posture": posture_of(heartbeat["details"]) if heartbeat else None,
+            "heartbeat_time": heartbeat["time"] if heartbeat else None,
+            "counts": [(k, n) for k, n in by_kind], "counts_since": since, "count_days": HOST_COUNT_DAYS}
+
+
+def at_rest_overview(conn: sa.Connection) -> dict[str, Any]:
+    """Classified files held at rest across the hosts, from each host's latest discovery pass
+    (one query): totals by level, how many hosts hold any, and the hosts that do, most first."""
+    totals = {lv: 0 for lv in AT_REST_LEVELS}
+    holding, reporting = [], 0
+    for agent_id, row in latest_of_kind(conn, DISCOVERY_KIND).items():
+        held = at_rest_of(row["details"])
+        if held is None:
+            continue
+        reporting += 1
+        for lv, n in held.items():
+            totals[lv] += n
+        classified = sum(held[lv] for lv in CLASSIFIED_AT_REST)
+        if classified:
+            holding.append({"agent_id": agent_id, "host_name": row["host_name"], "by_level": held,
+                            "classified": classified, "time": row["time"]})
+    holding.sort(key=lambda h: (-h["classified"], h["host_name"] or "", h["agent_id"]))
+    return {"by_level": totals, "classified": sum(totals[lv] for lv in CLASSIFIED_AT_REST),
+            "hosts_holding": len(holding), "hosts_reporting": reporting, "hosts": holding}

@@ -3,6 +3,7 @@ the right rows, keyset pages cover every row exactly once, dashboard counts."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 
 import pytest
@@ -317,3 +318,51 @@ def test_listed_rows_carry_their_medium(store):
     assert registered and all(m["registry_id"] == "BM-2026-0042" and m["label"] == "财务专用" for m in registered)
     assert any(m["class"] == "personal" and m["label"] == "Kingston DataTraveler 3.0" for m in media)
     assert queries.medium_summary(None) is None and queries.medium_summary({}) is None
+
+
+def test_latest_per_host_and_the_files_held_at_rest(store):
+    from tests.console import host_rows
+    engine, _rows = store
+    seed.insert_rows(engine, iter(host_rows.rows(NOW)))
+    pc01 = seed.agent_id("财务部-PC01")
+    with engine.connect() as conn:
+        reports = queries.latest_of_kind(conn, "check.report")
+        overview = queries.at_rest_overview(conn)
+        h = queries.host_detail(conn, pc01, 300, now=NOW)
+        ws01 = queries.host_detail(conn, seed.agent_id("保密室-WS01"), 300, now=NOW)
+        assert queries.host_detail(conn, "no-such-agent", 300, now=NOW) is None
+    assert set(reports) == {pc01} and reports[pc01]["seq"] == 800_005  # the agent's order, not arrival
+    r = h["report"]
+    assert (r["result"], r["problems"], r["unknown"], r["findings"]) == ("fail", 1, 1, 1)
+    assert {c["id"]: c["status"] for c in r["checks"]}["at_rest"] == "problem"
+    assert h["discovery"]["at_rest"] == {"top_secret": 1, "secret": 2, "confidential": 3, "internal": 4}
+    assert h["discovery"]["classified"] == 6 and h["host"]["host_name"] == "财务部-PC01"
+    assert ("check.report", 2) in h["counts"] and ("discovery.finished", 2) in h["counts"]  # both in the 7 days
+    assert ws01["posture"]["network"] == "external" and ws01["posture"]["sharing"] == 2
+    assert ws01["report"] is None and ws01["discovery"] is None
+    assert overview["by_level"] == {"top_secret": 1, "secret": 2, "confidential": 8, "internal": 11}
+    assert (overview["classified"], overview["hosts_holding"], overview["hosts_reporting"]) == (11, 2, 3)
+    assert [x["host_name"] for x in overview["hosts"]] == ["财务部-PC01", "办公室-PC11"]
+
+
+def test_hostile_report_bodies_are_not_believed(store):
+    from tests.console import host_rows
+    engine, _rows = store
+    row = host_rows.report_row("办公室-PC11", 800_009, NOW, {})
+    body = json.loads(row["body"])
+    body["details"]["checks"] = [{"id": "<b>x</b>", "status": "fine", "findings": -3, "summary": "s" * 5000},
+                                 "not a check", {"id": 7}]
+    body["details"]["counts"] = "many"
+    row["body"] = json.dumps(body, ensure_ascii=False)
+    bad_rest = host_rows.discovery_row("办公室-PC11", 800_010, NOW, None)
+    body = json.loads(bad_rest["body"])
+    body["details"]["at_rest"] = {"secret": -5, "top_secret": "9", "confidential": True, "internal": 2**70}
+    bad_rest["body"] = json.dumps(body)
+    seed.insert_rows(engine, iter([row, bad_rest]))
+    with engine.connect() as conn:
+        h = queries.host_detail(conn, seed.agent_id("办公室-PC11"), 300, now=NOW)
+    checks = h["report"]["checks"]
+    assert [(c["id"], c["status"], c["findings"], len(c["summary"])) for c in checks] == [
+        ("<b>x</b>", "unknown", 0, 200), ("", "unknown", 0, 0)]
+    assert h["report"]["findings"] is None
+    assert h["discovery"]["at_rest"] == {"top_secret": 0, "secret": 0, "confidential": 0, "internal": 0}

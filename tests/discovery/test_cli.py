@@ -42,10 +42,15 @@ def test_discover_now_records_and_reports(tmp_path: Path) -> None:
     state = tmp_path / "state"
     spool = open_spool(state, load_or_create(state).agent_id)
     try:
-        kinds = [e["kind"] for e in spool.iter_events()]
+        recorded = list(spool.iter_events())
     finally:
         spool.close()
+    kinds = [e["kind"] for e in recorded]
     assert kinds == ["file.found_at_rest", "discovery.finished", "file.at_rest_resolved", "discovery.finished"]
+    # each pass says what is held at rest after it, by level (the console's per-host counts)
+    held = [e["details"]["at_rest"] for e in recorded if e["kind"] == "discovery.finished"]
+    assert held == [{"internal": 0, "confidential": 1, "secret": 0, "top_secret": 0},
+                    {"internal": 0, "confidential": 0, "secret": 0, "top_secret": 0}]
 
 
 def test_discover_now_refuses_a_classified_host(tmp_path: Path) -> None:

@@ -61,6 +61,11 @@ class Recorder:
     def clear(self) -> None:
         self.events.clear()
 
+    def at_rest(self) -> dict[str, int]:
+        """The by-level counts of the last discovery.finished (what the console shows per host)."""
+        (last, *_) = [f for k, f in reversed(self.events) if k == "discovery.finished"]
+        return last["details"]["at_rest"]
+
 
 @pytest.fixture
 def setup(tmp_path: Path):
@@ -87,6 +92,8 @@ def test_full_pass_records_each_classified_file_with_level_evidence_owner_and_mt
     assert found[str(files["secret"])]["file"]["sha256"]
     assert found_by_level(cfg.state_dir) == {"secret": [str(files["secret"])], "confidential":
                                              [str(files["confidential"])], "top_secret": [str(files["top"])]}
+    # what is held now, by level, internal included (it is on record though never reported)
+    assert rec.at_rest() == {"internal": 1, "confidential": 1, "secret": 1, "top_secret": 1}
 
 
 def test_incremental_pass_reads_only_changes_and_resolves_removed_and_declassified(setup) -> None:
@@ -111,6 +118,8 @@ def test_incremental_pass_reads_only_changes_and_resolves_removed_and_declassifi
         str(files["top"]): "removed", str(files["confidential"]): "declassified"}
     assert resolved[str(files["top"])]["details"]["was_level"] == "top_secret"
     assert str(files["top"]) not in sum(found_by_level(cfg.state_dir).values(), [])
+    # the top secret file gone, the confidential one declassified, the plain one now secret
+    assert rec.at_rest() == {"internal": 1, "confidential": 0, "secret": 2, "top_secret": 0}
 
 
 def test_a_level_raised_is_recorded_again_and_exclusions_prune_whole_folders(tmp_path: Path) -> None:

@@ -79,6 +79,14 @@ def _check(config: Path, out: Path) -> tuple[int, dict]:
     return res.returncode, json.loads(res.stdout)
 
 
+def _reports(state: Path) -> list[dict]:
+    spool = open_spool(state, load_or_create(state).agent_id)
+    try:
+        return list(spool.iter_events(kind="check.report"))
+    finally:
+        spool.close()
+
+
 def _by(rep: dict, section: str) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for f in rep["findings"]:
@@ -138,6 +146,36 @@ def test_the_report_of_an_unclassified_host_from_its_records(tmp_path: Path, art
     assert json.loads((tmp_path / "report/check.json").read_text("utf-8")) == rep
     shutil.copytree(tmp_path / "report", artifacts / "check-unclassified", dirs_exist_ok=True)
 
+    # the summary went into the spool as check.report, for the collector
+    (ev,) = _reports(state)
+    d = ev["details"]
+    assert ev["severity"] == "high" and ev["action"] == "audit" and ev["host"]["name"] == "desk-07"
+    assert d["format"] == {"report": "baomi.check", "version": rep["version"], "event_version": 1}
+    assert (d["result"], d["applies"], d["reasons"]) == ("fail", False, ["at_rest: classified_file"])
+    assert d["report_time"] == rep["time"] and d["policy_version"] == rep["policy_version"]
+    checks = {c["id"]: c for c in d["checks"]}
+    assert list(checks) == ["network", "wireless", "sharing", "passwords", "usb", "media", "screenlock", "at_rest",
+                           "quarantine", "chain"]  # the report's order
+    assert checks["at_rest"] == {"id": "at_rest", "status": "problem", "applies": True, "findings": 1,
+                                 "severity": "high", "summary": f"classified_file ({tmp_path / 'home/wang/标书.txt'})"}
+    assert checks["screenlock"]["status"] == "ok" and checks["screenlock"]["summary"] == "no findings"
+    assert checks["usb"]["status"] == "problem" and checks["usb"]["summary"].startswith("unrecorded_storage")
+    assert (checks["chain"]["status"], checks["chain"]["severity"]) == ("problem", "medium")
+    assert checks["media"]["summary"] == f"personal_medium ({SANDISK['serial']})"
+    assert all(not checks[s]["applies"] for s in ("network", "wireless", "sharing", "passwords"))
+    counts = d["counts"]
+    assert counts["checks"] == 10 and counts["findings"] == len(rep["findings"]) and counts["binding"] >= 4
+    assert counts["ok"] + counts["problem"] + counts["unknown"] == 10
+    assert counts["problem"] == sum(c["status"] == "problem" for c in d["checks"])
+    assert {"section": "at_rest", "finding": "classified_file", "severity": "high",
+            "subject": str(tmp_path / "home/wang/标书.txt")} in d["findings"]
+    assert d["findings_omitted"] == max(0, len(rep["findings"]) - 50)
+    assert len(json.dumps(ev, ensure_ascii=False)) < 32 * 1024  # the summary, never the whole report
+
+    res = subprocess.run([str(EXE), "check", "--config", str(config), "--no-probe", "--no-record"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "FAIL" in res.stdout and len(_reports(state)) == 1  # nothing more recorded
+
 
 def test_a_tampered_chain_and_a_file_removed_since_show_in_the_report(tmp_path: Path, artifacts: Path) -> None:
     config = _config(tmp_path)
@@ -165,4 +203,9 @@ def test_a_tampered_chain_and_a_file_removed_since_show_in_the_report(tmp_path: 
     assert chain["chain_broken"][0]["severity"] == "critical" and seq + 2 in chain["chain_broken"][0]["details"]["seqs"]
     assert chain["unannounced_gap"][0]["details"]["ranges"] == [[seq, seq]]
     assert rep["sections"]["at_rest"]["by_level"] == {} and _by(rep, "at_rest") == {}  # resolved: nothing on record
+    (ev,) = _reports(state)
+    checks = {c["id"]: c for c in ev["details"]["checks"]}
+    assert ev["severity"] == "critical" and checks["chain"]["severity"] == "critical"
+    assert checks["at_rest"] == {"id": "at_rest", "status": "ok", "applies": True, "findings": 0, "severity": None,
+                                 "summary": "no findings"}
     shutil.copytree(tmp_path / "report", artifacts / "check-unclassified-tampered", dirs_exist_ok=True)

@@ -186,3 +186,61 @@ def test_every_report_section_quotes_its_rule() -> None:
     seeds = "".join(p.read_text("utf-8") for p in (Path(__file__).resolve().parents[3] / "shared/seeds").glob("*.txt"))
     for src, text in REPORT_RULES.values():  # quoted, not paraphrased (a clause at a time)
         assert all(part in seeds for part in text.rstrip("。").split(";")), src
+
+
+def _report(host_class: str, findings: list[dict]) -> dict:
+    from baomi.agent.decide.posture import summarize
+    for f in findings:
+        f.setdefault("details", {})
+    return {"report": "baomi.check", "version": 2, "time": "2026-11-20T08:00:00.000000Z",
+            "host": {"name": "h", "class": host_class}, "findings": findings,
+            "sections": {s: {} for s in REPORT_RULES}, "summary": summarize(host_class, findings)}
+
+
+def test_report_event_gives_each_section_a_status_and_the_binding_severity() -> None:
+    from baomi.agent.decide.posture import report_event
+    findings = [{"section": "passwords", "finding": "unreadable", "severity": "medium",
+                 "details": {"error": "Permission denied"}},
+                {"section": "at_rest", "finding": "never_scanned", "severity": "medium"},
+                {"section": "network", "finding": "default_route", "severity": "high",
+                 "details": {"interface": "wwan0", "subject": "0.0.0.0/0"}},
+                {"section": "usb", "finding": "unrecorded_storage", "severity": "medium",
+                 "details": {"vendor_id": "058f", "product": "Mass Storage"}}]
+    severity, d = report_event(_report("unclassified", findings))
+    checks = {c["id"]: c for c in d["checks"]}
+    assert severity == "medium"  # the network finding does not bind an unclassified host
+    assert (checks["passwords"]["status"], checks["at_rest"]["status"]) == ("unknown", "unknown")
+    assert checks["network"] == {"id": "network", "status": "problem", "applies": False, "findings": 1,
+                                 "severity": "high", "summary": "default_route (0.0.0.0/0)"}
+    assert checks["sharing"]["status"] == "ok" and checks["usb"]["summary"] == "unrecorded_storage (Mass Storage)"
+    assert d["counts"] == {"checks": 10, "ok": 6, "problem": 2, "unknown": 2, "findings": 4, "binding": 2,
+                           "by_severity": {"medium": 3, "high": 1}}
+    assert report_event(_report("classified", findings))[0] == "high"
+    assert report_event(_report("classified", []))[0] == "info"
+
+
+def test_report_event_is_capped_however_many_findings() -> None:
+    from baomi.agent.decide.posture import MAX_EVENT_FINDINGS, report_event
+    findings = [{"section": "at_rest", "finding": "classified_file", "severity": "critical",
+                 "details": {"path": "/home/x/" + "很长的文件名" * 200 + f"{i}.txt", "level": "top_secret"}}
+                for i in range(5000)]
+    severity, d = report_event(_report("unclassified", findings))
+    assert severity == "critical" and len(d["findings"]) == MAX_EVENT_FINDINGS
+    assert d["findings_omitted"] == 5000 - MAX_EVENT_FINDINGS and d["counts"]["findings"] == 5000
+    (at_rest,) = [c for c in d["checks"] if c["id"] == "at_rest"]
+    assert at_rest["findings"] == 5000 and len(at_rest["summary"]) <= 200 and at_rest["summary"].endswith("…")
+    import json
+    assert len(json.dumps(d, ensure_ascii=False).encode()) < 64 * 1024
+
+
+def test_posture_status_names_the_network_state() -> None:
+    from baomi.agent.decide.posture import posture_status
+    assert posture_status(None, 0) is None
+    assert posture_status({}, 0)["network"] == "unknown"  # the network watch did not start
+    assert posture_status({"outside_routes": [], "last_probe": 90.0}, 100.0) == {
+        "network": "isolated", "reachable": [], "outside": [], "last_probe_age_s": 10.0}
+    assert posture_status({"outside_routes": ["0.0.0.0/0"]}, 0)["network"] == "outside_route"
+    s = posture_status({"outside_routes": ["0.0.0.0/0"], "reachable": ["www.example.com:443"],
+                        "radios": {"blocked": 2, "failed": 0}, "sharing": 1}, 0)
+    assert (s["network"], s["reachable"], s["radios"], s["sharing"]) == (
+        "external", ["www.example.com:443"], {"blocked": 2, "failed": 0}, 1)

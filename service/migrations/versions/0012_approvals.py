@@ -1,14 +1,14 @@
 """copy approvals (审批): requests from agents, the security administrator's signed
 decisions, and the highest decision each agent holds
 
-Revision ID: 0011_approvals
-Revises: 0010_central_policy
+Revision ID: 0012_approvals
+Revises: 0011_latest_per_host
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0011_approvals"
-down_revision = "0010_central_policy"
+revision = "0012_approvals"
+down_revision = "0011_latest_per_host"
 branch_labels = None
 depends_on = None
 

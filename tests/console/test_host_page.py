@@ -1,0 +1,120 @@
+"""One host's page over HTTP against a real collector process: its latest self-inspection report
+(not an older one delivered late), the classified files it holds at rest by level, its posture;
+the dashboard's tile with the totals across hosts; the system administrator sees health only."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+
+import pytest
+
+from tests.console import host_rows, seed
+from tests.console.conftest import PASSWORDS, make_console
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory, artifacts):
+    c, proc = make_console(tmp_path_factory.mktemp("host-page"), artifacts)
+    now = dt.datetime.now(dt.timezone.utc)
+    seed.insert_rows(c.engine, iter(host_rows.rows(now)))
+    c.now = now
+    try:
+        yield c
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        c.engine.dispose()
+
+
+def _cells(html: str, attr: str) -> dict[str, str]:
+    return dict(re.findall(rf'data-{attr}="([^"]+)"[^>]*>([^<]*)<', html))
+
+
+def test_the_host_page_shows_the_latest_report_and_the_files_held_at_rest(console) -> None:
+    c = console.login("aud1")
+    c.get("/lang/en", params={"next": "/hosts"})
+    pc01 = seed.agent_id("财务部-PC01")
+    assert f'href="/hosts/{pc01}"' in c.get("/hosts").text  # the list links each host
+    r = c.get(f"/hosts/{pc01}")
+    assert r.status_code == 200
+    html = r.text
+    report = html[html.index('id="report"'):html.index('id="counts"')]
+    newer = (console.now - dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    older = (console.now - dt.timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
+    assert newer in report and older not in report
+    assert 'data-problems="1"' in report and "Fail" in report
+    statuses = dict(re.findall(r'data-check="([a-z_]+)" data-status="([a-z]+)"', report))
+    assert statuses == {**{k: "ok" for k in host_rows.CHECKS}, "at_rest": "problem", "passwords": "unknown"}
+    assert "classified_file (/home/li/方案.docx)" in report and "旧报告U盘" not in report
+    assert "Classified files at rest" in report  # the section's name, not its id
+    at_rest = html[html.index('id="at-rest"'):html.index('id="report"')]
+    assert _cells(at_rest, "level") == {"top_secret": "1", "secret": "2", "confidential": "3", "internal": "4"}
+    assert "Top Secret" in at_rest and "Internal" in at_rest
+    counts = html[html.index('id="counts"'):]
+    assert "Self-inspection report" in counts and "kind=check.report" in counts
+
+    zh = console.login("sec1").get(f"/hosts/{pc01}").text  # the security administrator too, in Chinese
+    assert "保密自查报告" in zh and "绝密" in zh and "机密" in zh and "秘密" in zh and "内部" in zh
+
+
+def test_a_classified_host_shows_its_posture_and_no_discovery(console) -> None:
+    html = console.login("aud1").get(f"/hosts/{seed.agent_id('保密室-WS01')}").text
+    posture = html[html.index('id="posture"'):html.index('id="at-rest"')]
+    assert 'data-network="external"' in posture and "198.51.100.10:8443" in posture
+    assert "违规外联" in posture
+    assert "尚未上报保密自查报告" in html and "尚未上报涉密文件检查" in html
+    old_agent = console.login("aud1").get(f"/hosts/{seed.agent_id('财务部-PC02')}").text
+    assert "不上报按密级的统计" in old_agent
+
+
+def test_the_system_administrator_sees_health_only_and_unknown_hosts_are_404(console) -> None:
+    c = console.login("sys1")
+    html = c.get(f"/hosts/{seed.agent_id('财务部-PC01')}").text
+    assert 'id="health"' in html and "0.1.0" in html
+    for section in ('id="report"', 'id="at-rest"', 'id="posture"', 'id="counts"'):
+        assert section not in html
+    assert c.get("/hosts/no-such-agent").status_code == 404
+    assert c.get("/hosts/" + "a" * 300).status_code == 404
+    assert console.client().get(f"/hosts/{seed.agent_id('财务部-PC01')}").status_code == 303  # login first
+
+
+def test_the_dashboard_tile_totals_the_files_held_at_rest(console) -> None:
+    c = console.login("aud1")
+    c.get("/lang/en", params={"next": "/dashboard"})
+    html = c.get("/dashboard").text
+    tile = html[html.index('id="at-rest-tile"'):]
+    tile = tile[:tile.index("</a>")]
+    assert re.search(r'<span class="n">11</span>Classified files at rest', tile), tile
+    assert 'data-hosts="2"' in tile and "on 2 of 3 hosts" in tile  # 研发中心-LT07 holds internal files only
+    assert _cells(tile, "level") == {"top_secret": "Top Secret 1", "secret": "Secret 2",
+                                     "confidential": "Confidential 8", "internal": "Internal 11"}
+    panel = html[html.index('id="at-rest"'):]
+    panel = panel[:panel.index("</section>")]
+    assert panel.index("财务部-PC01") < panel.index("办公室-PC11") and "研发中心-LT07" not in panel
+    assert f'href="/hosts/{seed.agent_id("办公室-PC11")}"' in panel
+
+
+def test_screenshots_of_the_host_page_and_the_dashboard(browser, console, shots) -> None:
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 1100})
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(console.url + "/login")
+        page.fill("input[name=username]", "aud1")
+        page.fill("input[name=password]", PASSWORDS["aud1"][1])
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        page.goto(console.url + f"/hosts/{seed.agent_id('财务部-PC01')}")
+        assert page.locator("#report tr[data-status=problem]").count() == 1
+        page.screenshot(path=str(shots / "host.png"), full_page=True)
+        page.goto(console.url + "/dashboard")
+        assert page.locator("#at-rest-tile .n").inner_text() == "11"
+        page.screenshot(path=str(shots / "dashboard-at-rest.png"), full_page=True)
+    finally:
+        ctx.close()
