@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import subprocess
+import zoneinfo
 
 import pytest
 
 from tests.console import host_rows, seed
-from tests.console.conftest import PASSWORDS, make_console
+from tests.console.conftest import PASSWORDS, TIME_ZONE, make_console
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,8 +46,9 @@ def test_the_host_page_shows_the_latest_report_and_the_files_held_at_rest(consol
     assert r.status_code == 200
     html = r.text
     report = html[html.index('id="report"'):html.index('id="counts"')]
-    newer = (console.now - dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
-    older = (console.now - dt.timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
+    office = zoneinfo.ZoneInfo(TIME_ZONE)   # pages show the office's time
+    newer = (console.now - dt.timedelta(hours=1)).astimezone(office).strftime("%Y-%m-%d %H:%M:%S")
+    older = (console.now - dt.timedelta(days=3)).astimezone(office).strftime("%Y-%m-%d %H:%M:%S")
     assert newer in report and older not in report
     assert 'data-problems="1"' in report and "Fail" in report
     statuses = dict(re.findall(r'data-check="([a-z_]+)" data-status="([a-z]+)"', report))
