@@ -248,9 +248,13 @@ class SimAgent:
 
 # -- the collector's side ------------------------------------------------------------------------
 
-def cpu_s(proc: psutil.Process, children: bool = True) -> float:
+def cpu_s(proc: psutil.Process | None, children: bool = True) -> float:
+    """User+system CPU seconds of proc, and with children=True of its live and reaped children
+    (PostgreSQL's backends)."""
+    if proc is None:
+        return 0.0
     t = proc.cpu_times()
-    total = t.user + t.system
+    total = t.user + t.system + ((t.children_user + t.children_system) if children else 0.0)
     for child in proc.children(recursive=True) if children else ():
         try:
             c = child.cpu_times()
@@ -350,8 +354,9 @@ def header_bytes(resp: httpx.Response) -> int:
 
 # -- the run -----------------------------------------------------------------------------------
 
-def run(a: argparse.Namespace, work: Path, url: str | None) -> int:
+def run(a: argparse.Namespace, work: Path, url: str | None, db_pid: int | None = None) -> int:
     n, interval = a.agents, a.interval
+    a.db_proc = psutil.Process(db_pid) if db_pid else None
     collector = Collector(work / "collector", url)
     collector.start()
     try:
@@ -416,16 +421,16 @@ async def _drive(a: argparse.Namespace, agents: list[SimAgent], collector: Colle
     me = psutil.Process()
     prof = Profile(a.profile, proc.pid)
     prof.start("steady")
-    c0, s0, b0, m0 = cpu_s(proc), time.monotonic(), len(stats.batches), cpu_s(me, False)
+    c0, s0, b0, m0, d0 = cpu_s(proc), time.monotonic(), len(stats.batches), cpu_s(me, False), cpu_s(a.db_proc)
     await asyncio.sleep(interval * a.steady)
-    c1, s1, b1, m1 = cpu_s(proc), time.monotonic(), len(stats.batches), cpu_s(me, False)
+    c1, s1, b1, m1, d1 = cpu_s(proc), time.monotonic(), len(stats.batches), cpu_s(me, False), cpu_s(a.db_proc)
     prof.stop()
     steady_batches = b1 - b0
     steady_ms = (c1 - c0) * 1000 / max(1, steady_batches)
 
     say(f"publishing a change in the console ({CHANGED_CELL})")
     prof.start("rollout")
-    cpu_pub0 = cpu_s(proc)
+    cpu_pub0, db_pub0 = cpu_s(proc), cpu_s(a.db_proc)
     t_sent, t_answered, new_action = await asyncio.to_thread(publish, sec)
     with engine.connect() as conn:
         from baomi.service import central as service_central
@@ -444,7 +449,7 @@ async def _drive(a: argparse.Namespace, agents: list[SimAgent], collector: Colle
             next_line += max(1.0, interval / 6)
         await asyncio.sleep(a.poll)
     t_end = time.monotonic()
-    cpu_end = cpu_s(proc)
+    cpu_end, db_end = cpu_s(proc), cpu_s(a.db_proc)
     prof.stop()
     rollout_batches = sum(1 for t in stats.batches if t_sent <= t <= t_end)
     rollout_ms = (cpu_end - cpu_pub0) * 1000 / max(1, rollout_batches)
@@ -505,6 +510,10 @@ async def _drive(a: argparse.Namespace, agents: list[SimAgent], collector: Colle
     t.add_row("collector CPU per batch, rollout (incl. fetches)", f"{rollout_ms:.2f} ms",
               f"{rollout_batches} batches + {rollout_fetches} fetches / {t_end - t_sent:.0f} s",
               f"{(cpu_end - cpu_pub0) / (t_end - t_sent) * 100:.1f} % of one CPU")
+    if a.db_proc is not None:
+        t.add_row("PostgreSQL CPU per batch, steady / rollout",
+                  f"{(d1 - d0) * 1000 / max(1, steady_batches):.2f} / {(db_end - db_pub0) * 1000 / max(1, rollout_batches):.2f} ms",
+                  "", "its backends, on top")
     for label, lo, hi in (("steady", s0, s1), ("rollout", t_sent, t_end)):
         lat = sorted(d for at, d in stats.latency if lo <= at <= hi)
         if lat:
@@ -559,6 +568,7 @@ def main() -> int:
         f"Python {sys.version.split()[0]}")
     server = None
     url: str | None = None
+    db_pid: int | None = None
     if a.db == "postgresql":
         from tests.support.postgres import PostgresServer, find_bindir
         if find_bindir() is None:
@@ -566,11 +576,12 @@ def main() -> int:
             return 2
         server = PostgresServer().start()
         url = server.url
+        db_pid = int((server.dir / "data" / "postmaster.pid").read_text().split()[0])
     elif a.db != "sqlite":
         url = a.db
     try:
         with tempfile.TemporaryDirectory(prefix="baomi-bench-policy-") as tmp:
-            return run(a, Path(tmp), url)
+            return run(a, Path(tmp), url, db_pid)
     finally:
         if server is not None:
             server.stop()
