@@ -410,7 +410,9 @@ async def _drive(a: argparse.Namespace, agents: list[SimAgent], collector: Colle
                  engine: sa.Engine, sec: httpx.Client, n: int, interval: float, enroll_s: float) -> int:
     stats = Stats()
     stop = asyncio.Event()
-    pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="offer")
+    # CentralPolicy.offer blocks its thread for the fetch: as many threads as agents (each real
+    # agent has its own uploader thread), made only when that many offers are under way at once
+    pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="offer")
     start = time.monotonic() + 0.5
     # phases spread evenly over one interval: the fleet has been running a while
     tasks = [asyncio.create_task(ag.run(start + interval * i / n, interval, stop, stats, pool))
