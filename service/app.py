@@ -101,13 +101,22 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return error(503, f"database unavailable: {type(exc).__name__}")
         return JSONResponse(result)
 
+    def take(raw: bytes, agent: str | None, signature: str | None) -> tuple[Any, dict[str, Any]]:
+        """Verify and store a batch, then read the documents its answer names: one trip to a
+        worker thread for all of it (each trip costs the event loop more than the query)."""
+        result = ingest.store(ingest.verify(raw, agent, signature))
+        try:  # the latest signed policy (the agent fetches it when it differs), and the signed
+            # approval decisions this agent does not hold yet
+            return result, documents_for(agent or "")
+        except sa.exc.SQLAlchemyError:
+            return result, {}
+
     @app.post("/api/v1/events")
     async def events(request: Request) -> JSONResponse:
         raw = await request.body()
         agent = request.headers.get("x-baomi-agent")
         try:
-            body = await run_in_threadpool(ingest.verify, raw, agent, request.headers.get("x-baomi-signature"))
-            result = await run_in_threadpool(ingest.store, body)
+            result, documents = await run_in_threadpool(take, raw, agent, request.headers.get("x-baomi-signature"))
         except Rejected as exc:
             log.warning("batch from %s rejected (%d): %s", agent, exc.status, exc)
             return error(exc.status, str(exc), **exc.extra)
@@ -117,11 +126,7 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
         if forwarder is not None and result.events:
             forwarder.submit(result.events)
         answer = {"acked": result.acked, "stored": result.stored, "duplicates": result.duplicates}
-        try:  # the heartbeat answer names the latest signed policy (the agent fetches it when it
-            # differs) and carries the signed approval decisions this agent does not hold yet
-            answer.update(await run_in_threadpool(documents_for, agent or ""))
-        except sa.exc.SQLAlchemyError:
-            pass
+        answer.update(documents)
         if result.conflicts:
             answer["conflicts"] = result.conflicts
         return JSONResponse(answer)
@@ -145,16 +150,17 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     async def policy_document(request: Request) -> Response:
         """The latest signed policy document, as stored (agents verify it themselves; the
         collector never sends an unsigned one). ETag / If-None-Match: 304 when unchanged."""
-        if not await run_in_threadpool(enrolled, request.headers.get("x-baomi-agent")):
-            return error(401, "unknown agent")
-
-        def load() -> central.Published | None:
+        def load() -> tuple[bool, central.Published | None]:
+            if not enrolled(request.headers.get("x-baomi-agent")):
+                return False, None
             with engine.connect() as conn:
-                return central.latest(conn)
+                return True, central.latest(conn)
         try:
-            pub = await run_in_threadpool(load)
+            known, pub = await run_in_threadpool(load)   # one trip to a worker thread for both reads
         except sa.exc.OperationalError:
             return error(503, "database unavailable; retry later")
+        if not known:
+            return error(401, "unknown agent")
         if pub is None:
             return error(404, "no policy document published")
         body, etag = central.served(pub)
