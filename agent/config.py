@@ -240,7 +240,7 @@ class CollectorSection:
     token: str | None = None        # one-time enrollment token (`baomi-collector token create`)
     batch_size: int = 500           # events per batch
     batch_bytes: int = 2 * 1024 * 1024  # and at most this many bytes (the collector refuses over 8 MiB)
-    heartbeat_s: float = 60.0
+    heartbeat_s: float = 30.0  # a central change applies within one interval (docs/policy.md)
     backoff_min_s: float = 1.0      # first retry after a failure; doubles up to backoff_max_s, with jitter
     backoff_max_s: float = 300.0
     timeout_s: float = 30.0         # one HTTP request
