@@ -391,6 +391,11 @@ class DiscoverySection:
     start_delay_s: float = 600.0
     # share of one core the scan may use on average (it sleeps to stay under it)
     cpu_share: float = 0.25
+    # pause while a discharging battery is below this percentage (0: never)
+    min_battery_pct: float = 20.0
+    # pause while a desktop session's user was idle less than this many seconds at the screen-lock
+    # helper's last report, i.e. is typing or moving the mouse (0: never)
+    busy_idle_s: float = 2.0
 
     def validate(self, file: str | Path, prefix: str) -> None:
         if not 0 < self.cpu_share <= 1:
@@ -398,8 +403,9 @@ class DiscoverySection:
         for key in ("interval_s",):
             if getattr(self, key) <= 0:
                 raise ConfigError(file, f"{prefix}.{key}", f"must be > 0, got {getattr(self, key)}")
-        if self.start_delay_s < 0:
-            raise ConfigError(file, f"{prefix}.start_delay_s", f"must be >= 0, got {self.start_delay_s}")
+        for key in ("start_delay_s", "min_battery_pct", "busy_idle_s"):
+            if getattr(self, key) < 0:
+                raise ConfigError(file, f"{prefix}.{key}", f"must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass
@@ -408,6 +414,17 @@ class CheckSection:
     kernel_logs: list[str] = field(default_factory=lambda: ["/var/log/kern.log*"])  # globs; .gz is read too
     journalctl: bool = True                  # also `journalctl _TRANSPORT=kernel -o export` (every boot kept)
     journal_export: list[Path] = field(default_factory=list)  # saved `journalctl -o export` streams
+    # the daemon's own check (agent/selfcheck.py): once every every_h hours (0: never), the first
+    # start_delay_s after the agent starts; one the collector asks for at most every min_interval_s
+    every_h: float = 24.0
+    start_delay_s: float = 600.0
+    min_interval_s: float = 300.0
+    probe: bool = True                       # the scheduled and requested checks probe like `check`
+
+    def validate(self, file: str | Path, prefix: str) -> None:
+        for key in ("every_h", "start_delay_s", "min_interval_s"):
+            if getattr(self, key) < 0:
+                raise ConfigError(file, f"{prefix}.{key}", f"must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass

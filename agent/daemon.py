@@ -30,6 +30,8 @@ COMPONENTS: list[str] = [
     "baomi.agent.print.component:PrintComponent",
     "baomi.agent.discovery.component:DiscoveryComponent",
     "baomi.agent.approvals:ApprovalsComponent",
+    # the scheduled and the collector's requested self-inspection reports (check.report)
+    "baomi.agent.selfcheck:SelfCheckComponent",
     # last: delivers what the others record
     "baomi.agent.uploader:UploaderComponent",
 ]

@@ -85,6 +85,7 @@ class Uploader:
         self.cursor = 0
         self.announced: Any = None   # the latest central policy version the collector named
         self.decisions: Any = None   # signed approval decisions the collector's answer carried
+        self.check_requested: Any = None  # a self-inspection report the collector asked for (立即自查)
 
     # -- building a batch --------------------------------------------------
     def next_events(self) -> list[dict[str, Any]]:
@@ -143,6 +144,8 @@ class Uploader:
             self.announced = answer.get("policy_version")
             if answer.get("approvals"):
                 self.decisions = answer["approvals"]
+            if answer.get("check_requested"):
+                self.check_requested = answer["check_requested"]
             if acked:
                 self.spool.ack(acked)
             self._reported.clear()
@@ -260,6 +263,14 @@ class UploaderComponent:
         if approvals_of(self.ctx).receive(decisions):
             beat(self.ctx)   # says the highest one held, so the collector stops resending them
 
+    def _check_request(self) -> None:
+        """Hand a self-inspection the collector asked for to the check thread (never run here:
+        the check reads logs and probes, and delivery must not wait for it)."""
+        asked, self.uploader.check_requested = self.uploader.check_requested, None
+        if asked:
+            from .selfcheck import selfcheck_of
+            selfcheck_of(self.ctx).request(asked)
+
     def _note(self, reason: str) -> None:
         if reason != self.last_error:
             log.warning("delivery: %s", reason)
@@ -290,6 +301,7 @@ class UploaderComponent:
                             self.last_error = ""
                             self._central_policy()
                             self._approvals()
+                            self._check_request()
                             continue  # more may be waiting
                         if out.status == "retry":
                             self._note(out.reason)

@@ -105,11 +105,14 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
         """Verify and store a batch, then read the documents its answer names: one trip to a
         worker thread for all of it (each trip costs the event loop more than the query)."""
         result = ingest.store(ingest.verify(raw, agent, signature))
+        # a self-inspection report the console asked for (立即自查): read from the agent's row that
+        # storing the batch loaded anyway, so it costs no query
+        asked = {"check_requested": result.check_requested} if result.check_requested else {}
         try:  # the latest signed policy (the agent fetches it when it differs), and the signed
             # approval decisions this agent does not hold yet
-            return result, documents_for(agent or "")
+            return result, {**documents_for(agent or ""), **asked}
         except sa.exc.SQLAlchemyError:
-            return result, {}
+            return result, asked
 
     @app.post("/api/v1/events")
     async def events(request: Request) -> JSONResponse:

@@ -38,6 +38,11 @@ agents = sa.Table(
     sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
     sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0010)
     sa.Column("approvals_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest decision it holds (0012)
+    # a self-inspection report the console asked for (立即自查), until the agent's check.report
+    # names it; the batch answer carries the id (0013)
+    sa.Column("check_request", sa.String(32)),
+    sa.Column("check_requested_at", sa.DateTime(timezone=True)),
+    sa.Column("check_requested_by", sa.String(128)),
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 

@@ -49,6 +49,9 @@ class Result:
     duplicates: int
     events: list[dict[str, Any]] = field(default_factory=list)  # newly stored, for forwarding
     conflicts: int = 0  # stored seqs re-sent with different content (each an ingest.conflict event)
+    # the self-inspection report the console asked this agent for and has not received yet
+    # (agents.check_request, read from the row this batch locks anyway): the answer carries it
+    check_requested: str | None = None
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -253,6 +256,7 @@ class Ingest:
             acked, last_hash, top = self._advance(conn, agent, fresh_items)
             values: dict[str, Any] = {"last_seq": acked, "last_hash": last_hash, "last_batch": batch,
                                       "last_seen": received, "online": True, "max_seq": max(top, acked)}
+            check_request = agent.check_request
             for e in fresh:
                 if e["kind"] == "agent.heartbeat":
                     d = e["details"]
@@ -269,11 +273,15 @@ class Ingest:
                     approvals.record_request(conn, e, agent.host_name, received)
                 elif e["kind"] == "approval.used":
                     approvals.record_used(conn, e)
+                elif e["kind"] in ("check.report", "agent.component_failed") and check_request is not None \
+                        and (e.get("details") or {}).get("requested_by_collector") == check_request:
+                    check_request = None   # the report the console asked for (or its failure) has arrived
+                    values.update(check_request=None, check_requested_at=None, check_requested_by=None)
             if not agent.online:
                 insert_collector_event(conn, "host.online", host_name=agent.host_name,
                                        details={"agent_id": agent_id, "offline_since": str(agent.last_seen)})
             conn.execute(db.agents.update().where(db.agents.c.agent_id == agent_id).values(**values))
-        return Result(acked, len(fresh), len(events) - len(fresh) - conflicts, fresh, conflicts)
+        return Result(acked, len(fresh), len(events) - len(fresh) - conflicts, fresh, conflicts, check_request)
 
     def _advance(self, conn: sa.Connection, agent: Any, fresh: list[Checked]) -> tuple[int, str, int]:
         """Move the contiguous watermark (agents.last_seq) over stored events and announced

@@ -26,9 +26,9 @@ def add_parser(subs: argparse._SubParsersAction) -> None:
 def cmd(args: argparse.Namespace) -> int:
     from baomi.common.fsutil import atomic_write
 
-    from ..posture import report, report_html
+    from ..posture import report_html
     cfg = load_config(args)
-    rep = report.build(cfg, probe=not args.no_probe)
+    rep = build(cfg, probe=not args.no_probe)
     text = json.dumps(rep, ensure_ascii=False, sort_keys=True, indent=1)
     if args.out:
         out = Path(args.out)
@@ -46,21 +46,33 @@ def cmd(args: argparse.Namespace) -> int:
     return 0 if rep["summary"]["result"] == "pass" else 1
 
 
+def build(cfg: Any, probe: bool = True) -> dict[str, Any]:
+    """The report, as this command and the daemon's scheduled and requested checks build it."""
+    from ..posture import report
+    return report.build(cfg, probe=probe)
+
+
+def record_into(record: Any, rep: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """check.report through record (ctx.record): the report's summary, plus extra details
+    (the daemon's `scheduled`, `requested_by_collector`)."""
+    from ..decide.posture import report_event
+    severity, details = report_event(rep)
+    return record("check.report", severity=severity, action="audit", rule="保密自查", details={**details, **extra})
+
+
 def record(cfg: Any, rep: dict[str, Any]) -> dict[str, Any] | None:
     """check.report into the spool (the daemon's uploader sends it with its next batch). A user
     who cannot write the agent's state (not root) still gets the report, with a note."""
     import sqlite3
 
     from ..context import open_context
-    from ..decide.posture import report_event
-    severity, details = report_event(rep)
     try:
         ctx = open_context(cfg)
     except (OSError, sqlite3.Error) as exc:
         print(f"baomi-agent check: the report was not recorded for the collector: {exc}", file=sys.stderr)
         return None
     try:
-        return ctx.record("check.report", severity=severity, action="audit", rule="保密自查", details=details)
+        return record_into(ctx.record, rep)
     except (OSError, sqlite3.Error) as exc:
         print(f"baomi-agent check: the report was not recorded for the collector: {exc}", file=sys.stderr)
         return None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from ..context import AgentContext
 from ..decide.discovery import applies, next_pass_in
 from .index import Index
-from .polite import IDLE_NICE, make_idle
+from .polite import IDLE_NICE, POWER_SUPPLY, Pauser, make_idle
 from .run import Busy, Discovery
 
 log = logging.getLogger("baomi.agent.discovery")
@@ -18,9 +19,10 @@ log = logging.getLogger("baomi.agent.discovery")
 class DiscoveryComponent:
     name = "discovery"
 
-    def __init__(self, ctx: AgentContext) -> None:
+    def __init__(self, ctx: AgentContext, power_supply: Path = POWER_SUPPLY) -> None:
         self.ctx = ctx
         self.cfg = ctx.config.discovery
+        self.power_supply = power_supply  # the kernel's power_supply class (tests: a directory)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -56,7 +58,11 @@ class DiscoveryComponent:
             try:
                 # a scanner per pass: no worker processes hold memory between passes
                 with Scanner(self.ctx.config, nice=IDLE_NICE, idle_io=True) as scanner:
-                    stats = Discovery(self.ctx.config, self.ctx.record, scanner).run_pass(stop=self._stop)
+                    # the screen-lock enforcer keeps each session's idle time in ctx.status
+                    pauser = Pauser(self.cfg.min_battery_pct, self.cfg.busy_idle_s, self.ctx.status,
+                                    self.power_supply)
+                    stats = Discovery(self.ctx.config, self.ctx.record, scanner,
+                                      pauser=pauser).run_pass(stop=self._stop)
                 status.update(last_pass=stats.number, files=stats.files, found=stats.found)
             except Busy:
                 log.info("discovery: a pass (discover --now) is running; next round later")

@@ -69,8 +69,9 @@ def _owner(uid: int) -> dict[str, Any] | None:
 
 class Discovery:
     def __init__(self, config: AgentConfig, record: Record, scanner: Any,
-                 sleep: Callable[[float], Any] = time.sleep) -> None:
+                 sleep: Callable[[float], Any] = time.sleep, pauser: Any = None) -> None:
         self.cfg = config.discovery
+        self.pauser = pauser  # polite.Pauser: waits between files while the battery is low or a user types
         self.state_dir = config.state_dir
         self.record = record
         self.scanner = scanner
@@ -101,6 +102,8 @@ class Discovery:
             # workers only scan; the index and the records are touched from this thread alone
             pending: dict[Future[tuple[Any, float]], tuple[str, os.stat_result, Entry | None, str | None]] = {}
             for path, st in regular_files(self.cfg.paths, self.exclude):
+                if self.pauser is not None:
+                    self.pauser.wait(stop)
                 if stop is not None and stop.is_set():
                     break
                 s.files += 1
@@ -126,7 +129,10 @@ class Discovery:
             summary = {"pass": s.number, "files": s.files, "bytes": s.bytes, "scanned": s.scanned,
                        "hashed": s.hashed, "found": s.found, "resolved": s.resolved,
                        "paths": [str(p) for p in self.cfg.paths], "time": utcnow(),
-                       "at_rest": at_rest_counts(index)}
+                       "at_rest": at_rest_counts(index),
+                       # how often the pass waited, and for how long (none when nothing asks it to)
+                       "pauses": self.pauser.summary() if self.pauser is not None
+                       else {"battery": 0, "typing": 0, "seconds": 0.0}}
             index.set_meta("last_summary", json.dumps(summary, ensure_ascii=False))
             index.commit()
             self.record("discovery.finished", details=summary)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from baomi.common.events import user_obj
 from ..context import AgentContext
 from ..decide.screenlock import Action, Policy, SessionMemory, SessionView, logind_idle_s, merge_idle, session_changes, step
+from ..discovery.polite import USER_IDLE
 from .desktop_settings import settings_drift
 from .logind import Logind, LogindSession, LogindUnavailable, SignalWatcher
 from .server import HelperConn, HelperServer, proc_login
@@ -110,6 +111,7 @@ class Enforcer:
         return None
 
     def helper_gone(self, conn: HelperConn) -> None:
+        (self.ctx.status.get(USER_IDLE) or {}).pop(conn.session, None)
         s = self.sessions.get(conn.session)
         if s is None:
             return  # the session ended with its helper: nothing missing
@@ -122,6 +124,9 @@ class Enforcer:
         self.wake()
 
     def helper_state(self, conn: HelperConn) -> None:
+        idle_ms = conn.state.get("idle_ms")
+        if idle_ms is not None:  # discovery pauses while a user types (agent/discovery/polite.py)
+            self.ctx.status.setdefault(USER_IDLE, {})[conn.session] = (idle_ms / 1000.0, time.monotonic())
         settings = conn.state.get("settings")
         if not settings:
             return

@@ -496,6 +496,7 @@ def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = N
         row["last_seen"] = utc(row["last_seen"])
         row["enrolled_at"] = utc(row["enrolled_at"])
         row["policy_applied_at"] = utc(row.get("policy_applied_at"))
+        row["check_requested_at"] = utc(row.get("check_requested_at"))
         fresh = row["last_seen"] is not None and (now - row["last_seen"]).total_seconds() <= offline_after_s
         row["online"] = bool(row["online"]) and fresh
         out.append(row)

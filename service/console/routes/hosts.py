@@ -2,13 +2,19 @@
 the classified files it holds at rest by level, its posture and its recent events by kind."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import datetime as dt
+import secrets
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from baomi.common import catalogue
 
+from ... import db
+from ...own_events import insert_collector_event
 from .. import auth, queries, roles
-from ..web import Web
+from ..web import Web, remote
 
 
 def router(web: Web) -> APIRouter:
@@ -20,8 +26,7 @@ def router(web: Web) -> APIRouter:
             rows = queries.hosts(conn, web.cfg.offline_after_s)
         return web.render(request, "hosts.html", hosts=rows)
 
-    @r.get("/hosts/{agent_id}")
-    def host(request: Request, agent_id: str, s: auth.Session = web.need("host.view")) -> Response:
+    def page(request: Request, agent_id: str, s: auth.Session, status: int = 200, notice: str = "") -> Response:
         if len(agent_id) > 64:
             return web.not_found(request)
         with web.engine.connect() as conn:
@@ -32,7 +37,46 @@ def router(web: Web) -> APIRouter:
         if not security:  # the system administrator: health only
             h = {"host": h["host"]}
         lang = web.locale_of(request)
-        return web.render(request, "host.html", h=h, security=security, at_rest_levels=queries.AT_REST_LEVELS,
+        return web.render(request, "host.html", status, h=h, security=security,
+                          at_rest_levels=queries.AT_REST_LEVELS, notice=notice,
+                          can_request_check=roles.allowed(s.role, "host.check_request"),
                           kind_label=lambda k: catalogue.label(k, lang))
+
+    @r.get("/hosts/{agent_id}")
+    def host(request: Request, agent_id: str, s: auth.Session = web.need("host.view")) -> Response:
+        return page(request, agent_id, s)
+
+    @r.post("/hosts/{agent_id}/check")
+    def request_check(request: Request, agent_id: str, csrf_token: str = Form(""),
+                      s: auth.Session = web.need("host.check_request")) -> Response:
+        """立即自查: the host's next batch answer carries the request; its check.report naming the
+        request clears it (service/ingest.py). A request still pending is kept, not replaced."""
+        web.csrf_check(request, s, csrf_token)
+        if len(agent_id) > 64:
+            return web.not_found(request)
+        A = db.agents
+        with web.engine.begin() as conn:
+            row = conn.execute(sa.select(A.c.host_name, A.c.check_request).where(A.c.agent_id == agent_id)).first()
+            if row is None:
+                return web.not_found(request)
+            if row.check_request is not None:
+                pending = True
+            else:
+                pending = False
+                request_id = secrets.token_hex(8)
+                # only where none is pending: two clicks at once make one request
+                done = conn.execute(A.update().where(A.c.agent_id == agent_id, A.c.check_request.is_(None)).values(
+                    check_request=request_id, check_requested_at=dt.datetime.now(dt.timezone.utc),
+                    check_requested_by=s.user[:128])).rowcount
+                if done:
+                    insert_collector_event(conn, "console.check_requested", user_name=s.user,
+                                           host_name=row.host_name, action="request",
+                                           details={"agent_id": agent_id, "request_id": request_id,
+                                                    "remote": remote(request)})
+                else:
+                    pending = True
+        if pending:
+            return page(request, agent_id, s, 409, notice="host.check_request_pending")
+        return page(request, agent_id, s, 201, notice="host.check_request_sent")
 
     return r
