@@ -4,6 +4,7 @@ listeners and accounts are findings. Facts in, outcomes out; no I/O here."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -212,13 +213,17 @@ def has_login_shell(shell: str) -> bool:
     return bool(shell) and not shell.rstrip("/").rsplit("/", 1)[-1] in _NO_LOGIN_SHELLS
 
 
-def password_findings(acc: Account, today_day: int, max_age_days: int) -> list[PasswordFinding]:
+def password_findings(acc: Account, today_day: int, max_age_days: int,
+                      logged_in: bool = False) -> list[PasswordFinding]:
+    """`logged_in`: the account has a login session now (utmp)."""
     if not has_login_shell(acc.shell) or acc.password is None:
         return []
     if acc.password == "":
         return [PasswordFinding(acc.name, acc.uid, "empty_password", "critical")]
     if acc.password.startswith(("!", "*")):
-        return []  # locked: no password login, so no password to age
+        # locked: no password login, so no password to age; but a session still open was
+        # not ended by the lock (a key, a ticket, or it outlived the lock)
+        return [PasswordFinding(acc.name, acc.uid, "locked_but_active", "high")] if logged_in else []
     if acc.last_change_day is None:
         return [PasswordFinding(acc.name, acc.uid, "password_age_unknown", "medium")]
     if acc.last_change_day == 0:
@@ -289,13 +294,14 @@ def summarize(host_class: str, findings: Sequence[dict[str, object]]) -> dict[st
 
 # -- the report's summary for the collector (check.report)
 
-REPORT_EVENT_VERSION = 1
+REPORT_EVENT_VERSION = 2   # 2: the whole report attached (details.report) when it is small enough
 # findings that say a section could not be looked at, not that something is wrong
 UNKNOWN_FINDINGS: frozenset[tuple[str, str]] = frozenset({("passwords", "unreadable"), ("at_rest", "never_scanned")})
 _RANK = {s: i for i, s in enumerate(("info", "low", "medium", "high", "critical"))}
 # what names a finding in one line: the first of these its details hold
 _SUBJECT_KEYS = ("subject", "probe", "path", "share", "name", "radio", "serial", "product", "account", "port", "error")
 MAX_EVENT_FINDINGS = 50
+MAX_ATTACHED_REPORT = 48 * 1024   # bytes of JSON; a larger report stays on the host only
 MAX_SUMMARY = 200
 
 
@@ -371,6 +377,11 @@ def report_event(report: dict[str, object]) -> tuple[str, dict[str, object]]:
         "checks": checks,
         "findings": short, "findings_omitted": max(0, len(findings) - len(short)),
     }
+    size = len(json.dumps(report, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
+    if size <= MAX_ATTACHED_REPORT:   # the console offers it as the host's check.json
+        details["report"] = report
+    else:
+        details["report_omitted"] = {"bytes": size, "limit": MAX_ATTACHED_REPORT}
     return severity, details
 
 

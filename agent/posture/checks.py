@@ -12,7 +12,7 @@ from baomi.common.events import user_obj
 from ..config import PostureSection
 from ..decide.posture import Account, PasswordFinding, due, listener_allowed, password_findings
 from . import sharing
-from .passwords import Reported, read_accounts
+from .passwords import Reported, logged_in_names, read_accounts
 
 log = logging.getLogger("baomi.agent.posture")
 
@@ -59,8 +59,10 @@ class Checks:
 
     def password_findings(self, now: float) -> list[tuple[Account, PasswordFinding]]:
         """Raises OSError when passwd or shadow cannot be read."""
+        active = logged_in_names()
         return [(acc, f) for acc in read_accounts(self.cfg.passwd_file, self.cfg.shadow_file)
-                for f in password_findings(acc, int(now // 86400), self.cfg.max_password_age_days)]
+                for f in password_findings(acc, int(now // 86400), self.cfg.max_password_age_days,
+                                           acc.name in active)]
 
     def passwords_once(self) -> int:
         now = self.clock()

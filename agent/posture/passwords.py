@@ -27,6 +27,15 @@ def read_accounts(passwd: Path, shadow: Path) -> list[Account]:
     return out
 
 
+def logged_in_names() -> set[str]:
+    """Accounts with a login session now, from utmp (what `who` shows)."""
+    import psutil
+    try:
+        return {u.name for u in psutil.users()}
+    except OSError:
+        return set()
+
+
 class Reported:
     """account:finding -> unix time of its last event."""
 

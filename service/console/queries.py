@@ -578,7 +578,8 @@ def report_of(row: Mapping[str, Any]) -> dict[str, Any]:
             "problems": sum(c["status"] == "problem" for c in checks),
             "unknown": sum(c["status"] == "unknown" for c in checks),
             "findings": _count(counts.get("findings")), "checks": checks,
-            "version": _count(fmt.get("version")), "report_time": _text(d.get("report_time"), 64)}
+            "version": _count(fmt.get("version")), "report_time": _text(d.get("report_time"), 64),
+            "attached": isinstance(d.get("report"), dict)}
 
 
 def posture_of(details: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -10,19 +10,29 @@ CHECKS = ("network", "wireless", "sharing", "passwords", "usb", "media", "screen
           "chain")
 
 
+WHOLE_REPORT = {"report": "baomi.check", "version": 2, "host": {"name": "财务部-PC01", "class": "unclassified"},
+                "summary": {"result": "fail", "reasons": ["at_rest: classified_file"]},
+                "findings": [{"section": "at_rest", "finding": "classified_file", "severity": "high",
+                              "facts": {"path": "/home/li/方案.docx", "level": "secret"},
+                              "rule": "002 非涉密计算机不得存储、处理涉密信息"}]}
+
+
 def report_row(host: str, seq: int, time: dt.datetime, problems: dict[str, str], *,
-               received: dt.datetime | None = None, host_class: str = "unclassified") -> dict:
+               received: dt.datetime | None = None, host_class: str = "unclassified",
+               attached: dict | None = None) -> dict:
     """A check.report as `baomi-agent check` records it; problems: check id -> summary."""
     checks = [{"id": c, "status": "problem" if c in problems else "unknown" if c == "passwords" else "ok",
                "applies": True, "findings": 1 if c in problems else 0, "severity": "high" if c in problems else None,
                "summary": problems.get(c, "no findings")} for c in CHECKS]
-    details = {"format": {"report": "baomi.check", "version": 2, "event_version": 1},
+    details = {"format": {"report": "baomi.check", "version": 2, "event_version": 2},
                "report_time": time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                "result": "fail" if problems else "pass", "applies": host_class == "classified",
                "reasons": [f"{c}: x" for c in problems],
                "counts": {"checks": 10, "ok": 9 - len(problems), "problem": len(problems), "unknown": 1,
                           "findings": len(problems), "binding": len(problems), "by_severity": {"high": len(problems)}},
                "checks": checks, "findings": [], "findings_omitted": 0}
+    if attached is not None:   # the whole report, as the agent attaches one small enough
+        details["report"] = attached
     row = seed.row_for(kind="check.report", severity="high" if problems else "info", host=host,
                        host_class=host_class, user=None, time=time, seq=seq, action="audit", rule="保密自查",
                        details=details)
@@ -52,7 +62,8 @@ def rows(now: dt.datetime) -> list[dict]:
     保密室-WS01 (classified) is connected outside."""
     day = dt.timedelta(days=1)
     return [
-        report_row("财务部-PC01", 800_005, now - dt.timedelta(hours=1), {"at_rest": "classified_file (/home/li/方案.docx)"}),
+        report_row("财务部-PC01", 800_005, now - dt.timedelta(hours=1), {"at_rest": "classified_file (/home/li/方案.docx)"},
+                   attached=WHOLE_REPORT),
         # older (lower seq, earlier time) but received last: never shown as the latest
         report_row("财务部-PC01", 800_001, now - 3 * day,
                    {"usb": "unrecorded_storage (旧报告U盘)", "chain": "events_dropped ×1", "at_rest": "x"},

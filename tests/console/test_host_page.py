@@ -65,6 +65,18 @@ def test_the_host_page_shows_the_latest_report_and_the_files_held_at_rest(consol
     assert "保密自查报告" in zh and "绝密" in zh and "机密" in zh and "秘密" in zh and "内部" in zh
 
 
+def test_the_whole_report_attached_to_the_latest_check_report_downloads_as_json(console) -> None:
+    c = console.login("aud1")
+    pc01, pc11 = seed.agent_id("财务部-PC01"), seed.agent_id("办公室-PC11")
+    assert f'href="/hosts/{pc01}/check.json"' in c.get(f"/hosts/{pc01}").text
+    r = c.get(f"/hosts/{pc01}/check.json")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json() == host_rows.WHOLE_REPORT
+    assert c.get(f"/hosts/{pc11}/check.json").status_code == 404       # no report from that host
+    assert 'check.json' not in c.get(f"/hosts/{pc11}").text
+    assert console.login("sys1").get(f"/hosts/{pc01}/check.json").status_code == 403   # security content
+
+
 def test_a_classified_host_shows_its_posture_and_no_discovery(console) -> None:
     html = console.login("aud1").get(f"/hosts/{seed.agent_id('保密室-WS01')}").text
     posture = html[html.index('id="posture"'):html.index('id="at-rest"')]

@@ -148,6 +148,15 @@ def test_password_table(acc: Account, findings: list) -> None:
     assert all(f.account == acc.name and f.uid == acc.uid for f in got)
 
 
+def test_a_locked_account_with_an_open_session_is_a_finding() -> None:
+    carol = Account("carol", 1002, "/bin/bash", "!$6$x", TODAY - 900)
+    assert [(f.finding, f.severity) for f in password_findings(carol, TODAY, 60, logged_in=True)] == \
+        [("locked_but_active", "high")]
+    assert password_findings(carol, TODAY, 60, logged_in=False) == []
+    alice = Account("alice", 1000, "/bin/bash", "$6$x", TODAY - 10)   # not locked: a session is normal
+    assert password_findings(alice, TODAY, 60, logged_in=True) == []
+
+
 def test_once_a_day() -> None:
     assert due(None, 1000.0)
     assert not due(1000.0, 1000.0 + 86399)
@@ -231,6 +240,7 @@ def test_report_event_is_capped_however_many_findings() -> None:
     assert at_rest["findings"] == 5000 and len(at_rest["summary"]) <= 200 and at_rest["summary"].endswith("…")
     import json
     assert len(json.dumps(d, ensure_ascii=False).encode()) < 64 * 1024
+    assert "report" not in d and d["report_omitted"]["bytes"] > d["report_omitted"]["limit"]   # stays on the host
 
 
 def test_posture_status_names_the_network_state() -> None:

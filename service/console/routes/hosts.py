@@ -3,6 +3,7 @@ the classified files it holds at rest by level, its posture and its recent event
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 
 import sqlalchemy as sa
@@ -45,6 +46,21 @@ def router(web: Web) -> APIRouter:
     @r.get("/hosts/{agent_id}")
     def host(request: Request, agent_id: str, s: auth.Session = web.need("host.view")) -> Response:
         return page(request, agent_id, s)
+
+    @r.get("/hosts/{agent_id}/check.json")
+    def report_json(request: Request, agent_id: str, s: auth.Session = web.need("events.view")) -> Response:
+        """The whole self-inspection report the latest check.report carried (times in UTC, as
+        the host wrote it); 404 when it was too large to travel and stayed on the host."""
+        if len(agent_id) > 64:
+            return web.not_found(request)
+        with web.engine.connect() as conn:
+            row = queries.latest_of_kind(conn, queries.REPORT_KIND, agent_id).get(agent_id)
+        report = row["details"].get("report") if row else None
+        if not isinstance(report, dict):
+            return web.not_found(request)
+        body = json.dumps(report, ensure_ascii=False, sort_keys=True, indent=1)
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="check-{agent_id[:16]}.json"'})
 
     @r.post("/hosts/{agent_id}/check")
     def request_check(request: Request, agent_id: str, csrf_token: str = Form(""),
