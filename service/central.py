@@ -167,7 +167,8 @@ def history(conn: sa.Connection, limit: int = 50) -> list[Published]:
 
 
 def current_cells(conn: sa.Connection) -> dict[str, str]:
-    """The cells agents run once they apply the latest document (the built-in table before any)."""
+    """The cells for all hosts in the latest document (the built-in table before any); class and
+    group scopes are `current_scopes`."""
     doc = latest(conn)
     cells = default_cells()
     if doc is not None and isinstance(doc.document.get("cells"), dict):
