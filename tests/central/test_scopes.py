@@ -148,3 +148,15 @@ def test_group_and_class_cells_published_through_the_console(tmp_path: Path, dat
         assert published[5]["membership"] == {other.agent_id: {"before": None, "after": GROUP}}
         trail = aud.get("/audit").text
         assert "console.group_changed" in trail and "console.policy_published" in trail
+
+        # the sysadmin deletes the group: its hosts are in no group and, once signed, its cells are gone
+        r = sys_.post("/hosts/groups/delete", data={"name": GROUP, "csrf_token": csrf_of(sys_.get("/hosts").text)})
+        assert r.status_code == 303
+        deleted = collector.stored(kind="console.group_changed")[-1]["details"]
+        assert deleted["action"] == "deleted" and sorted(deleted["members"]) == sorted([fin.agent_id, other.agent_id])
+        assert fetch(collector, fin, pub)["scopes"] == {f"group:{GROUP}": {CELL: "block"}}   # until signed
+        assert publish_scoped(sec, "all", {}).status_code == 201
+        doc = fetch(collector, fin, pub)
+        assert "scopes" not in doc and "groups" not in doc   # nothing scoped is left: the old format
+        last = collector.stored(kind="console.policy_published")[-1]["details"]
+        assert last["scopes_dropped"] == [f"group:{GROUP}"] and last["groups_removed"] == [GROUP]
