@@ -9,8 +9,11 @@ signed policy documents (docs/policy.md "Central policy documents").
   fetches GET /api/v1/policy (with the ETag of what it saw last), judges it with
   baomi.common.central.judge and applies, keeps running, or refuses it:
   `policy.applied`, `policy.forged`, `policy.rollback_refused`.
-- Applying is one swap of `config.policy.actions` for the effective table (the
-  document's cells, except the cells agent.toml locks); every decision reads it anew.
+- Applying is one swap of `config.policy.actions` for the effective table: the cells
+  this host resolves from the document (its group's over its host class's over all
+  hosts', baomi.common.central.resolve, by the host class in agent.toml and this
+  agent's own id in the signed membership), except the cells agent.toml locks; every
+  decision reads it anew.
 """
 from __future__ import annotations
 
@@ -111,7 +114,9 @@ class CentralPolicy:
 
     def _apply(self, doc: dict[str, Any], env: dict[str, Any], source: str) -> None:
         before = dict(self.ctx.config.policy.actions)
-        eff = rules.effective_actions(self.local, doc["cells"], self.locked)
+        identity = getattr(self.ctx, "identity", None)
+        mine = rules.resolve(doc, self.ctx.config.host.class_, getattr(identity, "agent_id", None))
+        eff = rules.effective_actions(self.local, mine.cells, self.locked)
         self.ctx.config.policy.actions = eff.actions   # one reference swap: decisions read it anew
         self.running, self.signature = doc["version"], env["signature"]
         applied_at = utcnow()
@@ -120,7 +125,8 @@ class CentralPolicy:
         log.info("central policy version %d applied (%s, %d cell(s) changed)", self.running, source, len(changed))
         self.ctx.record("policy.applied", details={
             "version": self.running, "issued_at": doc.get("issued_at"), "source": source,
-            "applied_at": applied_at, "changed": changed, "kept_local": eff.kept_local})
+            "applied_at": applied_at, "changed": changed, "kept_local": eff.kept_local,
+            "scope": mine.scopes, "group": mine.group, "scoped_cells": mine.scoped})
 
 
 def policy_of(ctx: AgentContext) -> CentralPolicy:

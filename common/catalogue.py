@@ -164,6 +164,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("console.policy_published", "medium", "发布集中策略", "Central policy published", source="collector"),
     _k("console.policy_sign_failed", "medium", "策略签名失败", "Policy signing failed", source="collector"),
     _k("console.check_requested", "info", "要求立即自查", "Self-inspection requested", source="collector"),
+    _k("console.group_changed", "medium", "主机组变更", "Host group changed", source="collector"),
 )}
 
 TELEMETRY_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.telemetry)

@@ -167,7 +167,8 @@ def history(conn: sa.Connection, limit: int = 50) -> list[Published]:
 
 
 def current_cells(conn: sa.Connection) -> dict[str, str]:
-    """The cells agents run once they apply the latest document (the built-in table before any)."""
+    """The cells for all hosts in the latest document (the built-in table before any); class and
+    group scopes are `current_scopes`."""
     doc = latest(conn)
     cells = default_cells()
     if doc is not None and isinstance(doc.document.get("cells"), dict):
@@ -175,27 +176,179 @@ def current_cells(conn: sa.Connection) -> dict[str, str]:
     return cells
 
 
-def publish(engine: sa.Engine, cells: Mapping[str, str], passphrase: str, by: str) -> tuple[Published, dict]:
-    """Sign the current cells with `cells` changed as the next version and store it; returns
-    the document and the changes against the previous one. WrongPassphrase / NoSigningKey /
-    ValueError (a bad cell) / sqlalchemy IntegrityError (another publication took the
-    version first) leave nothing stored."""
-    unknown = sorted(set(cells) - set(default_cells()))
+INHERIT = "inherit"     # what the console's form posts for a cell a class or group scope leaves unset
+
+
+def current_scopes(conn: sa.Connection) -> dict[str, dict[str, str]]:
+    """The class and group scopes of the latest document (none before any, or in an old one)."""
+    doc = latest(conn)
+    scopes = (doc.document.get("scopes") if doc is not None else None) or {}
+    return {k: dict(v) for k, v in scopes.items()}
+
+
+def signed_groups(conn: sa.Connection) -> dict[str, list[str]]:
+    """The group membership the latest document signed (what agents resolve their cells by)."""
+    doc = latest(conn)
+    return {k: list(v) for k, v in ((doc.document.get("groups") if doc is not None else None) or {}).items()}
+
+
+# -- host groups: named and filled by the system administrator ------------------------
+
+def groups(conn: sa.Connection) -> dict[str, list[str]]:
+    """Every group the system administrator made -> its members' agent ids (sorted)."""
+    G, M = db.host_groups, db.host_group_members
+    out: dict[str, list[str]] = {r.name: [] for r in conn.execute(sa.select(G.c.name).order_by(G.c.name))}
+    for r in conn.execute(sa.select(M.c.agent_id, M.c.group_name).order_by(M.c.agent_id)):
+        out.setdefault(r.group_name, []).append(r.agent_id)
+    return out
+
+
+def group_of(conn: sa.Connection, agent_id: str) -> str | None:
+    M = db.host_group_members
+    return conn.execute(sa.select(M.c.group_name).where(M.c.agent_id == agent_id)).scalar_one_or_none()
+
+
+def create_group(engine: sa.Engine, name: str, by: str) -> None:
+    """ValueError for a bad or taken name."""
+    problem = doc_rules.group_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    with engine.begin() as conn:
+        if conn.execute(sa.select(db.host_groups.c.name).where(db.host_groups.c.name == name)).first():
+            raise ValueError(f"group {name} exists already")
+        conn.execute(db.host_groups.insert().values(name=name, created_at=dt.datetime.now(dt.timezone.utc),
+                                                    created_by=by))
+
+
+def delete_group(engine: sa.Engine, name: str) -> list[str]:
+    """Deletes a group; its hosts are in no group from then on. Returns them; LookupError
+    for a group that does not exist."""
+    G, M = db.host_groups, db.host_group_members
+    with engine.begin() as conn:
+        if not conn.execute(sa.select(G.c.name).where(G.c.name == name)).first():
+            raise LookupError(name)
+        members = list(conn.execute(sa.select(M.c.agent_id).where(M.c.group_name == name)).scalars())
+        conn.execute(M.delete().where(M.c.group_name == name))
+        conn.execute(G.delete().where(G.c.name == name))
+    return sorted(members)
+
+
+def assign(engine: sa.Engine, agent_id: str, group: str | None, by: str) -> str | None:
+    """Puts an enrolled host in `group` (None: in no group); returns the group it was in.
+    LookupError for an unknown host or group."""
+    M = db.host_group_members
+    with engine.begin() as conn:
+        if not conn.execute(sa.select(db.agents.c.agent_id).where(db.agents.c.agent_id == agent_id)).first():
+            raise LookupError(f"host {agent_id}")
+        if group is not None and not conn.execute(
+                sa.select(db.host_groups.c.name).where(db.host_groups.c.name == group)).first():
+            raise LookupError(f"group {group}")
+        before = group_of(conn, agent_id)
+        if before != group:
+            conn.execute(M.delete().where(M.c.agent_id == agent_id))
+            if group is not None:
+                conn.execute(M.insert().values(agent_id=agent_id, group_name=group, assigned_by=by,
+                                               assigned_at=dt.datetime.now(dt.timezone.utc)))
+    return before
+
+
+def membership_changes(signed: Mapping[str, list[str]], current: Mapping[str, list[str]]) -> dict[str, dict]:
+    """agent id -> {"before": group, "after": group} for every host whose group differs between
+    the signed membership and the system administrator's current one."""
+    def by_agent(g: Mapping[str, list[str]]) -> dict[str, str]:
+        return {a: name for name, members in g.items() for a in members}
+    b, a = by_agent(signed), by_agent(current)
+    return {x: {"before": b.get(x), "after": a.get(x)} for x in sorted(set(b) | set(a)) if b.get(x) != a.get(x)}
+
+
+@dataclass
+class Publication:
+    """What one publication changed beyond the edited scope's cells (the audit event's content)."""
+    scope: str
+    membership: dict[str, dict]          # hosts whose signed group changed with this version
+    groups_added: list[str]
+    groups_removed: list[str]
+    scopes_dropped: list[str]            # scopes of groups that no longer exist
+
+
+def publish(engine: sa.Engine, cells: Mapping[str, str], passphrase: str, by: str,
+            scope: str = doc_rules.SCOPE_ALL) -> tuple[Published, dict, Publication]:
+    """Sign the current policy with `scope`'s cells changed as the next version and store it;
+    returns the document, the changes of that scope's cells against the previous version
+    (None: the scope did not set the cell) and what else the version changed.
+
+    Every scope is signed each time, with the system administrator's group membership as it is
+    now: membership changes take effect with the next publication. In "all" a cell the form
+    does not name keeps its current action; in a class or group scope too, and a cell posted
+    as "inherit" is no longer set there. WrongPassphrase / NoSigningKey / ValueError (a bad
+    cell or scope) / sqlalchemy IntegrityError (another publication took the version first)
+    leave nothing stored."""
+    known = set(default_cells())
+    unknown = sorted(set(cells) - known)
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown policy cell")
+    if scope != doc_rules.SCOPE_ALL:
+        problem = doc_rules.scope_problem(scope)
+        if problem:
+            raise ValueError(problem)
     with engine.begin() as conn:
         key = signing_key(conn, passphrase)
-        before = current_cells(conn)
-        full = {**before, **cells}   # a cell the form does not name keeps its current action
+        base = current_cells(conn)
+        scopes = current_scopes(conn)
+        signed = signed_groups(conn)
+        members = groups(conn)
+        if scope.startswith("group:") and scope[6:] not in members:
+            raise ValueError(f"{scope}: no such group (the system administrator makes groups on the hosts page)")
+        if scope == doc_rules.SCOPE_ALL:
+            before = base
+            full = {**base, **cells}   # a cell the form does not name keeps its current action
+            after = full
+        else:
+            full = base
+            before = dict(scopes.get(scope, {}))
+            after = dict(before)
+            for cell, action in cells.items():
+                if not doc_rules.cell_applies(cell, scope):
+                    if action in ("", INHERIT):
+                        continue
+                    raise ValueError(f"{cell}: not a cell of {scope}")
+                if action in ("", INHERIT):
+                    after.pop(cell, None)
+                else:
+                    after[cell] = action
+            scopes[scope] = after
+        dropped = sorted(k for k in scopes if k.startswith("group:") and k[6:] not in members and scopes[k])
+        scopes = {k: v for k, v in scopes.items() if v and not (k.startswith("group:") and k[6:] not in members)}
         version = latest_version(conn) + 1
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        doc = doc_rules.document(version, full, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        doc = doc_rules.document(version, full, now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                 scopes=scopes, groups=members)
         env = doc_rules.sign(doc, key)
         del key
         conn.execute(db.policy_documents.insert().values(
             version=version, scope=doc["scope"], issued_at=now, published_by=by,
             document=json.dumps(doc, ensure_ascii=False, sort_keys=True), signature=env["signature"]))
-    return Published(version, now, by, doc, env["signature"]), doc_rules.changes(before, full)
+    extra = Publication(scope, membership_changes(signed, doc.get("groups", {})),
+                        sorted(set(doc.get("groups", {})) - set(signed)),
+                        sorted(set(signed) - set(doc.get("groups", {}))), dropped)
+    return Published(version, now, by, doc, env["signature"]), doc_rules.changes(before, after), extra
+
+
+def versions_running(conn: sa.Connection) -> list[dict[str, Any]]:
+    """policy_version as the heartbeats report it -> how many hosts run it and when the last
+    of them applied it, newest version first (the policy page's rollout table)."""
+    A = db.agents
+    rows = conn.execute(sa.select(A.c.policy_version, sa.func.count().label("hosts"),
+                                  sa.func.min(A.c.policy_applied_at).label("first"),
+                                  sa.func.max(A.c.policy_applied_at).label("last"))
+                        .group_by(A.c.policy_version)).all()
+
+    def order(v: str | None) -> tuple[int, int, str]:
+        if v and v.startswith("central:") and v[8:].isdigit():
+            return (0, -int(v[8:]), v)
+        return (1, 0, v or "")
+    return sorted(({"version": r.policy_version, "hosts": int(r.hosts), "first": r.first, "last": r.last}
+                   for r in rows), key=lambda r: order(r["version"]))
 
 
 def served(pub: Published) -> tuple[bytes, str]:

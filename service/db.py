@@ -180,6 +180,22 @@ approvals = sa.Table(  # copy approval requests (审批) and the signed decision
 sa.Index("ix_approvals_agent_seq", approvals.c.agent_id, approvals.c.seq)
 sa.Index("ix_approvals_status", approvals.c.status, approvals.c.requested_at)
 
+host_groups = sa.Table(  # host groups the system administrator names, e.g. 财务部 (0014)
+    "host_groups", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+)
+
+host_group_members = sa.Table(  # a host is in at most one group (0014); signed into the next policy version
+    "host_group_members", metadata,
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("group_name", sa.String(64), nullable=False),
+    sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("assigned_by", sa.String(128), nullable=False),
+)
+sa.Index("ix_host_group_members_group", host_group_members.c.group_name)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 # SQLite's trigram index on file names (migration 0002_console_search), filled by

@@ -22,6 +22,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "approvals.view": frozenset({"secadmin", "auditor"}),
     "approvals.decide": frozenset({"secadmin"}),  # grant or refuse a copy (审批), signed
     "hosts.view": frozenset({"sysadmin", "auditor"}),
+    # name host groups (e.g. 财务部) and put hosts in them; signed into the next policy version
+    "hosts.group": frozenset({"sysadmin"}),
     # one host's page: its health for all three; its self-inspection report, files held at rest,
     # posture and event counts only with events.view (the system administrator sees no security events)
     "host.view": frozenset({"sysadmin", "secadmin", "auditor"}),

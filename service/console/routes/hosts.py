@@ -1,5 +1,8 @@
 """Enrolled hosts and their health; one host's page with its latest self-inspection report,
-the classified files it holds at rest by level, its posture and its recent events by kind."""
+the classified files it holds at rest by level, its posture and its recent events by kind.
+The system administrator names host groups (e.g. 财务部) and puts hosts in them here; the
+security administrator's next signed policy version carries the membership
+(docs/policy.md "Scopes")."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,11 +11,11 @@ import secrets
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from baomi.common import catalogue
 
-from ... import db
+from ... import central, db
 from ...own_events import insert_collector_event
 from .. import auth, queries, roles
 from ..web import Web, remote
@@ -21,27 +24,84 @@ from ..web import Web, remote
 def router(web: Web) -> APIRouter:
     r = APIRouter(include_in_schema=False)
 
-    @r.get("/hosts")
-    def hosts(request: Request, s: auth.Session = web.need("hosts.view")) -> Response:
+    def hosts_page(request: Request, status: int = 200, **extra: object) -> Response:
         with web.engine.connect() as conn:
             rows = queries.hosts(conn, web.cfg.offline_after_s)
-        return web.render(request, "hosts.html", hosts=rows)
+            groups = central.groups(conn)
+            signed = central.signed_groups(conn)
+        of = {a: g for g, m in groups.items() for a in m}
+        signed_of = {a: g for g, m in signed.items() for a in m}
+        for h in rows:
+            h["group"] = of.get(h["agent_id"])
+            h["group_pending"] = of.get(h["agent_id"]) != signed_of.get(h["agent_id"])
+        return web.render(request, "hosts.html", status, hosts=rows, groups=groups, **extra)
+
+    @r.get("/hosts")
+    def hosts(request: Request, s: auth.Session = web.need("hosts.view")) -> Response:
+        return hosts_page(request)
+
+    @r.post("/hosts/groups")
+    def create_group(request: Request, name: str = Form(""), csrf_token: str = Form(""),
+                     s: auth.Session = web.need("hosts.group")) -> Response:
+        web.csrf_check(request, s, csrf_token)
+        name = name.strip()
+        try:
+            central.create_group(web.engine, name, s.user)
+        except ValueError as exc:
+            return hosts_page(request, 400, error="hosts.error.group", detail=str(exc)[:200])
+        web.audit("console.group_changed", user_name=s.user, action="created", group=name, remote=remote(request))
+        return RedirectResponse("/hosts", status_code=303)
+
+    @r.post("/hosts/groups/delete")
+    def delete_group(request: Request, name: str = Form(""), csrf_token: str = Form(""),
+                     s: auth.Session = web.need("hosts.group")) -> Response:
+        web.csrf_check(request, s, csrf_token)
+        try:
+            members = central.delete_group(web.engine, name)
+        except LookupError:
+            return web.not_found(request)
+        web.audit("console.group_changed", user_name=s.user, action="deleted", group=name, members=members,
+                  remote=remote(request))
+        return RedirectResponse("/hosts", status_code=303)
+
+    @r.post("/hosts/{agent_id}/group")
+    def set_group(request: Request, agent_id: str, group: str = Form(""), csrf_token: str = Form(""),
+                  s: auth.Session = web.need("hosts.group")) -> Response:
+        web.csrf_check(request, s, csrf_token)
+        if len(agent_id) > 64:
+            return web.not_found(request)
+        try:
+            before = central.assign(web.engine, agent_id, group or None, s.user)
+        except LookupError:
+            return web.not_found(request)
+        if before != (group or None):
+            with web.engine.connect() as conn:
+                h = queries.hosts(conn, web.cfg.offline_after_s, agent_id=agent_id)
+            web.audit("console.group_changed", user_name=s.user, action="assigned", agent_id=agent_id,
+                      host_name=h[0]["host_name"] if h else None, before=before, after=group or None,
+                      remote=remote(request))
+        return RedirectResponse(f"/hosts/{agent_id}", status_code=303)
 
     def page(request: Request, agent_id: str, s: auth.Session, status: int = 200, notice: str = "") -> Response:
         if len(agent_id) > 64:
             return web.not_found(request)
         with web.engine.connect() as conn:
             h = queries.host_detail(conn, agent_id, web.cfg.offline_after_s)
+            groups = central.groups(conn)
+            signed = central.signed_groups(conn)
         if h is None:
             return web.not_found(request)
         security = roles.allowed(s.role, "events.view")
         if not security:  # the system administrator: health only
             h = {"host": h["host"]}
+        group = next((g for g, m in groups.items() if agent_id in m), None)
+        signed_group = next((g for g, m in signed.items() if agent_id in m), None)
         lang = web.locale_of(request)
         return web.render(request, "host.html", status, h=h, security=security,
                           at_rest_levels=queries.AT_REST_LEVELS, notice=notice,
                           can_request_check=roles.allowed(s.role, "host.check_request"),
-                          kind_label=lambda k: catalogue.label(k, lang))
+                          kind_label=lambda k: catalogue.label(k, lang), group=group, signed_group=signed_group,
+                          groups=list(groups), can_group=roles.allowed(s.role, "hosts.group"))
 
     @r.get("/hosts/{agent_id}")
     def host(request: Request, agent_id: str, s: auth.Session = web.need("host.view")) -> Response:
