@@ -38,6 +38,7 @@ agents = sa.Table(
     sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
     sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0010)
     sa.Column("approvals_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest decision it holds (0012)
+    sa.Column("media_registry_version", sa.BigInteger, nullable=False, server_default="0"),  # registry held (0013)
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 
@@ -146,6 +147,14 @@ policy_documents = sa.Table(  # signed central policy documents, one row per ver
     sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
 )
 
+media_registry_documents = sa.Table(  # the signed central media registry, one row per version (0013)
+    "media_registry_documents", metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_by", sa.String(128), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),            # the signed document (JSON): every registration
+    sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
+)
 approvals = sa.Table(  # copy approval requests (审批) and the signed decisions on them (0012)
     "approvals", metadata,
     sa.Column("request_id", sa.String(64), primary_key=True),         # made by the agent
