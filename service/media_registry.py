@@ -128,10 +128,10 @@ def highest_level(conn: sa.Connection, rid: str, binding: Mapping[str, Any]) -> 
             return
         if best[0] is None or lv > best[0]:
             best = (lv, why)
-    for pub in central.history_of(conn, T, 10 ** 6):
-        reg, _ = find(pub.document, rid)
-        if reg is not None:
-            consider(reg["level"], f"registered as {reg['level']} in registry version {pub.version}")
+    for pub in central.history_of(conn, T, 10 ** 6):   # its registrations, under this id or another
+        for reg in pub.document.get("media", []):
+            if reg["id"] == rid or rules.binds(reg, binding):
+                consider(reg["level"], f"registered as {reg['id']} {reg['level']} in registry version {pub.version}")
     for e in events_of(conn, rid, binding):
         if e["kind"].startswith("medium.") and e["medium"].get("level"):
             consider(e["medium"]["level"], f"{e['kind']} on {e['host']}")
@@ -175,6 +175,10 @@ def register(engine: sa.Engine, fields: Mapping[str, Any], passphrase: str, by: 
                           product_id=str(fields.get("product_id") or ""), serial=str(fields.get("serial") or ""),
                           fs_uuid=str(fields.get("fs_uuid") or ""), fs_label=str(fields.get("fs_label") or ""),
                           issued=now, expires=str(fields.get("expires") or "").strip(), registered_by=by)
+        other = next((m for m in doc["media"] if m["id"] != rid and (rules.binds(m, reg) or rules.binds(reg, m))),
+                     None)
+        if other is not None:
+            raise ValueError(f"this medium is registered already as {other['id']}: change that registration")
         held, why = highest_level(conn, rid, reg)
         if held is not None and Level.parse(reg["level"]) < held:
             raise LevelLowering(rid, Level.parse(reg["level"]), held, why)
