@@ -89,8 +89,8 @@ def test_console_registers_revokes_and_keeps_levels_rising(tmp_path: Path, datab
         got = sec.get(collector.url + "/api/v1/media-registry", headers=headers)
         assert got.status_code == 200
         doc = rules.verify(got.json(), key)
-        assert [(m["id"], m["level"], m["hosts"], m["fs_uuid"], m["owner"], m["registered_by"]) for m in doc["media"]] \
-            == [("M-0001", "secret", ["classified"], "3A5F-1C2D", "张三", "sec1")]
+        shown = [(m["id"], m["level"], m["hosts"], m["fs_uuid"], m["owner"], m["registered_by"]) for m in doc["media"]]
+        assert shown == [("M-0001", "secret", ["classified"], "3A5F-1C2D", "张三", "sec1")]
         assert sec.get(collector.url + "/api/v1/media-registry",
                        headers={**headers, "If-None-Match": got.headers["etag"]}).status_code == 304
         assert sec.get(collector.url + "/api/v1/media-registry").status_code == 401   # agents only

@@ -122,7 +122,8 @@ def router(web: Web) -> APIRouter:
 
     @r.get("/media/{rid}")
     def medium(request: Request, rid: str, done: str = "", s: auth.Session = web.need("media.view")) -> Response:
-        return page(request, s, rid, notice={"registered": "media.registered", "revoked": "media.revoked_notice"}.get(done))
+        notices = {"registered": "media.registered", "revoked": "media.revoked_notice"}
+        return page(request, s, rid, notice=notices.get(done))
 
     def page(request: Request, s: auth.Session, rid: str, status: int = 200, **extra: Any) -> Response:
         with engine.connect() as conn:
