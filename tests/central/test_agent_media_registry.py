@@ -78,3 +78,48 @@ def test_altered_kept_copy_forged_and_older_refused(tmp_path: Path) -> None:
     f = events(again, "policy.forged")[-1]["details"]
     assert f["source"] == "stored" and f["document"] == "media_registry"
     again.spool.close()
+
+
+def test_media_component_merges_and_a_broken_media_toml_keeps_the_previous_records(tmp_path: Path) -> None:
+    """The registry in force (MediaComponent._load_registry, no threads): media.toml's records
+    merged with the central document; a broken media.toml keeps the previous local records
+    while a new central document still applies."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from baomi.agent.media import registry as reg_mod
+    from baomi.agent.media.component import MediaComponent
+    from baomi.common.keys import write_keypair
+
+    local_key = Ed25519PrivateKey.generate()
+    write_keypair(local_key, tmp_path / "media.pem", tmp_path / "media.pub.pem")
+    media_toml = tmp_path / "media.toml"
+    for rid in ("M-0001", "LOCAL-1"):
+        reg_mod.add_record(media_toml, reg_mod.sign_record(
+            {"id": rid, "owner": "local", "level": "internal", "hosts": ["classified"], "fs_uuid": f"U-{rid}"},
+            local_key))
+    ctx = context(tmp_path, f'[media]\nregistry = "{media_toml}"\nregistry_public_key = "{tmp_path / "media.pub.pem"}"')
+    comp = MediaComponent(ctx)
+
+    def in_force() -> dict[str, tuple[str, str]]:
+        return {r.id: (r.source, r.level.id) for r in comp.registry.records}
+    comp._load_registry(initial=True)
+    assert in_force() == {"M-0001": ("local", "internal"), "LOCAL-1": ("local", "internal")}
+
+    reg = registry_of(ctx)
+    assert reg.offer(1, serving([envelope(1, "M-0001", "M-0002")])) == "apply"
+    comp._load_registry()
+    assert in_force() == {"M-0001": ("central", "secret"), "M-0002": ("central", "secret"),
+                          "LOCAL-1": ("local", "internal")}
+    media_toml.write_text(media_toml.read_text() + "\n[[medium]\nid = broken\n")
+    assert reg.offer(2, serving([envelope(2, "M-0002", revoked=("M-0001",))])) == "apply"
+    comp._load_registry()
+    # media.toml is broken: its previous records stay; the revocation applies even to its M-0001
+    assert in_force() == {"M-0002": ("central", "secret"), "LOCAL-1": ("local", "internal")}
+    assert events(ctx, "registry.error")[-1]["details"]["kept_previous"] is True
+    loaded = events(ctx, "registry.loaded")[-1]["details"]
+    assert loaded["central_version"] == 2 and loaded["central_revoked"] == ["M-0001"]
+    assert loaded["overridden_local"] == ["M-0001"]
+    n = len(events(ctx, "registry.loaded"))
+    comp._load_registry()                                  # nothing changed: nothing loaded again
+    assert len(events(ctx, "registry.loaded")) == n
+    ctx.spool.close()
