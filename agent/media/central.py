@@ -95,6 +95,21 @@ class CentralRegistry:
         self.ctx.bus.publish(TOPIC, self.running)   # the media component judges attached media again
 
 
+def kept_document(config: Any) -> dict[str, Any] | None:
+    """The kept central registry document if it verifies (for `media list`, which runs
+    without the daemon and records nothing); None otherwise."""
+    path = Path(config.state_dir) / STORE
+    if config.central.public_key is None or not path.exists():
+        return None
+    from .registry import load_public_key
+    try:
+        key = load_public_key(config.central.public_key)
+    except Exception:
+        return None
+    j = rules.judge(read_kept(path), key, 0)
+    return j.document if j.outcome == "apply" else None
+
+
 def registry_of(ctx: AgentContext) -> CentralRegistry:
     """The context's central registry, made (and its kept copy loaded) on first use."""
     with _MAKE:

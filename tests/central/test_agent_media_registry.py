@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from baomi.agent.media.central import STORE, TOPIC, CentralRegistry, registry_of
+from baomi.agent.media.central import STORE, TOPIC, CentralRegistry, kept_document, registry_of
 from baomi.common import central as signing
 from baomi.common import media_registry as rules
 from tests.central.test_agent_store import KEY, context, serving
@@ -41,6 +41,7 @@ def test_applied_kept_and_applied_again_at_start(tmp_path: Path) -> None:
     assert [a["details"]["version"] for a in applied] == [1, 2]
     assert applied[1]["details"]["changes"] == {"registered": [], "changed": [], "revoked": ["M-0001"]}
     assert (Path(ctx.config.state_dir) / STORE).stat().st_mode & 0o777 == 0o600
+    assert kept_document(ctx.config)["version"] == 2     # what `media list` merges, without the daemon
     ctx.spool.close()
 
     again = context(tmp_path)                            # a restart without the collector
@@ -74,7 +75,7 @@ def test_altered_kept_copy_forged_and_older_refused(tmp_path: Path) -> None:
     again = context(tmp_path)
     kept = CentralRegistry(again)
     kept.load_stored()
-    assert kept.running == 0 and kept.document is None
+    assert kept.running == 0 and kept.document is None and kept_document(again.config) is None
     f = events(again, "policy.forged")[-1]["details"]
     assert f["source"] == "stored" and f["document"] == "media_registry"
     again.spool.close()
