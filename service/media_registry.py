@@ -30,9 +30,20 @@ HISTORY_LIMIT = 5000     # matching events read for one medium's page (most rece
 class LevelLowering(ValueError):
     """A registration below the level the medium has held."""
 
-    def __init__(self, rid: str, requested: Level, held: Level, why: str):
-        super().__init__(f"{rid}: level {requested.id} is below {held.id}, which this medium has held ({why})")
+    def __init__(self, rid: str, requested: Level, held: Level, why: dict[str, Any]):
+        super().__init__(f"{rid}: level {requested.id} is below {held.id}, which this medium has held "
+                         f"({because(why)})")
         self.rid, self.requested, self.held, self.why = rid, requested, held, why
+
+
+def because(why: Mapping[str, Any]) -> str:
+    """A highest_level reason in words (for logs and the audit record; the console says it
+    in the reader's language from the same fields: media.held_<source>)."""
+    if why.get("source") == "registry":
+        return f"registered as {why['id']} at that level in registry version {why['version']}"
+    if why.get("source") == "file":
+        return f"{why['file']} copied onto it on {why['host']}"
+    return f"{why.get('kind')} on {why.get('host')}"
 
 
 def latest(conn: sa.Connection) -> central.Published | None:
@@ -114,13 +125,15 @@ def history(conn: sa.Connection, rid: str | None, binding: Mapping[str, Any]) ->
     return History(evs, sorted(hosts.values(), key=lambda h: h["last"], reverse=True), copies)
 
 
-def highest_level(conn: sa.Connection, rid: str, binding: Mapping[str, Any]) -> tuple[Level | None, str]:
-    """The highest level this medium is known to have held, and where that comes from: its
-    registrations in every registry version so far, the level its agents' medium.* events
-    gave it (the agent's own level history included), and every file copied onto it."""
-    best: tuple[Level | None, str] = (None, "")
+def highest_level(conn: sa.Connection, rid: str, binding: Mapping[str, Any]) -> tuple[Level | None, dict[str, Any]]:
+    """The highest level this medium is known to have held, and where that comes from
+    ({"source": "registry", id, version} | {"source": "event", kind, host} |
+    {"source": "file", file, host}): its registrations in every registry version so far
+    (under its id, or another id bound to the same medium), the level its agents' medium.*
+    events gave it (the agent's own level history included), and every file copied onto it."""
+    best: tuple[Level | None, dict[str, Any]] = (None, {})
 
-    def consider(value: Any, why: str) -> None:
+    def consider(value: Any, why: dict[str, Any]) -> None:
         nonlocal best
         try:
             lv = Level.parse(value)
@@ -131,12 +144,13 @@ def highest_level(conn: sa.Connection, rid: str, binding: Mapping[str, Any]) -> 
     for pub in central.history_of(conn, T, 10 ** 6):   # its registrations, under this id or another
         for reg in pub.document.get("media", []):
             if reg["id"] == rid or rules.binds(reg, binding):
-                consider(reg["level"], f"registered as {reg['id']} {reg['level']} in registry version {pub.version}")
+                consider(reg["level"], {"source": "registry", "id": reg["id"], "version": pub.version})
     for e in events_of(conn, rid, binding):
         if e["kind"].startswith("medium.") and e["medium"].get("level"):
-            consider(e["medium"]["level"], f"{e['kind']} on {e['host']}")
+            consider(e["medium"]["level"], {"source": "event", "kind": e["kind"], "host": e["host"]})
         elif e["kind"] == "file.copied" and e["file"].get("level"):
-            consider(e["file"]["level"], f"a {e['file']['level']} file copied on {e['host']}: {e['file_name']}")
+            consider(e["file"]["level"], {"source": "file", "file": e["file_name"] or e["file"].get("name"),
+                                          "host": e["host"]})
     return best
 
 

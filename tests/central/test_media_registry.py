@@ -80,6 +80,7 @@ def test_console_registers_revokes_and_keeps_levels_rising(tmp_path: Path, datab
         assert _register(sec, fields, "Not-The-Passphrase-9").status_code == 403
         low = _register(sec, {**fields, "level": "confidential"})
         assert low.status_code == 409 and "一次涉密" in low.text and "周报.docx" in low.text
+        assert "秘密 低于该介质曾持有的 机密" in low.text and "测试-PC01" in low.text
         r = _register(sec, fields)
         assert r.status_code == 303 and r.headers["location"] == "/media/M-0001?done=registered"
 

@@ -103,10 +103,11 @@ def router(web: Web) -> APIRouter:
             return form(request, s, 409, values=fields, error="policy.error.no_key")
         except media_registry.LevelLowering as exc:
             web.audit("console.medium_register_refused", severity="medium", user_name=s.user,
-                      registry_id=exc.rid, requested=exc.requested.id, held=exc.held.id, held_because=exc.why,
+                      registry_id=exc.rid, requested=exc.requested.id, held=exc.held.id,
+                      held_because=media_registry.because(exc.why), why=exc.why,
                       remote=remote(request))
             return form(request, s, 409, values=fields, error="media.error.level_lowering",
-                        error_args={"requested": exc.requested.id, "held": exc.held.id}, detail=exc.why)
+                        error_levels={"requested": exc.requested.id, "held": exc.held.id}, why=exc.why)
         except sa.exc.IntegrityError:
             return form(request, s, 409, values=fields, error="policy.error.concurrent")
         except ValueError as exc:
