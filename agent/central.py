@@ -60,10 +60,7 @@ class CentralPolicy:
                             details={"key": "central.public_key", "error": self.key_problem})
         if self.key is None or not self.path.exists():
             return
-        try:
-            env = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            env = {"unreadable": str(exc)}
+        env = read_kept(self.path)
         j = rules.judge(env, self.key, 0)
         if j.outcome == "apply" and j.document is not None:
             self._apply(j.document, env, "stored")
@@ -82,23 +79,13 @@ class CentralPolicy:
         policy_version) is not the running one; returns what happened."""
         if not self.wants(announced):
             return "idle"
-        headers = {"X-Baomi-Agent": self.ctx.identity.agent_id}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        resp = client.get("/api/v1/policy", headers=headers)
-        if resp.status_code == 304:
-            return "unchanged"
-        if resp.status_code != 200:
-            return f"fetch failed ({resp.status_code})"
-        etag = resp.headers.get("etag", "")
-        try:
-            env = resp.json()
-        except ValueError:
-            env = {"unreadable": resp.text[:200]}
+        status, env, etag = fetch_signed(client, "/api/v1/policy", self.ctx.identity.agent_id, self.etag)
+        if env is None:
+            return status
         j = rules.judge(env, self.key, self.running, self.signature)  # type: ignore[arg-type]
         self.etag = etag
         if j.outcome == "apply" and j.document is not None:
-            atomic_write(self.path, json.dumps(env, ensure_ascii=False, sort_keys=True).encode("utf-8"), mode=0o600)
+            keep(self.path, env)
             self._apply(j.document, env, "collector")
         elif j.outcome == "forged":
             log.warning("central policy refused: %s", j.reason)
@@ -127,6 +114,38 @@ class CentralPolicy:
             "version": self.running, "issued_at": doc.get("issued_at"), "source": source,
             "applied_at": applied_at, "changed": changed, "kept_local": eff.kept_local,
             "scope": mine.scopes, "group": mine.group, "scoped_cells": mine.scoped})
+
+
+# -- shared by every signed central document the agent fetches (policy, media registry) ---------
+def fetch_signed(client: httpx.Client, path: str, agent_id: str, etag: str) -> tuple[str, Any, str]:
+    """GET a signed document with If-None-Match `etag`: ("ok", envelope, new etag), or
+    ("unchanged" | "fetch failed (N)", None, etag). An unreadable body is an envelope
+    that does not verify ({"unreadable": ...}), for the caller's judge to refuse."""
+    headers = {"X-Baomi-Agent": agent_id}
+    if etag:
+        headers["If-None-Match"] = etag
+    resp = client.get(path, headers=headers)
+    if resp.status_code == 304:
+        return "unchanged", None, etag
+    if resp.status_code != 200:
+        return f"fetch failed ({resp.status_code})", None, etag
+    try:
+        env = resp.json()
+    except ValueError:
+        env = {"unreadable": resp.text[:200]}
+    return "ok", env, resp.headers.get("etag", "")
+
+
+def keep(path: Path, env: dict[str, Any]) -> None:
+    """Keep a verified envelope in state_dir (0600), as received: verified again at start."""
+    atomic_write(path, json.dumps(env, ensure_ascii=False, sort_keys=True).encode("utf-8"), mode=0o600)
+
+
+def read_kept(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {"unreadable": str(exc)}
 
 
 def policy_of(ctx: AgentContext) -> CentralPolicy:

@@ -49,6 +49,8 @@ def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
             "spool_depth": ctx.spool.depth(),
             # the highest approval decision this host holds (agent/approvals.py)
             "approvals_seq": ctx.status.get("approvals_seq", 0),
+            # the central media registry version this host holds (agent/media/central.py)
+            "media_registry_version": (ctx.status.get("media_registry") or {}).get("version", 0),
             "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time()),
             # how each medium is enforced now: "held" (the gateway) or "after_write"
             "enforcement": dict(ctx.status.get("enforcement") or {}),

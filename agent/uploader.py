@@ -86,6 +86,7 @@ class Uploader:
         self.announced: Any = None   # the latest central policy version the collector named
         self.decisions: Any = None   # signed approval decisions the collector's answer carried
         self.check_requested: Any = None  # a self-inspection report the collector asked for (立即自查)
+        self.registry_announced: Any = None   # the latest central media registry version named
 
     # -- building a batch --------------------------------------------------
     def next_events(self) -> list[dict[str, Any]]:
@@ -142,6 +143,7 @@ class Uploader:
         if code == 200:
             acked = int(answer.get("acked", 0))
             self.announced = answer.get("policy_version")
+            self.registry_announced = answer.get("media_registry_version")
             if answer.get("approvals"):
                 self.decisions = answer["approvals"]
             if answer.get("check_requested"):
@@ -254,6 +256,21 @@ class UploaderComponent:
         if outcome == "apply":
             beat(self.ctx)   # the collector learns the new version at once
 
+    def _media_registry(self) -> None:
+        """Fetch, verify and hand on a newer signed media registry the collector's answer named."""
+        announced, self.uploader.registry_announced = self.uploader.registry_announced, None
+        if announced is None:
+            return
+        from .media.central import registry_of
+        try:
+            outcome = registry_of(self.ctx).offer(announced, self.uploader._client())
+        except httpx.HTTPError as exc:
+            self._note(f"central media registry not fetched: "
+                       f"{describe_transport_error(exc, self.ctx.config.collector.url)}")
+            return
+        if outcome == "apply":
+            beat(self.ctx)   # the collector learns the version this host holds at once
+
     def _approvals(self) -> None:
         """Keep the signed approval decisions the collector's answer carried."""
         decisions, self.uploader.decisions = self.uploader.decisions, None
@@ -300,6 +317,7 @@ class UploaderComponent:
                             self.backoff.reset()
                             self.last_error = ""
                             self._central_policy()
+                            self._media_registry()
                             self._approvals()
                             self._check_request()
                             continue  # more may be waiting

@@ -76,6 +76,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("policy.applied", "info", "已应用集中策略", "Central policy applied", security=True),
     _k("policy.forged", "high", "集中策略签名无效", "Forged central policy refused", security=True, actionable=True),
     _k("policy.rollback_refused", "high", "拒绝旧版集中策略", "Older central policy refused", security=True, actionable=True),
+    # -- the central media registry (docs/media.md "集中登记")
+    _k("media.registry_applied", "info", "已应用集中介质登记表", "Central media registry applied", security=True),
     # -- copy approvals, 审批 (docs/media.md): a request waits for the security administrator
     _k("approval.requested", "medium", "申请拷贝审批", "Copy approval requested", "user medium file", security=True,
        actionable=True),
@@ -165,6 +167,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("console.policy_sign_failed", "medium", "策略签名失败", "Policy signing failed", source="collector"),
     _k("console.check_requested", "info", "要求立即自查", "Self-inspection requested", source="collector"),
     _k("console.group_changed", "medium", "主机组变更", "Host group changed", source="collector"),
+    _k("console.medium_registered", "medium", "登记介质", "Medium registered", source="collector"),
+    _k("console.medium_revoked", "medium", "注销介质登记", "Medium registration revoked", source="collector"),
+    _k("console.medium_register_refused", "medium", "拒绝降低介质密级的登记", "Registration lowering a level refused",
+       source="collector"),
 )}
 
 TELEMETRY_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.telemetry)

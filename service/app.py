@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from baomi.common import schema
 
-from . import approvals, central, db
+from . import approvals, central, db, media_registry
 from .config import CollectorConfig
 from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
 from .ingest import Ingest, Rejected
@@ -136,7 +136,8 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
 
     def documents_for(agent_id: str) -> dict[str, Any]:
         with engine.connect() as conn:
-            out: dict[str, Any] = {"policy_version": central.latest_version(conn)}
+            out: dict[str, Any] = {"policy_version": central.latest_version(conn),
+                                   "media_registry_version": media_registry.latest_version(conn)}
             decisions = approvals.for_agent(conn, agent_id)
             if decisions:
                 out["approvals"] = decisions
@@ -149,15 +150,14 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return conn.execute(sa.select(db.agents.c.agent_id).where(db.agents.c.agent_id == agent_id)).first() \
                 is not None
 
-    @app.get("/api/v1/policy")
-    async def policy_document(request: Request) -> Response:
-        """The latest signed policy document, as stored (agents verify it themselves; the
+    async def signed_document(request: Request, table: sa.Table, what: str) -> Response:
+        """The latest signed document of `table`, as stored (agents verify it themselves; the
         collector never sends an unsigned one). ETag / If-None-Match: 304 when unchanged."""
         def load() -> tuple[bool, central.Published | None]:
             if not enrolled(request.headers.get("x-baomi-agent")):
                 return False, None
             with engine.connect() as conn:
-                return True, central.latest(conn)
+                return True, central.latest_of(conn, table)
         try:
             known, pub = await run_in_threadpool(load)   # one trip to a worker thread for both reads
         except sa.exc.OperationalError:
@@ -165,11 +165,20 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
         if not known:
             return error(401, "unknown agent")
         if pub is None:
-            return error(404, "no policy document published")
+            return error(404, f"no {what} published")
         body, etag = central.served(pub)
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+    @app.get("/api/v1/policy")
+    async def policy_document(request: Request) -> Response:
+        return await signed_document(request, db.policy_documents, "policy document")
+
+    @app.get("/api/v1/media-registry")
+    async def media_registry_document(request: Request) -> Response:
+        """The whole signed media registry (docs/media.md "集中登记")."""
+        return await signed_document(request, db.media_registry_documents, "media registry document")
 
     if importlib.util.find_spec("baomi.service.console") is not None:
         from .console import install as install_console

@@ -151,19 +151,31 @@ def _row(row: Any) -> Published:
     return Published(int(row.version), row.issued_at, row.published_by, json.loads(row.document), row.signature)
 
 
-def latest(conn: sa.Connection) -> Published | None:
-    P = db.policy_documents
-    row = conn.execute(sa.select(P).order_by(P.c.version.desc()).limit(1)).first()
+def latest_of(conn: sa.Connection, table: sa.Table) -> Published | None:
+    """The highest version of a table of signed documents (policy_documents,
+    media_registry_documents: version, issued_at, published_by, document, signature)."""
+    row = conn.execute(sa.select(table).order_by(table.c.version.desc()).limit(1)).first()
     return _row(row) if row is not None else None
 
 
+def latest_version_of(conn: sa.Connection, table: sa.Table) -> int:
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.version), 0))).scalar_one())
+
+
+def history_of(conn: sa.Connection, table: sa.Table, limit: int = 50) -> list[Published]:
+    return [_row(r) for r in conn.execute(sa.select(table).order_by(table.c.version.desc()).limit(limit))]
+
+
+def latest(conn: sa.Connection) -> Published | None:
+    return latest_of(conn, db.policy_documents)
+
+
 def latest_version(conn: sa.Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.policy_documents.c.version), 0))).scalar_one())
+    return latest_version_of(conn, db.policy_documents)
 
 
 def history(conn: sa.Connection, limit: int = 50) -> list[Published]:
-    P = db.policy_documents
-    return [_row(r) for r in conn.execute(sa.select(P).order_by(P.c.version.desc()).limit(limit))]
+    return history_of(conn, db.policy_documents, limit)
 
 
 def current_cells(conn: sa.Connection) -> dict[str, str]:

@@ -269,6 +269,9 @@ class Ingest:
                     held = d.get("approvals_seq")
                     if isinstance(held, int) and not isinstance(held, bool) and 0 <= held < 2 ** 62:
                         values["approvals_seq"] = held
+                    reg = d.get("media_registry_version")
+                    if isinstance(reg, int) and not isinstance(reg, bool) and 0 <= reg < 2 ** 62:
+                        values["media_registry_version"] = reg
                 elif e["kind"] == "approval.requested":
                     approvals.record_request(conn, e, agent.host_name, received)
                 elif e["kind"] == "approval.used":

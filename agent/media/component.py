@@ -6,6 +6,7 @@ handled in order and a burst cannot race with itself.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import queue
@@ -19,7 +20,7 @@ from baomi.common.tomlconf import ConfigError
 from ..context import AgentContext
 from ..decide.arrival import ArrivalOutcome, decide_arrival, decide_mount, decide_usb_device
 from ..messages import MountedMedium
-from . import gate, registry as registry_mod
+from . import central as central_registry, gate, registry as registry_mod
 from .recognise import Recognised, recognise
 from .history import LevelHistory
 from .identity import identify, medium_key
@@ -63,7 +64,10 @@ class MediaComponent:
         self.hidden_root = str(ctx.config.enforce.gateway_root / "real")
         self.history = LevelHistory(ctx.config.state_dir)
         self.registry = registry_mod.Registry()
-        self._registry_stamp: tuple[int, int] | None = None
+        self._registry_stamp: tuple | None = None
+        self._file_stamp: tuple[int, int] | None = None
+        self._local: registry_mod.Registry | None = None     # media.toml as last loaded without error
+        self._merged_central: tuple | None = None
         self.media: dict[str, Tracked] = {}
         self.usb_seen: dict[str, str] = {}
         self.q: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -77,6 +81,8 @@ class MediaComponent:
         # a medium the staging gateway serves again after a restart: its hidden mount now
         # counts as the mount users know (ctx.held), so look at the mounts again
         self.ctx.bus.subscribe("medium.held", lambda key: self.q.put(("mounts", read_mounts())))
+        # a new central registry document: media.toml merged with it again, attached media judged again
+        self.ctx.bus.subscribe(central_registry.TOPIC, lambda version: self.q.put(("rescan", "central registry")))
         self._load_registry(initial=True)
         self.q.put(("rescan", "start"))
         try:
@@ -129,22 +135,33 @@ class MediaComponent:
         path = Path(self.cfg.registry)
         try:
             st = path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
+            file_stamp = (st.st_mtime_ns, st.st_size)
         except OSError:
-            stamp = (0, 0)
+            file_stamp = (0, 0)
+        central = central_registry.registry_of(self.ctx)
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        # the file, the central document held, and the day (a central registration expires at midnight UTC)
+        central_part = (central.running, central.signature, today)
+        stamp = (file_stamp, central_part)
         if stamp == self._registry_stamp:
             return
         self._registry_stamp = stamp
-        try:
-            key = (registry_mod.load_public_key(self.cfg.registry_public_key)
-                   if self.cfg.registry_public_key else None)
-            new = registry_mod.load(path, key)
-        except ConfigError as exc:
-            log.error("media registry not loaded, previous one stays in force: %s", exc)
-            self.ctx.record("registry.error", severity="high",
-                            details={"file": exc.file, "line": exc.line, "key": exc.key, "error": str(exc),
-                                     "kept_previous": True, "records_in_force": len(self.registry.records)})
-            return
+        if file_stamp != self._file_stamp:
+            try:
+                key = (registry_mod.load_public_key(self.cfg.registry_public_key)
+                       if self.cfg.registry_public_key else None)
+                self._local = registry_mod.load(path, key)
+                self._file_stamp = file_stamp
+            except ConfigError as exc:
+                log.error("media registry not loaded, previous one stays in force: %s", exc)
+                self.ctx.record("registry.error", severity="high",
+                                details={"file": exc.file, "line": exc.line, "key": exc.key, "error": str(exc),
+                                         "kept_previous": True, "records_in_force": len(self.registry.records)})
+                self._file_stamp = file_stamp
+                if central.document is None or central_part == self._merged_central:
+                    return   # nothing new to merge: the registry in force stays as it is
+        new = registry_mod.merge_central(self._local or registry_mod.Registry(path), central.document, today)
+        self._merged_central = central_part
         for rec in new.forged:
             self.ctx.record("medium.forged", severity="high", rule="registered.bad_signature",
                             medium={**rec.binding, "registry_id": rec.id, "class": "personal", "level": None},
@@ -162,7 +179,10 @@ class MediaComponent:
         self.registry = new
         # on start too: the audit trail shows which registry was in force from when
         self.ctx.record("registry.loaded", details={"file": str(path), "records": len(new.records),
-                                                     "forged": len(new.forged), "initial": initial})
+                                                     "forged": len(new.forged), "initial": initial,
+                                                     "central_version": new.central_version,
+                                                     "central_revoked": new.revoked,
+                                                     "overridden_local": new.overridden})
         if not initial:
             # media attached now are judged again under the new registry
             for t in list(self.media.values()):

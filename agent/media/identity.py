@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from typing import Any, Mapping
 
+from baomi.common.media_registry import binds
+
 from .sysfs import BlockDevice, read_attr
 
 log = logging.getLogger(__name__)
@@ -98,9 +100,6 @@ def matches(record_binding: Mapping[str, Any], identity: Mapping[str, Any]) -> b
     """A record matches a medium when its fs UUID is equal and every USB field it names is equal.
 
     A record must name a fs UUID; an empty field in the record for the USB part means
-    "not bound" (e.g. an SD card reader without a serial)."""
-    want = binding(record_binding)
-    have = binding(identity)
-    if not want["fs_uuid"] or want["fs_uuid"].lower() != have["fs_uuid"].lower():
-        return False
-    return all(not want[k] or want[k].lower() == have[k].lower() for k in ("vendor_id", "product_id", "serial"))
+    "not bound" (e.g. an SD card reader without a serial). The rule is shared with the
+    collector (baomi.common.media_registry.binds), which finds a medium's history by it."""
+    return binds(record_binding, identity)

@@ -2,6 +2,7 @@
 level, the gate's decision and their mounts, read from sysfs and the mount table."""
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ def attached_media(config: Any, root: str = "/") -> list[dict[str, Any]]:
     cfg = config.media
     key = registry_mod.load_public_key(cfg.registry_public_key) if cfg.registry_public_key else None
     reg = registry_mod.load(cfg.registry, key)
+    from .central import kept_document   # the central registry this host last accepted, merged as the daemon does
+    reg = registry_mod.merge_central(reg, kept_document(config), datetime.datetime.now(datetime.timezone.utc).date())
     levels = LevelHistory(config.state_dir).all() if Path(config.state_dir).exists() else {}
     try:
         mounts = read_mounts()

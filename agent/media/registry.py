@@ -29,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from baomi.common import media_registry as media_rules
 from baomi.common.events import canonical
 from baomi.common.fsutil import atomic_write
 from baomi.common.keys import write_keypair
@@ -51,6 +52,8 @@ class Record:
     issued: str = ""
     signature: str = ""
     problem: str = ""          # why the signature did not verify ("" when it did)
+    source: str = "local"      # "local" (media.toml) or "central" (the signed registry document)
+    expires: str = ""          # central registrations: last valid day (UTC), "" for none
 
     def body(self) -> dict[str, Any]:
         return {"id": self.id, "owner": self.owner, "level": self.level.id, "hosts": list(self.hosts),
@@ -64,6 +67,9 @@ class Registry:
     records: list[Record] = field(default_factory=list)   # verified
     forged: list[Record] = field(default_factory=list)    # bad or missing signature
     errors: list[str] = field(default_factory=list)       # records skipped for bad fields
+    central_version: int = 0                              # the central document merged in (0: none)
+    revoked: list[str] = field(default_factory=list)      # ids the central document revokes
+    overridden: list[str] = field(default_factory=list)   # media.toml ids a central entry replaced or revoked
 
     def lookup(self, identity: dict[str, Any]) -> tuple[Record | None, Record | None]:
         """(verified record, forged record) that bind to this medium."""
@@ -185,6 +191,32 @@ def add_record(path: Path | str, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, b"# baomi media registry: records signed by the security administrator (docs/media.md)\n"
                  + tomli_w.dumps({"medium": media}).encode("utf-8"), mode=0o644)
+
+
+def merge_central(local: Registry, doc: dict[str, Any] | None, today: _dt.date) -> Registry:
+    """The registry in force: media.toml's records merged with the central registry document
+    (docs/media.md "集中登记"). Central decides every id it names:
+
+    - a central registration replaces the media.toml record with the same id (verified or not);
+    - a central revocation removes the media.toml record with that id: not registered;
+    - a central registration past its `expires` day registers nothing (nor does media.toml's
+      record of that id);
+    - media.toml records of ids the central document does not name stay as they are.
+
+    Central records come first, so when a central and a local record bind the same medium
+    the central one is the medium's registration."""
+    if not doc:
+        return local
+    named = {m["id"] for m in doc.get("media", [])} | {r["id"] for r in doc.get("revoked", [])}
+    central = [Record(id=m["id"], owner=m["owner"], level=Level.parse(m["level"]), hosts=list(m["hosts"]),
+                      binding={k: m.get(k, "") for k in BINDING_KEYS}, fs_label=m.get("fs_label", ""),
+                      issued=m.get("issued", ""), source="central", expires=m.get("expires", ""))
+               for m in doc.get("media", []) if not media_rules.expired(m, today)]
+    return Registry(path=local.path, records=central + [r for r in local.records if r.id not in named],
+                    forged=[r for r in local.forged if r.id not in named], errors=list(local.errors),
+                    central_version=int(doc.get("version") or 0),
+                    revoked=sorted(r["id"] for r in doc.get("revoked", [])),
+                    overridden=sorted(r.id for r in local.records + local.forged if r.id in named))
 
 
 def generate_keypair(private_path: Path | str, public_path: Path | str) -> None:

@@ -2,7 +2,7 @@
 page and action (see docs/console.md). One account holds exactly one role.
 
 sysadmin  系统管理员  hosts, enrollment tokens, collector settings
-secadmin  安全保密管理员  dashboard, events and evidence, triage, media seen, policy, approvals
+secadmin  安全保密管理员  dashboard, events and evidence, triage, media seen and registered, policy, approvals
 auditor   安全审计员  reads everything, changes nothing; the only one who sees
                       the console's own audit trail (nobody audits themselves)
 """
@@ -17,6 +17,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "events.export": frozenset({"secadmin", "auditor"}),
     "events.triage": frozenset({"secadmin"}),
     "media.view": frozenset({"secadmin", "auditor"}),
+    "media.register": frozenset({"secadmin"}),   # register / revoke media (集中登记), signed
     "policy.view": frozenset({"secadmin", "auditor"}),
     "policy.publish": frozenset({"secadmin"}),   # sign and publish central policy documents
     "approvals.view": frozenset({"secadmin", "auditor"}),

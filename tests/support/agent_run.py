@@ -50,7 +50,8 @@ class AgentRun:
     SIGKILLed again and again; `media` are the loop media it is told about."""
 
     def __init__(self, tmp: Path, media: Iterable[LoopMedium], mode: str = "held",
-                 log_path: Path | None = None, extra_toml: str = "", host_name: str = "e2e-pc"):
+                 log_path: Path | None = None, extra_toml: str = "", host_name: str = "e2e-pc",
+                 host_class: str = "unclassified"):
         self.tmp = Path(tmp)
         self.media = list(media)
         self.mode = mode
@@ -64,7 +65,7 @@ class AgentRun:
             extra_toml += f'\n[approvals]\nsocket = "{self.request_socket}"\n'
         self.conf.write_text(f"""
 [host]
-class = "unclassified"
+class = "{host_class}"
 name = "{host_name}"
 [paths]
 state_dir = "{self.state}"
