@@ -76,6 +76,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("policy.applied", "info", "已应用集中策略", "Central policy applied", security=True),
     _k("policy.forged", "high", "集中策略签名无效", "Forged central policy refused", security=True, actionable=True),
     _k("policy.rollback_refused", "high", "拒绝旧版集中策略", "Older central policy refused", security=True, actionable=True),
+    _k("rules.applied", "info", "已应用集中规则", "Central rules applied", security=True),
     # -- copy approvals, 审批 (docs/media.md): a request waits for the security administrator
     _k("approval.requested", "medium", "申请拷贝审批", "Copy approval requested", "user medium file", security=True,
        actionable=True),
@@ -163,6 +164,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("console.signing_key_created", "medium", "创建签名密钥", "Signing key created", source="collector"),
     _k("console.policy_published", "medium", "发布集中策略", "Central policy published", source="collector"),
     _k("console.policy_sign_failed", "medium", "策略签名失败", "Policy signing failed", source="collector"),
+    _k("console.rules_published", "medium", "发布集中规则", "Central rules published", source="collector"),
+    _k("console.rules_refused", "low", "集中规则未通过校验", "Central rules refused", source="collector"),
 )}
 
 TELEMETRY_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.telemetry)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -100,12 +100,15 @@ class Judgement:
     version: int | None = None        # the offered document's version, when readable
 
 
-def judge(envelope: Any, key: Ed25519PublicKey, running: int, running_signature: str = "") -> Judgement:
+def judge(envelope: Any, key: Ed25519PublicKey, running: int, running_signature: str = "",
+          check: Callable[[Any, Ed25519PublicKey], dict[str, Any]] | None = None) -> Judgement:
     """What an agent running version `running` does with an offered envelope:
     apply a verified newer one, keep running on the same one, refuse a forged one or
-    an older one (and a different document claiming the version it runs)."""
+    an older one (and a different document claiming the version it runs). `check`
+    verifies one document type (default: policy's `verify`; the rules document's is
+    baomi.common.rulesdoc.verify); every versioned document is judged alike."""
     try:
-        doc = verify(envelope, key)
+        doc = (check or verify)(envelope, key)
     except Forged as exc:
         v = envelope.get("document", {}).get("version") if isinstance(envelope, dict) and isinstance(
             envelope.get("document"), dict) else None

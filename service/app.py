@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from baomi.common import schema
 
 from . import approvals, central, db
+from . import rules as site_rules
 from .config import CollectorConfig
 from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
 from .ingest import Ingest, Rejected
@@ -60,6 +61,8 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return cfg.max_batch_bytes
         if path == "/api/v1/enroll":
             return cfg.max_enroll_bytes
+        if path == "/rules/fingerprints":   # a document to fingerprint: its own cap, told on the page
+            return site_rules.MAX_UPLOAD_BYTES + 64 * 1024
         return cfg.max_form_bytes
     app.add_middleware(BodyLimit, limit_for=body_limit)
 
@@ -133,7 +136,8 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
 
     def documents_for(agent_id: str) -> dict[str, Any]:
         with engine.connect() as conn:
-            out: dict[str, Any] = {"policy_version": central.latest_version(conn)}
+            out: dict[str, Any] = {"policy_version": central.latest_version(conn),
+                                   "rules_version": site_rules.latest_version(conn)}
             decisions = approvals.for_agent(conn, agent_id)
             if decisions:
                 out["approvals"] = decisions
@@ -146,15 +150,14 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return conn.execute(sa.select(db.agents.c.agent_id).where(db.agents.c.agent_id == agent_id)).first() \
                 is not None
 
-    @app.get("/api/v1/policy")
-    async def policy_document(request: Request) -> Response:
-        """The latest signed policy document, as stored (agents verify it themselves; the
+    async def signed_document(request: Request, source: Any, what: str) -> Response:
+        """The latest signed document of one type, as stored (agents verify it themselves; the
         collector never sends an unsigned one). ETag / If-None-Match: 304 when unchanged."""
-        def load() -> tuple[bool, central.Published | None]:
+        def load() -> tuple[bool, Any]:
             if not enrolled(request.headers.get("x-baomi-agent")):
                 return False, None
             with engine.connect() as conn:
-                return True, central.latest(conn)
+                return True, source.latest(conn)
         try:
             known, pub = await run_in_threadpool(load)   # one trip to a worker thread for both reads
         except sa.exc.OperationalError:
@@ -162,11 +165,20 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
         if not known:
             return error(401, "unknown agent")
         if pub is None:
-            return error(404, "no policy document published")
-        body, etag = central.served(pub)
+            return error(404, f"no {what} document published")
+        body, etag = source.served(pub)
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+    @app.get("/api/v1/policy")
+    async def policy_document(request: Request) -> Response:
+        return await signed_document(request, central, "policy")
+
+    @app.get("/api/v1/rules")
+    async def rules_document(request: Request) -> Response:
+        """The latest signed rules document (docs/rules.md "Central rules")."""
+        return await signed_document(request, site_rules, "rules")
 
     if importlib.util.find_spec("baomi.service.console") is not None:
         from .console import install as install_console

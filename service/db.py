@@ -146,6 +146,15 @@ policy_documents = sa.Table(  # signed central policy documents, one row per ver
     sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
 )
 
+rules_documents = sa.Table(  # signed central rules documents, one row per version (0013)
+    "rules_documents", metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_by", sa.String(128), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),            # the signed document (JSON): rule file, hashes
+    sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
+)
+
 approvals = sa.Table(  # copy approval requests (审批) and the signed decisions on them (0012)
     "approvals", metadata,
     sa.Column("request_id", sa.String(64), primary_key=True),         # made by the agent

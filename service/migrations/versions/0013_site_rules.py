@@ -1,0 +1,28 @@
+"""central rules: the security administrator's signed rules documents (a site rule
+file and fingerprints of registered documents, by content hash only)
+
+Revision ID: 0013_site_rules
+Revises: 0012_approvals
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0013_site_rules"
+down_revision = "0012_approvals"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rules_documents",
+        sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_by", sa.String(128), nullable=False),
+        sa.Column("document", sa.Text, nullable=False),
+        sa.Column("signature", sa.String(128), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("rules_documents")

@@ -1,0 +1,133 @@
+"""Central rules on the collector (docs/rules.md "Central rules"): the site rule file
+and the registered documents' fingerprints, signed with the security administrator's
+passphrase-sealed key (service/central.py) as versioned rules documents agents fetch.
+
+Every change — the rule file edited, a fingerprint added or removed — is the next
+version of one document: the latest row is the whole current state. An uploaded
+document is hashed here and dropped: only its sha256 (with the name and level the
+security administrator gives it) is kept, in the signed document.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from baomi.common import central as doc_rules
+from baomi.common import rulesdoc
+
+from . import db
+from .central import signing_key
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+EMPTY = {"rules": "", "fingerprints": []}
+
+
+@dataclass
+class Published:
+    version: int
+    issued_at: dt.datetime
+    published_by: str
+    document: dict[str, Any]
+    signature: str
+
+    def envelope(self) -> dict[str, Any]:
+        return {"document": self.document, "signature": self.signature}
+
+
+def _row(row: Any) -> Published:
+    return Published(int(row.version), row.issued_at, row.published_by, json.loads(row.document), row.signature)
+
+
+def latest(conn: sa.Connection) -> Published | None:
+    R = db.rules_documents
+    row = conn.execute(sa.select(R).order_by(R.c.version.desc()).limit(1)).first()
+    return _row(row) if row is not None else None
+
+
+def latest_version(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.rules_documents.c.version), 0))).scalar_one())
+
+
+def history(conn: sa.Connection, limit: int = 50) -> list[Published]:
+    R = db.rules_documents
+    return [_row(r) for r in conn.execute(sa.select(R).order_by(R.c.version.desc()).limit(limit))]
+
+
+def current(conn: sa.Connection) -> dict[str, Any]:
+    pub = latest(conn)
+    return dict(pub.document) if pub is not None else dict(EMPTY)
+
+
+def publish(engine: sa.Engine, change: Callable[[dict[str, Any]], dict[str, Any]], passphrase: str,
+            by: str) -> tuple[Published, dict[str, Any]]:
+    """Sign `change(current state)` ({"rules", "fingerprints"}) as the next version and
+    store it; returns it and the changes against the previous one. RuleError (the line and
+    the reason) / ValueError / WrongPassphrase / NoSigningKey / IntegrityError (another
+    publication took the version) leave nothing stored."""
+    with engine.begin() as conn:
+        before = current(conn)
+        after = change({"rules": before.get("rules", ""), "fingerprints": list(before.get("fingerprints", []))})
+        version = latest_version(conn) + 1
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        doc = rulesdoc.document(version, after["rules"], after["fingerprints"], now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        changed = rulesdoc.changes(before, doc)
+        if not changed:
+            raise ValueError("nothing changed")
+        key = signing_key(conn, passphrase)
+        env = doc_rules.sign(doc, key)
+        del key
+        conn.execute(db.rules_documents.insert().values(
+            version=version, issued_at=now, published_by=by,
+            document=json.dumps(doc, ensure_ascii=False, sort_keys=True), signature=env["signature"]))
+    return Published(version, now, by, doc, env["signature"]), changed
+
+
+def with_rules(text: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda state: {**state, "rules": text.replace("\r\n", "\n")}
+
+
+def with_fingerprint(name: str, level: str, sha256: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def change(state: dict[str, Any]) -> dict[str, Any]:
+        if any(f["name"] == name for f in state["fingerprints"]):
+            raise ValueError(f"a document named {name!r} is registered already (remove it first)")
+        return {**state, "fingerprints": [*state["fingerprints"], {"name": name, "level": level, "sha256": sha256}]}
+    return change
+
+
+def without_fingerprint(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def change(state: dict[str, Any]) -> dict[str, Any]:
+        kept = [f for f in state["fingerprints"] if f["name"] != name]
+        if len(kept) == len(state["fingerprints"]):
+            raise LookupError(name)
+        return {**state, "fingerprints": kept}
+    return change
+
+
+class TooLarge(ValueError):
+    pass
+
+
+async def hash_upload(upload: Any, limit: int = MAX_UPLOAD_BYTES) -> tuple[str, int]:
+    """sha256 and size of an uploaded file, read in pieces and never kept (TooLarge past `limit`)."""
+    h, size = hashlib.sha256(), 0
+    while True:
+        piece = await upload.read(1024 * 1024)
+        if not piece:
+            break
+        size += len(piece)
+        if size > limit:
+            raise TooLarge(f"the file is larger than {limit // (1024 * 1024)} MB")
+        h.update(piece)
+    await upload.close()
+    return h.hexdigest(), size
+
+
+def served(pub: Published) -> tuple[bytes, str]:
+    """The bytes GET /api/v1/rules answers with, and their ETag."""
+    body = json.dumps(pub.envelope(), ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
