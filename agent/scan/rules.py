@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from baomi.common.levels import Level
-from baomi.common.rulefile import KINDS, FingerprintSettings, Rule, RuleError, parse_file  # noqa: F401
+from baomi.common.rulefile import KINDS, FingerprintSettings, Rule, RuleError, parse_file
 from .matcher import KeywordMatcher
 from .verdict import Evidence, TextChunk
 from .normalize import leading_part, normalize, regions, squeeze_cjk, strip_markup
@@ -36,6 +36,8 @@ _STARRED = re.compile(r"[★☆*]\s*\S")  # a ★ marking with its period: 机�
 MAX_EVIDENCE = 64  # per file: enough to show where, without flooding an event
 
 
+__all__ = ["KINDS", "FingerprintSettings", "Rule", "RuleError", "RuleSet", "parse_file", "central_rules",
+           "rules_stamp", "MAX_EVIDENCE"]   # the parser lives in baomi.common.rulefile, shared with the collector
 log = logging.getLogger(__name__)
 CENTRAL_STORE = "central-rules.json"   # agent/central.py RULES_STORE
 

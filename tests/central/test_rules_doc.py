@@ -202,3 +202,19 @@ def test_verdicts_made_with_older_rules_are_not_reused(tmp_path: Path) -> None:
         assert scanner.scans == 2
     finally:
         os.close(fd)
+
+
+def test_a_running_scanner_takes_new_central_rules_without_a_restart(tmp_path: Path) -> None:
+    from baomi.agent.scan.engine import Scanner
+    ctx = context(tmp_path)
+    doc = tmp_path / "plan.txt"
+    doc.write_text("本季度天穹计划的试验安排如下。\n" * 5, encoding="utf-8")
+    with Scanner(ctx.config, jobs=1) as scanner:
+        before = scanner.scan_file(doc)
+        assert before.inspectable and before.level == Level.PUBLIC and scanner.generation == 0
+        assert CentralRules(ctx).offer(1, serving([envelope(1)])) == "apply"
+        after = scanner.scan_file(doc)
+        assert scanner.generation == 1 and after.level == Level.SECRET
+        assert {e.rule for e in after.evidence} == {"site.keywords"}   # one per line
+        assert scanner.scan_file(doc).level == Level.SECRET and scanner.generation == 1
+    ctx.spool.close()
