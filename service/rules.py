@@ -5,7 +5,9 @@ passphrase-sealed key (service/central.py) as versioned rules documents agents f
 Every change — the rule file edited, a fingerprint added or removed — is the next
 version of one document: the latest row is the whole current state. An uploaded
 document is hashed here and dropped: only its sha256 (with the name and level the
-security administrator gives it) is kept, in the signed document.
+security administrator gives it) is kept, in the signed document. An uploaded
+`baomi-agent fingerprint export` file brings the document's text fingerprints
+(made on a PC, where the extractors are) and is kept as the hashes it holds.
 """
 from __future__ import annotations
 
@@ -91,11 +93,12 @@ def with_rules(text: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return lambda state: {**state, "rules": text.replace("\r\n", "\n")}
 
 
-def with_fingerprint(name: str, level: str, sha256: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def with_fingerprint(entry: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Add {name, level, sha256} (and, from an export file, chars and hashes)."""
     def change(state: dict[str, Any]) -> dict[str, Any]:
-        if any(f["name"] == name for f in state["fingerprints"]):
-            raise ValueError(f"a document named {name!r} is registered already (remove it first)")
-        return {**state, "fingerprints": [*state["fingerprints"], {"name": name, "level": level, "sha256": sha256}]}
+        if any(f["name"] == entry["name"] for f in state["fingerprints"]):
+            raise ValueError(f"a document named {entry['name']!r} is registered already (remove it first)")
+        return {**state, "fingerprints": [*state["fingerprints"], dict(entry)]}
     return change
 
 
@@ -112,19 +115,30 @@ class TooLarge(ValueError):
     pass
 
 
-async def hash_upload(upload: Any, limit: int = MAX_UPLOAD_BYTES) -> tuple[str, int]:
-    """sha256 and size of an uploaded file, read in pieces and never kept (TooLarge past `limit`)."""
+MAX_EXPORT_BYTES = 32 * 1024 * 1024   # a `baomi-agent fingerprint export` file is read whole
+
+
+async def read_upload(upload: Any, limit: int = MAX_UPLOAD_BYTES) -> tuple[str, int, dict[str, Any] | None]:
+    """sha256 and size of an uploaded file, read in pieces and never kept (TooLarge past
+    `limit`), and the entry when the file is a `baomi-agent fingerprint export` (JSON:
+    held only while it is read, to parse it)."""
     h, size = hashlib.sha256(), 0
+    held: list[bytes] | None = None
     while True:
         piece = await upload.read(1024 * 1024)
         if not piece:
             break
+        if size == 0:
+            held = [] if piece.lstrip()[:1] == b"{" else None
         size += len(piece)
         if size > limit:
             raise TooLarge(f"the file is larger than {limit // (1024 * 1024)} MB")
         h.update(piece)
+        if held is not None:
+            held = held + [piece] if size <= MAX_EXPORT_BYTES else None
     await upload.close()
-    return h.hexdigest(), size
+    entry = rulesdoc.parse_export(b"".join(held)) if held else None
+    return h.hexdigest(), size, entry
 
 
 def served(pub: Published) -> tuple[bytes, str]:

@@ -88,7 +88,15 @@ class RuleSet:
                  fingerprint_db: Path | None = None, central_fingerprints: Iterable[dict[str, Any]] = ()):
         self.rules = list(rules)
         # registered documents of the central rules document: sha256 -> (name, level)
+        central_fingerprints = list(central_fingerprints)
         self.central_fingerprints = {f["sha256"]: (f["name"], Level.parse(f["level"])) for f in central_fingerprints}
+        # and those with text fingerprints (`baomi-agent fingerprint export`): hash -> entries holding it
+        self._central_text = [(f["name"], Level.parse(f["level"]), f["sha256"], int(f["chars"]), len(f["hashes"]))
+                              for f in central_fingerprints if f.get("hashes")]
+        self._central_hashes: dict[int, list[int]] = {}
+        for i, f in enumerate(f for f in central_fingerprints if f.get("hashes")):
+            for h in f["hashes"]:
+                self._central_hashes.setdefault(h, []).append(i)
         self.central_version = 0
         self.fingerprint = fingerprint or FingerprintSettings()
         self.fingerprint_db = fingerprint_db
@@ -193,9 +201,28 @@ class RuleSet:
         if sha256 and sha256 in self.central_fingerprints:
             name, level = self.central_fingerprints[sha256]
             found.append(Evidence("fingerprint.exact", "body", level, {"fingerprint": name}, sha256))
-        elif self.fingerprint_db is not None:
+            return found
+        if self._central_text:
+            found.extend(self._eval_central_text(chunks))
+        if self.fingerprint_db is not None:
             found.extend(self._eval_fingerprints(chunks, sha256))
         return found
+
+    def _eval_central_text(self, chunks: list[TextChunk]) -> list[Evidence]:
+        """Excerpts of the central rules' registered documents (as FingerprintIndex.match)."""
+        from .fingerprint import fingerprints
+        counts: dict[int, int] = {}
+        for h in fingerprints("\n".join(c.text for c in chunks if c.zone != "metadata")):
+            for i in self._central_hashes.get(h, ()):
+                counts[i] = counts.get(i, 0) + 1
+        out = []
+        for i, n in counts.items():
+            name, level, sha, chars, total = self._central_text[i]
+            share = n / total
+            if share >= self.fingerprint.threshold and chars * share >= self.fingerprint.min_chars:
+                out.append(Evidence("fingerprint.partial", "body", level, {"fingerprint": name, "share": round(share, 2)},
+                                    sha))
+        return sorted(out, key=lambda e: -e.level)
 
     def _eval_chunk(self, chunk: TextChunk, add: Any) -> None:
         text = chunk.text

@@ -114,9 +114,23 @@ def test_publish_rules_and_fingerprints_hashes_only(tmp_path: Path, database: st
         doc = rulesdoc.verify(httpx.get(f"{collector.url}/api/v1/rules", headers=h).json(), pub)
         assert doc["version"] == 3 and doc["fingerprints"] == []
 
+        # an export file of `baomi-agent fingerprint export`: its text fingerprints are kept
+        export = rulesdoc.export("方案", "top_secret", "ab" * 32, 5000, range(1000, 1400))
+        csrf = csrf_of(sec.get("/rules").text)
+        r = sec.post("/rules/fingerprints", data={"level": "secret", "passphrase": PASSPHRASE, "csrf_token": csrf},
+                     files={"document": ("方案.fingerprint.json", json.dumps(export).encode(), "application/json")})
+        assert r.status_code == 201, r.text[:2000]
+        doc = rulesdoc.verify(httpx.get(f"{collector.url}/api/v1/rules", headers=h).json(), pub)
+        (fp,) = doc["fingerprints"]
+        assert fp["name"] == "方案" and fp["level"] == "top_secret" and fp["sha256"] == "ab" * 32
+        assert fp["chars"] == 5000 and fp["hashes"] == list(range(1000, 1400))
+        assert ">400<" in sec.get("/rules").text
+
         # the auditor sees each change with before and after; the refusals too
         published = collector.stored(kind="console.rules_published")
-        assert [p["details"]["version"] for p in published] == [1, 2, 3]
+        assert [p["details"]["version"] for p in published] == [1, 2, 3, 4]
+        assert published[3]["details"]["changes"]["fingerprints_added"] == [
+            {"name": "方案", "level": "top_secret", "sha256": "ab" * 32, "text_fingerprints": 400}]
         assert published[0]["details"]["changes"]["rules"] == {"before": "", "after": SITE}
         assert published[1]["details"]["changes"]["fingerprints_added"][0]["sha256"] == sha
         assert published[2]["details"]["changes"]["fingerprints_removed"][0]["name"] == "合同范本"

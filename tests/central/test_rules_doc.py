@@ -218,3 +218,32 @@ def test_a_running_scanner_takes_new_central_rules_without_a_restart(tmp_path: P
         assert {e.rule for e in after.evidence} == {"site.keywords"}   # one per line
         assert scanner.scan_file(doc).level == Level.SECRET and scanner.generation == 1
     ctx.spool.close()
+
+
+def test_exported_text_fingerprints_travel_in_the_document_and_match_excerpts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    from tests.scan.test_fingerprint import PARAS
+    from tests.support import docs as docgen
+    src = tmp_path / "方案.docx"
+    src.write_bytes(docgen.docx(PARAS))
+    conf = tmp_path / "agent.toml"
+    conf.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n[scan]\nrule_dirs = []\n')
+    out = tmp_path / "方案.fingerprint.json"
+    r = subprocess.run([sys.executable, "-m", "baomi.agent.cli", "fingerprint", "export", str(src), "--level", "secret",
+                        "--config", str(conf), "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    raw = out.read_bytes()
+    assert PARAS[0].encode() not in raw          # hashes, not text
+    entry = rulesdoc.parse_export(raw)
+    assert entry is not None and entry["name"] == "方案.docx" and entry["sha256"] == hashlib.sha256(
+        src.read_bytes()).hexdigest()
+    doc = rulesdoc.verify(envelope(1, fps=[entry]), KEY.public_key())
+    rs = RuleSet.load([], None, doc)
+    excerpt = [TextChunk("body", p, {"line": i}) for i, p in enumerate(reversed(PARAS[1:]), 1)]
+    ev = rs.evaluate(excerpt, "0" * 64)
+    assert [e.rule for e in ev] == ["fingerprint.partial"] and ev[0].location["fingerprint"] == "方案.docx"
+    assert rs.evaluate([TextChunk("body", "无关的正文内容。" * 80, {"line": 1})], "1" * 64) == []
+    with pytest.raises(ValueError):
+        rulesdoc.parse_export(raw.replace(b'"chars": ', b'"chars": -'))
+    assert rulesdoc.parse_export(b"PK\x03\x04") is None and rulesdoc.parse_export(b'{"a": 1}') is None

@@ -97,16 +97,23 @@ def router(web: Web) -> APIRouter:
         if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
             return page(request, s, 400, error="rules.error.bad_field", detail="no document chosen")
         try:   # hashed in pieces as it is read; the bytes are dropped here
-            sha, size = await site_rules.hash_upload(upload)
+            sha, size, exported = await site_rules.read_upload(upload)
         except site_rules.TooLarge as exc:
             return page(request, s, 413, error="rules.error.too_large", detail=str(exc))
-        name = str(form.get("name", "")).strip() or str(upload.filename)
-        level = str(form.get("level", ""))
-        if level not in FP_LEVELS:
-            return page(request, s, 400, error="rules.error.bad_field", detail=f"level {level!r}")
-        return await publish(request, s, site_rules.with_fingerprint(name, level, sha), "rules.fp_added",
+        except ValueError as exc:   # a damaged export file
+            return page(request, s, 400, error="rules.error.bad_field", detail=str(exc)[:300])
+        if exported is not None:   # text fingerprints made on a PC: its name and level unless the form names one
+            entry = dict(exported)
+            entry["name"] = str(form.get("name", "")).strip() or entry["name"]
+        else:
+            level = str(form.get("level", ""))
+            if level not in FP_LEVELS:
+                return page(request, s, 400, error="rules.error.bad_field", detail=f"level {level!r}")
+            entry = {"name": str(form.get("name", "")).strip() or str(upload.filename), "level": level, "sha256": sha}
+        return await publish(request, s, site_rules.with_fingerprint(entry), "rules.fp_added",
                              passphrase=str(form.get("passphrase", "")), fingerprint={
-                                 "name": name, "level": level, "sha256": sha, "size": size})
+                                 "name": entry["name"], "level": entry["level"], "sha256": entry["sha256"],
+                                 "upload_size": size, "text_fingerprints": len(entry.get("hashes", []))})
 
     @r.post("/rules/fingerprints/remove")
     async def remove_fingerprint(request: Request, s: auth.Session = web.need("rules.publish")) -> Response:
