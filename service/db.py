@@ -38,6 +38,7 @@ agents = sa.Table(
     sa.Column("reenroll_approved_by", sa.String(128)),  # set by `agents approve`, used up by the next enrollment
     sa.Column("policy_applied_at", sa.DateTime(timezone=True)),  # when the agent applied policy_version (0010)
     sa.Column("approvals_seq", sa.BigInteger, nullable=False, server_default="0"),  # highest decision it holds (0012)
+    sa.Column("rules_version", sa.BigInteger),   # the central rules version it runs (0013)
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 

@@ -265,6 +265,9 @@ class Ingest:
                     held = d.get("approvals_seq")
                     if isinstance(held, int) and not isinstance(held, bool) and 0 <= held < 2 ** 62:
                         values["approvals_seq"] = held
+                    rules_v = d.get("rules_version")
+                    if isinstance(rules_v, int) and not isinstance(rules_v, bool) and 0 <= rules_v < 2 ** 62:
+                        values["rules_version"] = rules_v
                 elif e["kind"] == "approval.requested":
                     approvals.record_request(conn, e, agent.host_name, received)
                 elif e["kind"] == "approval.used":

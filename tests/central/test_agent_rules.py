@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from tests.central.conftest import PASSPHRASE, add_users, create_key, csrf_of, login, save_public_key
 from tests.support.agent_run import AgentRun, gateway_unavailable, is_mount, media_component_available
 from tests.support.collector import Collector
-from tests.support.enforce_harness import write
+from tests.support.enforce_harness import wait_for, write
 from tests.support.media import LoopMedium
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
@@ -105,6 +105,9 @@ public_key = "{pem}"
                 assert _copy(agent, mp, "other.txt", b"unrelated plain text\n" * 5, held)["kind"] == "file.copied"
                 e = _copy(agent, mp, "terms-copy.txt", registered, held)
                 assert e["kind"] == "file.blocked" and "fingerprint.exact" in json.dumps(e["file"]), e
+
+                wait_for(lambda: "rules:2" in login(collector, "aud1").get("/hosts").text, 30,
+                         "the hosts page to show the rules version the host runs")
 
                 # 3. a rules document written straight into the database is refused
                 since = agent.last_seq()

@@ -1,5 +1,6 @@
 """central rules: the security administrator's signed rules documents (a site rule
-file and fingerprints of registered documents, by content hash only)
+file and fingerprints of registered documents, by hashes only), and the version each
+agent runs
 
 Revision ID: 0013_site_rules
 Revises: 0012_approvals
@@ -22,7 +23,11 @@ def upgrade() -> None:
         sa.Column("document", sa.Text, nullable=False),
         sa.Column("signature", sa.String(128), nullable=False),
     )
+    with op.batch_alter_table("agents") as batch_op:
+        batch_op.add_column(sa.Column("rules_version", sa.BigInteger))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("agents") as batch_op:
+        batch_op.drop_column("rules_version")
     op.drop_table("rules_documents")
