@@ -155,8 +155,11 @@ class Scanner:
         return self.generation
 
     def _new_worker(self) -> _Worker:
+        # the generation read before the rules: a reload in between makes the worker look
+        # older than its rules (retired early), never newer
+        generation = self.generation
         w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io)
-        w.generation = self.generation
+        w.generation = generation
         with self._lock:
             self._all.add(w)
         return w
