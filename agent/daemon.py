@@ -85,6 +85,13 @@ def run(config: AgentConfig, stop_event: threading.Event | None = None) -> int:
         log.exception("central policy not loaded")
         ctx.record("agent.component_failed", severity="high",
                    details={"component": "central policy", "error": f"{type(exc).__name__}: {exc}"})
+    from .central import rules_of
+    try:  # the kept rules document: checked (and its refusal recorded) before any scanner starts
+        rules_of(ctx).load_stored()
+    except Exception as exc:
+        log.exception("central rules not loaded")
+        ctx.record("agent.component_failed", severity="high",
+                   details={"component": "central rules", "error": f"{type(exc).__name__}: {exc}"})
     comps = start_components(ctx)
     info = None
     try:

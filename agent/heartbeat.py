@@ -1,7 +1,7 @@
 """Heartbeat: every [collector] heartbeat_s an agent.heartbeat event saying the agent is alive.
 
 It carries what the collector's host list shows: agent version, policy
-version, how many events wait in the spool and how old the oldest one is;
+version, central rules version, how many events wait in the spool and how old the oldest one is;
 on classified hosts also a short posture summary (network, radios, shares).
 """
 from __future__ import annotations
@@ -47,6 +47,8 @@ def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
     return {"version": __version__, "policy_version": policy_version(ctx),
             "policy_applied_at": (ctx.status.get("policy") or {}).get("applied_at"),
             "spool_depth": ctx.spool.depth(),
+            # the central rules version this host runs (0: none; agent/central.py CentralRules)
+            "rules_version": (ctx.status.get("rules") or {}).get("version", 0),
             # the highest approval decision this host holds (agent/approvals.py)
             "approvals_seq": ctx.status.get("approvals_seq", 0),
             # the central media registry version this host holds (agent/media/central.py)

@@ -84,6 +84,7 @@ class Uploader:
         # highest seq sent in this run; events beyond an unacknowledged hole are still sent on
         self.cursor = 0
         self.announced: Any = None   # the latest central policy version the collector named
+        self.announced_rules: Any = None   # and the latest central rules version
         self.decisions: Any = None   # signed approval decisions the collector's answer carried
         self.check_requested: Any = None  # a self-inspection report the collector asked for (立即自查)
         self.registry_announced: Any = None   # the latest central media registry version named
@@ -144,6 +145,7 @@ class Uploader:
             acked = int(answer.get("acked", 0))
             self.announced = answer.get("policy_version")
             self.registry_announced = answer.get("media_registry_version")
+            self.announced_rules = answer.get("rules_version")
             if answer.get("approvals"):
                 self.decisions = answer["approvals"]
             if answer.get("check_requested"):
@@ -271,6 +273,17 @@ class UploaderComponent:
         if outcome == "apply":
             beat(self.ctx)   # the collector learns the version this host holds at once
 
+    def _central_rules(self) -> None:
+        """Fetch, verify and keep a newer signed rules document the collector's answer named."""
+        announced, self.uploader.announced_rules = self.uploader.announced_rules, None
+        if announced is None:
+            return
+        from .central import rules_of
+        try:
+            rules_of(self.ctx).offer(announced, self.uploader._client())
+        except httpx.HTTPError as exc:
+            self._note(f"central rules not fetched: {describe_transport_error(exc, self.ctx.config.collector.url)}")
+
     def _approvals(self) -> None:
         """Keep the signed approval decisions the collector's answer carried."""
         decisions, self.uploader.decisions = self.uploader.decisions, None
@@ -318,6 +331,7 @@ class UploaderComponent:
                             self.last_error = ""
                             self._central_policy()
                             self._media_registry()
+                            self._central_rules()
                             self._approvals()
                             self._check_request()
                             continue  # more may be waiting

@@ -78,6 +78,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("policy.rollback_refused", "high", "拒绝旧版集中策略", "Older central policy refused", security=True, actionable=True),
     # -- the central media registry (docs/media.md "集中登记")
     _k("media.registry_applied", "info", "已应用集中介质登记表", "Central media registry applied", security=True),
+    _k("rules.applied", "info", "已应用集中规则", "Central rules applied", security=True),
     # -- copy approvals, 审批 (docs/media.md): a request waits for the security administrator
     _k("approval.requested", "medium", "申请拷贝审批", "Copy approval requested", "user medium file", security=True,
        actionable=True),
@@ -171,6 +172,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("console.medium_revoked", "medium", "注销介质登记", "Medium registration revoked", source="collector"),
     _k("console.medium_register_refused", "medium", "拒绝降低介质密级的登记", "Registration lowering a level refused",
        source="collector"),
+    _k("console.rules_published", "medium", "发布集中规则", "Central rules published", source="collector"),
+    _k("console.rules_refused", "low", "集中规则未通过校验", "Central rules refused", source="collector"),
 )}
 
 TELEMETRY_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.telemetry)

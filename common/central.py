@@ -216,7 +216,8 @@ def judge(envelope: Any, key: Ed25519PublicKey, running: int, running_signature:
     """What an agent running version `running` does with an offered envelope:
     apply a verified newer one, keep running on the same one, refuse a forged one or
     an older one (and a different document claiming the version it runs). `check` verifies
-    the document's type and fields (the policy's by default; the media registry passes its own)."""
+    the document's type and fields (default: the policy's `verify`; the media registry and
+    the rules document pass their own); every versioned document is judged alike."""
     try:
         doc = (check or verify)(envelope, key)
     except Forged as exc:

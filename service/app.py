@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from baomi.common import schema
 
 from . import approvals, central, db, media_registry
+from . import rules as site_rules
 from .config import CollectorConfig
 from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
 from .ingest import Ingest, Rejected
@@ -60,6 +61,8 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
             return cfg.max_batch_bytes
         if path == "/api/v1/enroll":
             return cfg.max_enroll_bytes
+        if path == "/rules/fingerprints":   # a document to fingerprint: its own cap, told on the page
+            return site_rules.MAX_UPLOAD_BYTES + 64 * 1024
         return cfg.max_form_bytes
     app.add_middleware(BodyLimit, limit_for=body_limit)
 
@@ -137,7 +140,8 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     def documents_for(agent_id: str) -> dict[str, Any]:
         with engine.connect() as conn:
             out: dict[str, Any] = {"policy_version": central.latest_version(conn),
-                                   "media_registry_version": media_registry.latest_version(conn)}
+                                   "media_registry_version": media_registry.latest_version(conn),
+                                   "rules_version": site_rules.latest_version(conn)}
             decisions = approvals.for_agent(conn, agent_id)
             if decisions:
                 out["approvals"] = decisions
@@ -153,7 +157,7 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     async def signed_document(request: Request, table: sa.Table, what: str) -> Response:
         """The latest signed document of `table`, as stored (agents verify it themselves; the
         collector never sends an unsigned one). ETag / If-None-Match: 304 when unchanged."""
-        def load() -> tuple[bool, central.Published | None]:
+        def load() -> tuple[bool, Any]:
             if not enrolled(request.headers.get("x-baomi-agent")):
                 return False, None
             with engine.connect() as conn:
@@ -179,6 +183,11 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
     async def media_registry_document(request: Request) -> Response:
         """The whole signed media registry (docs/media.md "集中登记")."""
         return await signed_document(request, db.media_registry_documents, "media registry document")
+
+    @app.get("/api/v1/rules")
+    async def rules_document(request: Request) -> Response:
+        """The latest signed rules document (docs/rules.md "Central rules")."""
+        return await signed_document(request, db.rules_documents, "rules document")
 
     if importlib.util.find_spec("baomi.service.console") is not None:
         from .console import install as install_console

@@ -44,6 +44,7 @@ agents = sa.Table(
     sa.Column("check_requested_at", sa.DateTime(timezone=True)),
     sa.Column("check_requested_by", sa.String(128)),
     sa.Column("media_registry_version", sa.BigInteger, nullable=False, server_default="0"),  # registry held (0015)
+    sa.Column("rules_version", sa.BigInteger),   # the central rules version it runs (0016)
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 
@@ -158,6 +159,15 @@ media_registry_documents = sa.Table(  # the signed central media registry, one r
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("published_by", sa.String(128), nullable=False),
     sa.Column("document", sa.Text, nullable=False),            # the signed document (JSON): every registration
+    sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
+)
+
+rules_documents = sa.Table(  # signed central rules documents, one row per version (0016)
+    "rules_documents", metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_by", sa.String(128), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),            # the signed document (JSON): rule file, hashes
     sa.Column("signature", sa.String(128), nullable=False),    # base64 Ed25519 over its canonical JSON
 )
 approvals = sa.Table(  # copy approval requests (审批) and the signed decisions on them (0012)

@@ -266,12 +266,10 @@ class Ingest:
                     applied = _parse_time(d.get("policy_applied_at"))
                     if applied is not None:
                         values["policy_applied_at"] = applied
-                    held = d.get("approvals_seq")
-                    if isinstance(held, int) and not isinstance(held, bool) and 0 <= held < 2 ** 62:
-                        values["approvals_seq"] = held
-                    reg = d.get("media_registry_version")
-                    if isinstance(reg, int) and not isinstance(reg, bool) and 0 <= reg < 2 ** 62:
-                        values["media_registry_version"] = reg
+                    for key in ("approvals_seq", "media_registry_version", "rules_version"):
+                        held = _version(d.get(key))   # what the agent holds, as it says
+                        if held is not None:
+                            values[key] = held
                 elif e["kind"] == "approval.requested":
                     approvals.record_request(conn, e, agent.host_name, received)
                 elif e["kind"] == "approval.used":
@@ -394,6 +392,11 @@ def _uncovered(lo: int, hi: int, gaps: dict[int, tuple[int, int]]) -> list[tuple
     if at <= hi:
         out.append((at, hi))
     return out
+
+
+def _version(value: Any) -> int | None:
+    """A document version (or approvals seq) an agent reports holding, or None when it is not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 62 else None
 
 
 def _parse_time(value: Any) -> dt.datetime | None:

@@ -37,6 +37,10 @@ class VerdictCache:
             self.hits += 1
             return v
 
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
     def put(self, sha: str, v: Verdict) -> None:
         if not v.inspectable and v.reason in TRANSIENT:
             return
@@ -50,12 +54,27 @@ class Verdicts:
     def __init__(self, scanner: ScannerLike, cache: VerdictCache | None = None):
         self.scanner = scanner
         self.cache = cache or VerdictCache()
+        self._generation = self._rules_generation()
+
+    def _rules_generation(self) -> int:
+        gen = getattr(self.scanner, "rules_generation", None)
+        return gen() if callable(gen) else 0
+
+    def cached(self, sha: str) -> Verdict | None:
+        """The cached verdict for this content, made with the rules the scanner runs now: a
+        verdict made with older rules (a new central rules document) is forgotten."""
+        generation = self._rules_generation()
+        if generation != self._generation:
+            self.cache.clear()
+            self._generation = generation
+            log.info("verdict cache cleared: the scanner's rules changed")
+        return self.cache.get(sha)
 
     def for_content(self, fd: int, path: str | None, sha: str, size: int) -> Verdict:
         """The verdict for the content behind `fd`: by name first (the scanner may use it),
         through the agent's own descriptor when the name is gone (renamed, deleted, medium
         detached): the content is still there."""
-        cached = self.cache.get(sha)
+        cached = self.cached(sha)
         if cached is not None:
             return cached
         by_fd = f"/proc/{os.getpid()}/fd/{fd}"

@@ -18,12 +18,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from baomi.common import media_registry as rules
 from baomi.common.events import utcnow
 
-from ..central import fetch_signed, keep, policy_of, read_kept
+from ..central import SignedDocument, read_kept
 from ..context import AgentContext
 
 log = logging.getLogger(__name__)
@@ -33,55 +31,15 @@ DOCUMENT = "media_registry"    # details.document of policy.forged / policy.roll
 _MAKE = threading.Lock()
 
 
-class CentralRegistry:
+class CentralRegistry(SignedDocument):
+    URL = "/api/v1/media-registry"
+    STORE = STORE
+    NAME = DOCUMENT
+    check = staticmethod(rules.verify)
+
     def __init__(self, ctx: AgentContext):
-        self.ctx = ctx
-        self.key = policy_of(ctx).key           # the central policy's key: one signer, one key
-        self.path = Path(ctx.config.state_dir) / STORE
-        self.running = 0
-        self.signature = ""
-        self.etag = ""
+        super().__init__(ctx)   # the central policy's key: one signer, one key
         self.document: dict[str, Any] | None = None
-        self._lock = threading.Lock()
-
-    def load_stored(self) -> None:
-        if self.key is None or not self.path.exists():
-            return
-        env = read_kept(self.path)
-        j = rules.judge(env, self.key, 0)
-        if j.outcome == "apply" and j.document is not None:
-            self._apply(j.document, env, "stored")
-        else:   # altered on this host: media.toml alone decides, and the trail says so
-            self.ctx.record("policy.forged", severity="high", details={
-                "source": "stored", "document": DOCUMENT, "path": str(self.path), "reason": j.reason,
-                "offered_version": j.version, "running_version": self.running})
-
-    def wants(self, announced: Any) -> bool:
-        return (self.key is not None and isinstance(announced, int) and not isinstance(announced, bool)
-                and announced > 0 and announced != self.running)
-
-    def offer(self, announced: Any, client: httpx.Client) -> str:
-        """Fetch and judge the latest registry document when `announced` is not the one held."""
-        if not self.wants(announced):
-            return "idle"
-        status, env, etag = fetch_signed(client, "/api/v1/media-registry", self.ctx.identity.agent_id, self.etag)
-        if env is None:
-            return status
-        with self._lock:
-            j = rules.judge(env, self.key, self.running, self.signature)  # type: ignore[arg-type]
-            self.etag = etag
-            if j.outcome == "apply" and j.document is not None:
-                keep(self.path, env)
-                self._apply(j.document, env, "collector")
-        details = {"source": "collector", "document": DOCUMENT, "reason": j.reason, "offered_version": j.version,
-                   "announced_version": announced, "running_version": self.running}
-        if j.outcome == "forged":
-            log.warning("central media registry refused: %s", j.reason)
-            self.ctx.record("policy.forged", severity="high", details=details)
-        elif j.outcome == "rollback":
-            log.warning("central media registry refused: %s", j.reason)
-            self.ctx.record("policy.rollback_refused", severity="high", details=details)
-        return j.outcome
 
     def _apply(self, doc: dict[str, Any], env: dict[str, Any], source: str) -> None:
         before, self.document = self.document, doc

@@ -133,7 +133,7 @@ class PrintJobs:
         finally:
             os.close(fd)
         # PostScript carries its text in drawing operators: read it through the PDF CUPS makes of it
-        cached = self.verdicts.cache.get(sha)
+        cached = self.verdicts.cached(sha)
         try:
             pdf = to_pdf(path, POSTSCRIPT)
         except RuntimeError as exc:

@@ -2,7 +2,14 @@
 each under a memory cap, with a time budget per file. A worker that overruns
 is killed and replaced; its file gets inspectable=false (timeout or
 limit_exceeded). scan_file is thread-safe: the daemon calls it from several
-threads; scan_paths walks folders and keeps all workers busy."""
+threads; scan_paths walks folders and keeps all workers busy.
+
+A scanner whose rules come from the configuration (the daemon's) notices a new
+central rules document kept in state_dir (rules.rules_stamp) before each file,
+loads its rules again and bumps `generation`; each worker process holds the rules it
+was started with, so a worker of an older generation is retired when it comes back
+to the pool and the next file goes to a fresh one. Nothing is swapped under a
+running scan; Verdicts (agent/enforce/verdicts.py) drops its cache on a new generation."""
 from __future__ import annotations
 
 import logging
@@ -49,6 +56,7 @@ class _Worker:
             except Exception as exc:  # the kernel's scheduler may not support it: scan anyway
                 log.info("scanner worker %d keeps its I/O priority (%s)", self.proc.pid, exc)
         self.conn = Connection(parent.detach())
+        self.generation = 0   # of the scanner's rules it was started with
         self.conn.send((limits, ruleset, memory_mb))
         try:
             ready = self.conn.recv() if self.conn.poll(STARTUP_S) else None
@@ -93,11 +101,17 @@ class Scanner:
         by default RuleSet.for_config(config), as everywhere else; nice: CPU
         priority of the worker processes (the daemon yields to the user's own work);
         idle_io: the workers read only when the disk is otherwise idle (discovery)."""
+        from .rules import rules_stamp
+        self._from_config = ruleset is None
+        self._stamp = rules_stamp(config) if self._from_config else None
         if ruleset is None:
             from .rules import RuleSet
             ruleset = RuleSet.for_config(config)
         scan_cfg = config.scan
+        self.config = config
         self.ruleset = ruleset
+        self.generation = 0
+        self._rules_lock = threading.Lock()
         self.limits = Limits.from_config(scan_cfg)
         self.timeout_s = float(scan_cfg.timeout_s)
         self.memory_mb = int(scan_cfg.memory_mb)
@@ -117,8 +131,35 @@ class Scanner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def rules_generation(self) -> int:
+        """The generation of the rules new scans use: loads them again first when the kept
+        central rules document changed (a rule set that no longer loads keeps the old one)."""
+        if not self._from_config:
+            return self.generation
+        from .rules import RuleError, RuleSet, rules_stamp
+        stamp = rules_stamp(self.config)
+        if stamp == self._stamp:
+            return self.generation
+        with self._rules_lock:
+            if stamp != self._stamp:
+                try:
+                    ruleset = RuleSet.for_config(self.config)
+                except RuleError as exc:
+                    log.error("rules not reloaded, the running ones stay: %s", exc)
+                else:
+                    self.ruleset = ruleset
+                    self.generation += 1
+                    log.info("scanner rules reloaded (central rules version %d, generation %d)",
+                             ruleset.central_version, self.generation)
+                self._stamp = stamp
+        return self.generation
+
     def _new_worker(self) -> _Worker:
+        # the generation read before the rules: a reload in between makes the worker look
+        # older than its rules (retired early), never newer
+        generation = self.generation
         w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io)
+        w.generation = generation
         with self._lock:
             self._all.add(w)
         return w
@@ -135,8 +176,14 @@ class Scanner:
         if self._closed:
             raise RuntimeError("scanner is closed")
         path = os.fspath(path)
+        generation = self.rules_generation()
         w = self._idle.get()
         try:
+            if w is not None and w.generation != generation:   # started with older rules
+                with self._lock:
+                    self._all.discard(w)
+                w.stop()
+                w = None
             if w is None or not w.alive():
                 if w is not None:
                     self._drop(w)

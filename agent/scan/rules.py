@@ -10,182 +10,94 @@ Kinds:
             Aho-Corasick automaton for all dictionaries.
 Fingerprints of registered documents are kept in an SQLite file
 (agent/scan/fingerprint.py); `[fingerprint]` in a rule file tunes the match.
+The security administrator's signed central rules document (docs/rules.md
+"Central rules", kept in state_dir by agent/central.py) adds one more rule file,
+read after the local ones, and fingerprints by content hash.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import re
-import tomllib
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from baomi.common.levels import Level
+from baomi.common.rulefile import KINDS, FingerprintSettings, Rule, RuleError, parse_file
 from .matcher import KeywordMatcher
-from .verdict import ZONES, Evidence, TextChunk
+from .verdict import Evidence, TextChunk
 from .normalize import leading_part, normalize, regions, squeeze_cjk, strip_markup
 
-KINDS = ("marking", "label", "keywords")
 _REGION_ZONES = ("header", "footer")  # where a line is laid out in regions (tabs, Calc's left/centre/right)
 _STARRED = re.compile(r"[★☆*]\s*\S")  # a ★ marking with its period: 机密★1年, not a bare 机密 or 绝密★
 MAX_EVIDENCE = 64  # per file: enough to show where, without flooding an event
 
 
-class RuleError(ValueError):
-    """A rule file that cannot be used: names the file, the rule and the key."""
-
-    def __init__(self, file: str | Path, message: str, rule: str | None = None, key: str | None = None,
-                 line: int | None = None):
-        where = f"{file}:{line}" if line else str(file)
-        what = "".join([f" rule {rule!r}" if rule else "", f" key {key!r}" if key else ""])
-        super().__init__(f"{where}:{what}: {message}" if what else f"{where}: {message}")
+__all__ = ["KINDS", "FingerprintSettings", "Rule", "RuleError", "RuleSet", "parse_file", "central_rules",
+           "rules_stamp", "MAX_EVIDENCE"]   # the parser lives in baomi.common.rulefile, shared with the collector
+log = logging.getLogger(__name__)
+CENTRAL_STORE = "central-rules.json"   # agent/central.py RULES_STORE
 
 
-@dataclass
-class Rule:
-    id: str
-    kind: str
-    zones: tuple[str, ...]
-    description: str = ""
-    level: Level | None = None             # fixed level, or
-    levels: dict[str, Level] = field(default_factory=dict)  # word in the match (group "level") → level
-    pattern: re.Pattern[str] | None = None  # marking: whole chunk; label: the property key
-    max_chars: int = 80                     # marking: longer chunks are prose, not a marking
-    words: tuple[str, ...] = ()             # keywords
-    starts_with: tuple[str, ...] = ()       # marking: the raw chunk must start with one of these (cheap pre-check)
-    requires: tuple[str, ...] = ()          # marking: one of these must occur in the raw chunk (cheap pre-check)
-    source: str = ""
-
-    def level_of(self, word: str | None) -> Level | None:
-        if word is not None and self.levels:
-            key = re.sub(r"\s+", "", normalize(word)).casefold()
-            return self.levels.get(key, self.level)
-        return self.level
+def central_path(config: Any) -> Path:
+    return Path(config.state_dir) / CENTRAL_STORE
 
 
-@dataclass
-class FingerprintSettings:
-    threshold: float = 0.30   # share of a registered document's fingerprints found
-    min_chars: int = 300      # and at least this much of its text
-
-
-def _err(file: Path | str, msg: str, rule: str | None = None, key: str | None = None) -> RuleError:
-    return RuleError(file, msg, rule, key)
-
-
-def _parse_level(value: Any, file: str, rid: str, key: str) -> Level:
+def rules_stamp(config: Any) -> tuple[int, int, int] | None:
+    """What identifies the kept central rules document on disk (None: there is none);
+    a scanner whose stamp differs loads its rules again."""
     try:
-        return Level.parse(value)
-    except ValueError as exc:
-        raise _err(file, str(exc), rid, key) from None
+        st = os.stat(central_path(config))
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _strings(raw: dict, key: str, file: str, rid: str) -> tuple[str, ...]:
-    """raw[key]: a list of non-empty strings (none if absent)."""
-    value = raw.get(key, [])
-    if not isinstance(value, list) or any(not isinstance(x, str) or not x for x in value):
-        raise _err(file, "must be a list of non-empty strings", rid, key)
-    return tuple(value)
-
-
-def _parse_rule(raw: Any, file: str) -> Rule | str:
-    """A Rule, or the id of a rule to disable (`enabled = false`)."""
-    if not isinstance(raw, dict):
-        raise _err(file, "each [[rule]] must be a table")
-    rid = raw.get("id")
-    if not isinstance(rid, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]+", rid):
-        raise _err(file, "needs an id of letters, digits, and . _ : -", key="id")
-    if raw.get("enabled", True) is False:
-        return rid
-    known = {"id", "kind", "zones", "description", "level", "levels", "pattern", "key", "max_chars",
-             "words", "enabled", "values", "starts_with", "requires"}
-    for k in raw:
-        if k not in known:
-            raise _err(file, f"unknown key (expected one of {', '.join(sorted(known))})", rid, k)
-    kind = raw.get("kind")
-    if kind not in KINDS:
-        raise _err(file, f"kind must be one of {', '.join(KINDS)}", rid, "kind")
-    default_zones = ("metadata",) if kind == "label" else ("first_page_top", "header", "footer", "body")
-    zones = raw.get("zones", list(default_zones))
-    if not isinstance(zones, list) or not zones or any(z not in ZONES for z in zones):
-        raise _err(file, f"zones must be a list from {', '.join(ZONES)}", rid, "zones")
-    rule = Rule(id=rid, kind=kind, zones=tuple(zones), description=str(raw.get("description", "")), source=file)
-    if "level" in raw:
-        rule.level = _parse_level(raw["level"], file, rid, "level")
-    levels = raw.get("levels", raw.get("values", {}))
-    if not isinstance(levels, dict):
-        raise _err(file, "must be a table of word = level", rid, "levels")
-    for word, lvl in levels.items():
-        rule.levels[re.sub(r"\s+", "", normalize(word)).casefold()] = _parse_level(lvl, file, rid, f"levels.{word}")
-    if rule.level is None and not rule.levels:
-        raise _err(file, "needs `level` or a `levels` table", rid, "level")
-    if kind in ("marking", "label"):
-        src = raw.get("key" if kind == "label" else "pattern")
-        name = "key" if kind == "label" else "pattern"
-        if not isinstance(src, str) or not src:
-            raise _err(file, "needs a regular expression", rid, name)
-        try:
-            rule.pattern = re.compile(src)
-        except re.error as exc:
-            raise _err(file, f"bad regular expression: {exc}", rid, name) from None
-        if kind == "marking" and rule.levels and "level" not in rule.pattern.groupindex:
-            raise _err(file, "a `levels` table needs a (?P<level>...) group in the pattern", rid, "pattern")
-    if kind == "marking":
-        mc = raw.get("max_chars", 80)
-        if not isinstance(mc, int) or mc < 1:
-            raise _err(file, "must be a positive integer", rid, "max_chars")
-        rule.max_chars = mc
-        rule.starts_with = _strings(raw, "starts_with", file, rid)
-        rule.requires = _strings(raw, "requires", file, rid)
-    if kind == "keywords":
-        words = raw.get("words", [])
-        if not isinstance(words, list) or any(not isinstance(w, str) or not normalize(w) for w in words):
-            raise _err(file, "must be a list of non-empty strings", rid, "words")
-        if rule.level is None:
-            raise _err(file, "keywords need a fixed `level`", rid, "level")
-        rule.words = tuple(normalize(w) for w in words)
-    return rule
-
-
-def parse_file(path: Path | str, text: str | None = None) -> tuple[list[Rule | str], dict[str, Any]]:
-    """Rules (or ids to disable) and the [fingerprint] table of one file; RuleError on any problem."""
-    name = str(path)
-    if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleError(name, f"cannot read: {exc}") from None
+def central_rules(config: Any) -> dict[str, Any] | None:
+    """The kept central rules document if it verifies against `[central] public_key`
+    (agent/central.py stores only what it accepted; an altered copy is ignored here and
+    reported by the daemon at start as policy.forged)."""
+    key_path = getattr(getattr(config, "central", None), "public_key", None)
+    path = central_path(config)
+    if key_path is None or not path.exists():
+        return None
+    from baomi.common import central, rulesdoc
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise RuleError(name, f"TOML syntax error: {exc}", line=int(m.group(1)) if m else None) from None
-    for k in data:
-        if k not in ("rule", "fingerprint"):
-            raise RuleError(name, f"unknown table {k!r} (expected [[rule]] or [fingerprint])")
-    rules = data.get("rule", [])
-    if not isinstance(rules, list):
-        raise RuleError(name, "`rule` must be an array of tables: [[rule]]")
-    fp = data.get("fingerprint", {})
-    for k, v in fp.items():
-        if k == "threshold" and not (isinstance(v, (int, float)) and 0 < v <= 1):
-            raise RuleError(name, "must be a number in (0, 1]", key="fingerprint.threshold")
-        if k == "min_chars" and not (isinstance(v, int) and v >= 1):
-            raise RuleError(name, "must be a positive integer", key="fingerprint.min_chars")
-        if k not in ("threshold", "min_chars"):
-            raise RuleError(name, "unknown key", key=f"fingerprint.{k}")
-    return [_parse_rule(r, name) for r in rules], fp
+        from cryptography.hazmat.primitives import serialization
+        key = serialization.load_pem_public_key(Path(key_path).read_bytes())
+        return rulesdoc.verify(json.loads(path.read_text(encoding="utf-8")), key)  # type: ignore[arg-type]
+    except (OSError, ValueError, TypeError, central.Forged) as exc:
+        log.warning("central rules in %s not used: %s", path, exc)
+        return None
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def central_source(doc: dict[str, Any]) -> str:
+    """The file name rule sources and errors name for the central rule file."""
+    return f"central-rules v{doc['version']}"
+
+
 class RuleSet:
     def __init__(self, rules: Iterable[Rule], fingerprint: FingerprintSettings | None = None,
-                 fingerprint_db: Path | None = None):
+                 fingerprint_db: Path | None = None, central_fingerprints: Iterable[dict[str, Any]] = ()):
         self.rules = list(rules)
+        # registered documents of the central rules document: sha256 -> (name, level)
+        central_fingerprints = list(central_fingerprints)
+        self.central_fingerprints = {f["sha256"]: (f["name"], Level.parse(f["level"])) for f in central_fingerprints}
+        # and those with text fingerprints (`baomi-agent fingerprint export`): hash -> entries holding it
+        self._central_text = [(f["name"], Level.parse(f["level"]), f["sha256"], int(f["chars"]), len(f["hashes"]))
+                              for f in central_fingerprints if f.get("hashes")]
+        self._central_hashes: dict[int, list[int]] = {}
+        for i, f in enumerate(f for f in central_fingerprints if f.get("hashes")):
+            for h in f["hashes"]:
+                self._central_hashes.setdefault(h, []).append(i)
+        self.central_version = 0
         self.fingerprint = fingerprint or FingerprintSettings()
         self.fingerprint_db = fingerprint_db
         self._markings = [r for r in self.rules if r.kind == "marking"]
@@ -210,9 +122,11 @@ class RuleSet:
         return state
 
     @classmethod
-    def load(cls, dirs: list[Path] | None = None, fingerprint_db: Path | None = None) -> "RuleSet":
+    def load(cls, dirs: list[Path] | None = None, fingerprint_db: Path | None = None,
+             central: dict[str, Any] | None = None) -> "RuleSet":
         """Shipped rules, then every *.toml of each folder in order (a missing folder is
-        skipped); a later rule with the same id replaces the earlier one."""
+        skipped), then the central rules document's rule file; a later rule with the same
+        id replaces the earlier one (a central dictionary replaces a local one of its id)."""
         by_id: dict[str, Rule] = {}
         fp: dict[str, Any] = {}
         files: list[tuple[str, str]] = []
@@ -230,6 +144,8 @@ class RuleSet:
                     files.append((str(f), f.read_text(encoding="utf-8")))
                 except (OSError, UnicodeDecodeError) as exc:
                     raise RuleError(f, f"cannot read: {exc}") from None
+        if central is not None:
+            files.append((central_source(central), central["rules"]))
         for name, text in files:
             rules, fp_part = parse_file(name, text)
             fp.update(fp_part)
@@ -239,7 +155,10 @@ class RuleSet:
                 else:
                     by_id.pop(r.id, None)  # re-insert: later files decide the order too
                     by_id[r.id] = r
-        return cls(by_id.values(), FingerprintSettings(**fp), Path(fingerprint_db) if fingerprint_db else None)
+        out = cls(by_id.values(), FingerprintSettings(**fp), Path(fingerprint_db) if fingerprint_db else None,
+                  central["fingerprints"] if central is not None else ())
+        out.central_version = int(central["version"]) if central is not None else 0
+        return out
 
     @classmethod
     def for_config(cls, config: Any) -> "RuleSet":
@@ -247,7 +166,7 @@ class RuleSet:
         the fingerprint database (fingerprint.default_db). Every scanner's rules come
         from here: the daemon's, `baomi-agent scan`'s and a Scanner given none."""
         from .fingerprint import default_db
-        return cls.load(config.scan.rule_dirs, default_db(config))
+        return cls.load(config.scan.rule_dirs, default_db(config), central_rules(config))
 
     # -- evaluation -------------------------------------------------------
     def evaluate(self, chunks: list[TextChunk], sha256: str | None = None) -> list[Evidence]:
@@ -279,9 +198,31 @@ class RuleSet:
                 lead = leading_part(chunk.text) if chunk.zone == "first_page_top" else None
                 if lead:  # `机密★1年 装备配置清单`: only a full ★ marking counts as the lead of a line
                     self._eval_chunk(TextChunk(chunk.zone, lead, chunk.location), starred)
+        if sha256 and sha256 in self.central_fingerprints:
+            name, level = self.central_fingerprints[sha256]
+            found.append(Evidence("fingerprint.exact", "body", level, {"fingerprint": name}, sha256))
+            return found
+        if self._central_text:
+            found.extend(self._eval_central_text(chunks))
         if self.fingerprint_db is not None:
             found.extend(self._eval_fingerprints(chunks, sha256))
         return found
+
+    def _eval_central_text(self, chunks: list[TextChunk]) -> list[Evidence]:
+        """Excerpts of the central rules' registered documents (as FingerprintIndex.match)."""
+        from .fingerprint import fingerprints
+        counts: dict[int, int] = {}
+        for h in fingerprints("\n".join(c.text for c in chunks if c.zone != "metadata")):
+            for i in self._central_hashes.get(h, ()):
+                counts[i] = counts.get(i, 0) + 1
+        out = []
+        for i, n in counts.items():
+            name, level, sha, chars, total = self._central_text[i]
+            share = n / total
+            if share >= self.fingerprint.threshold and chars * share >= self.fingerprint.min_chars:
+                out.append(Evidence("fingerprint.partial", "body", level, {"fingerprint": name, "share": round(share, 2)},
+                                    sha))
+        return sorted(out, key=lambda e: -e.level)
 
     def _eval_chunk(self, chunk: TextChunk, add: Any) -> None:
         text = chunk.text

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
 from baomi.common.levels import Level
+from baomi.common.rulefile import ZONES  # one list for the scanner and the rule files
 
+__all__ = ["ZONES", "Evidence", "Reason", "TextChunk", "Verdict", "Zone"]
 Zone = Literal["metadata", "first_page_top", "header", "footer", "body"]
-ZONES: tuple[str, ...] = ("metadata", "first_page_top", "header", "footer", "body")
 Reason = Literal["encrypted", "corrupt", "too_large", "limit_exceeded", "timeout", "unsupported", "unreadable", "vanished"]
 
 

@@ -2,7 +2,7 @@
 page and action (see docs/console.md). One account holds exactly one role.
 
 sysadmin  系统管理员  hosts, enrollment tokens, collector settings
-secadmin  安全保密管理员  dashboard, events and evidence, triage, media seen and registered, policy, approvals
+secadmin  安全保密管理员  dashboard, events and evidence, triage, media seen and registered, policy, site rules, approvals
 auditor   安全审计员  reads everything, changes nothing; the only one who sees
                       the console's own audit trail (nobody audits themselves)
 """
@@ -20,6 +20,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "media.register": frozenset({"secadmin"}),   # register / revoke media (集中登记), signed
     "policy.view": frozenset({"secadmin", "auditor"}),
     "policy.publish": frozenset({"secadmin"}),   # sign and publish central policy documents
+    "rules.view": frozenset({"secadmin", "auditor"}),
+    "rules.publish": frozenset({"secadmin"}),    # sign and publish site rules and fingerprints
     "approvals.view": frozenset({"secadmin", "auditor"}),
     "approvals.decide": frozenset({"secadmin"}),  # grant or refuse a copy (审批), signed
     "hosts.view": frozenset({"sysadmin", "auditor"}),
@@ -43,6 +45,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("events.view", "/events", "nav.events"),
     ("media.view", "/media", "nav.media"),
     ("policy.view", "/policy", "nav.policy"),
+    ("rules.view", "/rules", "nav.rules"),
     ("approvals.view", "/approvals", "nav.approvals"),
     ("hosts.view", "/hosts", "nav.hosts"),
     ("tokens.view", "/tokens", "nav.tokens"),

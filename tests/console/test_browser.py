@@ -58,7 +58,7 @@ def test_secadmin_dashboard_events_detail(page_for, console, shots):
     page = page_for("sec1")
     after = dt.datetime.now(dt.timezone.utc)
     assert page.url.endswith("/dashboard")
-    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/approvals"]
+    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/rules", "/approvals"]
     assert page.locator("svg.chart rect").count() > 10        # the chart has bars
     tiles = page.locator(".tile .n").all_inner_texts()
 
@@ -143,8 +143,8 @@ def test_sysadmin_hosts_and_tokens(page_for, console, shots):
 
 def test_auditor_sees_everything_and_the_audit_trail(page_for, console, shots):
     page = page_for("aud1", locale="en-US")
-    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/approvals", "/hosts", "/tokens", "/settings",
-                               "/audit"]
+    assert nav_links(page) == ["/dashboard", "/events", "/media", "/policy", "/rules", "/approvals", "/hosts", "/tokens",
+                               "/settings", "/audit"]
     page.goto(console.url + "/events?kind=file.blocked&level=top_secret")
     pk_link = page.locator("table.events tbody tr td:first-child a").first
     pk_link.click()
@@ -170,7 +170,7 @@ def test_auditor_sees_everything_and_the_audit_trail(page_for, console, shots):
     page.click("header .lang a")
     assert page.locator("h1").inner_text() == "审计记录"
     # the read-only pages render for the auditor, without any form that changes something
-    for path, heading in (("/media", "介质"), ("/policy", "策略"), ("/settings", "采集器设置"),
+    for path, heading in (("/media", "介质"), ("/policy", "策略"), ("/rules", "规则"), ("/settings", "采集器设置"),
                           ("/tokens", "注册令牌"), ("/hosts", "主机")):
         resp = page.goto(console.url + path)
         assert resp.status == 200 and page.locator("h1").inner_text() == heading

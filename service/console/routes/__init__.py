@@ -5,7 +5,7 @@ from fastapi import FastAPI
 
 from ..web import Web
 
-AREAS = ("login", "dashboard", "events", "hosts", "audit", "tokens", "settings", "media", "policy", "approvals")
+AREAS = ("login", "dashboard", "events", "hosts", "audit", "tokens", "settings", "media", "policy", "rules", "approvals")
 
 
 def include_all(app: FastAPI, web: Web) -> None:
