@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults(tmp_path: Path) -> None:
     cfg = load(write(tmp_path, ""))
     assert cfg.spool.max_bytes == 512 * 1024 * 1024
-    assert cfg.collector.heartbeat_s == 60 and cfg.collector.url is None
+    assert cfg.collector.heartbeat_s == 30 and cfg.collector.url is None  # a central change applies within 30 s
 
 
 @pytest.mark.parametrize("text, key", [
