@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from baomi.common import events as ev
-from tests.support.collector import Collector, SigningAgent
+from tests.support.collector import NO_DOCUMENTS, Collector, SigningAgent
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -65,17 +65,17 @@ def test_event_id_of_another_agent_is_refused_and_recorded(collector: Collector)
 def test_stored_seq_resent_with_different_content_is_recorded(collector: Collector) -> None:
     a = enrolled(collector)
     e1 = a.event(file={"path": "/m/report.docx"})
-    assert a.send([e1]).json() == {"acked": 1, "stored": 1, "duplicates": 0, "policy_version": 0, "rules_version": 0}
+    assert a.send([e1]).json() == {"acked": 1, "stored": 1, "duplicates": 0, **NO_DOCUMENTS}
     # the same seq again, other content (a rewritten history)
     a.seq, a.last_hash = 0, ""
     e1b = a.event(file={"path": "/m/other.docx"})
     r = a.send([e1b])
     assert r.status_code == 200
-    assert r.json() == {"acked": 1, "stored": 0, "duplicates": 0, "conflicts": 1, "policy_version": 0, "rules_version": 0}
+    assert r.json() == {"acked": 1, "stored": 0, "duplicates": 0, "conflicts": 1, **NO_DOCUMENTS}
     (rec,) = conflicts(collector)
     assert rec["details"]["reason"] == "seq_resent_different" and rec["details"]["resent"]["id"] == e1b["id"]
     # an identical re-send is a plain duplicate
-    assert a.send([e1]).json() == {"acked": 1, "stored": 0, "duplicates": 1, "policy_version": 0, "rules_version": 0}
+    assert a.send([e1]).json() == {"acked": 1, "stored": 0, "duplicates": 1, **NO_DOCUMENTS}
     assert len(conflicts(collector)) == 1
 
 

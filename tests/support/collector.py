@@ -22,6 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 COLLECTOR = [sys.executable, "-m", "baomi.service.cli"]
 
 
+# what a batch answer names when nothing central was published yet
+NO_DOCUMENTS = {"policy_version": 0, "media_registry_version": 0, "rules_version": 0}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
