@@ -100,7 +100,8 @@ def write_fails(mountpoint: Path) -> bool:
 
 
 class Agent:
-    def __init__(self, tmp: Path, host_class: str, policy: dict[str, str] | None = None, rescan_s: float = 2.0):
+    def __init__(self, tmp: Path, host_class: str, policy: dict[str, str] | None = None, rescan_s: float = 2.0,
+                 gateway: bool = True):
         self.dir = tmp
         self.config = tmp / "agent.toml"
         self.registry = tmp / "media.toml"
@@ -112,7 +113,7 @@ class Agent:
                  f'[paths]\nstate_dir = "{tmp / "state"}"\n',
                  f'[media]\nextra_removable = ["{PATTERN}"]\nregistry = "{self.registry}"\n'
                  f'registry_public_key = "{self.pub}"\nrescan_s = {rescan_s}\n',
-                 f'[enforce]\ngateway_root = "{tmp / "gw"}"\n',
+                 f'[enforce]\ngateway_root = "{tmp / "gw"}"\ngateway = {"true" if gateway else "false"}\n',
                  # the daemon runs in the machine's own network namespace: posture would block its radios
                  '[posture]\nenabled = false\n']
         if policy:
