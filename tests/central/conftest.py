@@ -21,6 +21,21 @@ def database(request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("postgres_url")
 
 
+def central_toml(collector: Collector, public_key: Path, extra: str = "") -> str:
+    """agent.toml for an agent that delivers to `collector` at once (heartbeat every second)
+    and trusts the security administrator's `public_key`; `extra`: more sections."""
+    return f"""
+[collector]
+url = "{collector.url}"
+token = "{collector.token()}"
+heartbeat_s = 1
+backoff_min_s = 0.2
+backoff_max_s = 1
+[central]
+public_key = "{public_key}"
+{extra}"""
+
+
 def add_users(collector: Collector) -> None:
     for name, (role, password) in PASSWORDS.items():
         collector.cli("user", "add", name, "--role", role, input=password + "\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.central.conftest import PASSPHRASE, add_users, create_key, csrf_of, login, save_public_key
+from tests.central.conftest import PASSPHRASE, add_users, central_toml, create_key, csrf_of, login, save_public_key
 from tests.support.agent_run import AgentRun, gateway_unavailable, is_mount, media_component_available
 from tests.support.collector import Collector
 from tests.support.enforce_harness import wait_for, write
@@ -68,16 +68,8 @@ def test_site_keyword_and_fingerprint_from_the_console_block_and_forgeries_are_r
         try:
             with LoopMedium("exfat", size_mb=64, workdir=tmp, loop_range=range(740, 760)) as loop:
                 mp = loop.mount()
-                agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / "central-rules-agent.log", extra_toml=f"""
-[collector]
-url = "{collector.url}"
-token = "{collector.token()}"
-heartbeat_s = 1
-backoff_min_s = 0.2
-backoff_max_s = 1
-[central]
-public_key = "{pem}"
-""")
+                agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / "central-rules-agent.log",
+                                 extra_toml=central_toml(collector, pem))
                 agent.start()
                 assert _copy(agent, mp, "plan-before.txt", KEYWORD_TEXT, held)["kind"] == "file.copied"
 

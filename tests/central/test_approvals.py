@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.central.conftest import PASSPHRASE, add_users, create_key, csrf_of, login, save_public_key
+from tests.central.conftest import PASSPHRASE, add_users, central_toml, create_key, csrf_of, login, save_public_key
 from tests.support.agent_run import REPO, AgentRun, gateway_unavailable, media_component_available
 from tests.support.collector import Collector
 from tests.support.enforce_harness import wait_for, write
@@ -76,19 +76,11 @@ def test_requested_granted_used_once_then_blocked_and_forgeries_refused(tmp_path
         try:
             with LoopMedium("exfat", size_mb=64, workdir=tmp, loop_range=range(720, 800)) as loop:
                 mp = loop.mount()
-                agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / "approvals-agent.log", extra_toml=f"""
-[collector]
-url = "{collector.url}"
-token = "{collector.token()}"
-heartbeat_s = 1
-backoff_min_s = 0.2
-backoff_max_s = 1
-[central]
-public_key = "{pem}"
+                agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / "approvals-agent.log", extra_toml=central_toml(collector, pem, f"""
 [approvals]
 socket = "{tmp / 'request.sock'}"
 clock_skew_s = 0
-""")
+"""))
                 agent.request_socket = tmp / "request.sock"
                 agent.start()
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from baomi.agent.media.registry import load_public_key
 from baomi.common import media_registry as rules
-from tests.central.conftest import PASSPHRASE, add_users, create_key, csrf_of, login, save_public_key
+from tests.central.conftest import PASSPHRASE, add_users, central_toml, create_key, csrf_of, login, save_public_key
 from tests.support.agent_run import AgentRun, gateway_unavailable, media_component_available
 from tests.support.collector import Collector, SigningAgent
 from tests.support.enforce_harness import wait_for, write
@@ -160,16 +160,7 @@ def test_agent_takes_registrations_from_the_console(tmp_path: Path, artifacts: P
         try:
             with LoopMedium("exfat", size_mb=64, workdir=tmp, loop_range=range(760, 780)) as loop:
                 agent = AgentRun(tmp, [loop], mode=mode, host_class="classified",
-                                 log_path=artifacts / "media-registry-agent.log", extra_toml=f"""
-[collector]
-url = "{collector.url}"
-token = "{collector.token()}"
-heartbeat_s = 1
-backoff_min_s = 0.2
-backoff_max_s = 1
-[central]
-public_key = "{pem}"
-""")
+                                 log_path=artifacts / "media-registry-agent.log", extra_toml=central_toml(collector, pem))
                 agent.start(ready=False)
                 # 1. a personal stick on a classified host: denied
                 denied = agent.wait_event(lambda e: e["kind"] == "medium.denied"
