@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from baomi.common import schema
 
-from . import approvals, central, db, media_registry
+from . import approvals, central, db
 from . import rules as site_rules
 from .config import CollectorConfig
 from .enroll import EnrollError, EnrollRefused, enroll, record_refusal
@@ -139,9 +139,12 @@ def create_app(cfg: CollectorConfig, engine: sa.Engine | None = None, *, backgro
 
     def documents_for(agent_id: str) -> dict[str, Any]:
         with engine.connect() as conn:
-            out: dict[str, Any] = {"policy_version": central.latest_version(conn),
-                                   "media_registry_version": media_registry.latest_version(conn),
-                                   "rules_version": site_rules.latest_version(conn)}
+            # one round trip for the three latest versions: this runs for every heartbeat
+            top = [sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0)).scalar_subquery()
+                   for t in (db.policy_documents, db.media_registry_documents, db.rules_documents)]
+            versions = conn.execute(sa.select(*top)).one()
+            out: dict[str, Any] = dict(zip(("policy_version", "media_registry_version", "rules_version"),
+                                           (int(v) for v in versions)))
             decisions = approvals.for_agent(conn, agent_id)
             if decisions:
                 out["approvals"] = decisions
