@@ -428,12 +428,18 @@ def test_file_judged_before_sigkill_is_settled_after_restart_not_refused(held_ag
     (tmp_path / "clean.txt").write_bytes(clean)
     (tmp_path / "marked.txt").write_bytes(marked)
     seq = h.agent.last_seq()
+    dev = Path(h.medium.devnode).name
+    (hidden,) = [Path(m) for m in h.agent.hidden_mounts() if Path(m).name.startswith(dev + "-")]
     writers = [start_writer(tmp_path / "clean.txt", h.x / "clean.txt"),
                start_writer(tmp_path / "marked.txt", h.x / "marked.txt")]
-    # judged clean (file.copied is recorded with the verdict), its copy to the medium under way
-    h.agent.wait_event(lambda e: e["kind"] == "file.copied" and e["file"]["path"] == "clean.txt", 120,
-                       "the verdict on clean.txt", seq)
+    # judged clean, its copy to the medium under way: the kill comes the moment the hidden
+    # commit name appears on the real filesystem. Waiting for the verdict's event instead
+    # let the whole 30 MB commit finish first on a fast machine, leaving nothing to recover.
+    def committing() -> bool:
+        return any(n.startswith(".baomi-commit-") for n in os.listdir(hidden))
+    wait_for(committing, 120, "the commit of clean.txt under way", interval=0.002)
     h.agent.kill()
+    assert not (hidden / "clean.txt").exists(), "the commit finished before the kill: nothing left to recover"
     for w in writers:
         w.communicate(timeout=30)
     assert stat_returns(h.x)
