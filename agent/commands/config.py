@@ -11,7 +11,6 @@ from typing import Any
 
 from baomi.common.cli import action
 from ..config import ConfigError
-from ..enroll import enrolled_with
 from .common import add_config_arg, load_config
 
 SECRET_KEYS = {"token"}  # shown as set or not, never printed
@@ -92,6 +91,7 @@ def missing_for_run(cfg: Any) -> list[str]:
     col = cfg.collector
     if not col.url:
         return ["[collector] url"]
+    from ..enroll import enrolled_with   # here: httpx is slow to load, and every command builds the parser
     if not col.token and not enrolled_with(cfg.paths.state_dir, col.url):
         return ["[collector] token (this agent has not enrolled yet)"]
     return []

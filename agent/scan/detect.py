@@ -2,6 +2,7 @@
 inside zip and OLE containers; the extension never decides."""
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
@@ -101,10 +102,67 @@ def refine_text(mime: str, head: bytes) -> str:
     return mime
 
 
+# Types certain from their first bytes. libmagic's soft tests (regular expressions
+# over the head) cost about 2 ms on a text file and 0.1-0.4 ms on the others, more
+# than reading most office files; these skip it.
+_SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\x1f\x8b", "application/gzip"),
+               (b"\xfd7zXZ\x00", "application/x-xz"), (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"))
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
+_FIRST_WORD = re.compile(r"\s*[\w\u3000-\u303f\uff00-\uffef\u2605\u2606]", re.UNICODE)
+
+
+def _decoded_head(head: bytes) -> str | None:
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        encodings: tuple[str, ...] = ("utf-16",)
+    else:
+        encodings = ("utf-8-sig", "gb18030")
+    for enc in encodings:
+        try:  # incremental: the head may end inside a multi-byte character
+            return codecs.getincrementaldecoder(enc)().decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def plain_text(head: bytes) -> bool:
+    """Whether the head is prose that libmagic could only call text/plain: UTF-8,
+    GB18030 or UTF-16 with its byte-order mark, without control characters, starting with a word (not markup, a script's
+    #!, a mail header, JSON or a PostScript %!) and without a "<" or a comma, where
+    libmagic's HTML, XML and CSV tests would have something to find."""
+    text = _decoded_head(head)
+    if not text or "<" in text or "," in text or _CONTROLS.search(text) or not _FIRST_WORD.match(text):
+        return False
+    first = text.lstrip().split("\n", 1)[0]
+    return not _HEADER_LINE.match(first.encode()) and not first.startswith(("From ", "BEGIN:"))
+
+
+def _signature(head: bytes) -> str | None:
+    for sig, mime in _SIGNATURES:
+        if head.startswith(sig):
+            return mime
+    if head[:3] == b"BZh" and head[3:4].isdigit():
+        return "application/x-bzip2"
+    return None
+
+
 def detect(data: bytes) -> str:
     """MIME type of a file's bytes."""
-    mime = magic_type(data[:MAGIC_BYTES])
-    if data[:4] == b"PK\x03\x04" or mime in _ZIP_MIMES and data[:2] == b"PK":
+    head = data[:MAGIC_BYTES]
+    known = _signature(head)
+    if known:
+        return known
+    if data[:4] == b"PK\x03\x04":
+        try:
+            return refine_zip(zipfile.ZipFile(io.BytesIO(data)))
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return magic_type(head)
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        refined = _ole(data)
+        return refined if refined is not None else magic_type(head)
+    if plain_text(head):
+        return refine_text("text/plain", data)
+    mime = magic_type(head)
+    if mime in _ZIP_MIMES and data[:2] == b"PK":
         try:
             return refine_zip(zipfile.ZipFile(io.BytesIO(data)))
         except (zipfile.BadZipFile, ValueError, OSError):
@@ -113,11 +171,16 @@ def detect(data: bytes) -> str:
         return refine_xml(data) or mime
     if mime in ("text/xml", "application/xml", "text/plain"):
         return refine_text(mime, data)
-    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or mime in _OLE_MIMES:
-        import olefile
-        try:
-            with olefile.OleFileIO(io.BytesIO(data)) as ole:
-                return refine_ole({e[0].lower() for e in ole.listdir(streams=True, storages=True)})
-        except Exception:  # olefile raises many kinds on damaged files
-            return mime
+    if mime in _OLE_MIMES:
+        refined = _ole(data)
+        return refined if refined is not None else mime
     return mime
+
+
+def _ole(data: bytes) -> str | None:
+    import olefile
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            return refine_ole({e[0].lower() for e in ole.listdir(streams=True, storages=True)})
+    except Exception:  # olefile raises many kinds on damaged files
+        return None

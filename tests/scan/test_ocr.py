@@ -4,6 +4,7 @@ first_page_top, a photo without text is public and inspectable (never
 blocked as unreadable), and limits and a missing Tesseract are reported."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,29 @@ def test_scan_variants(rules: RuleSet, dpi: int, rotate: float, noise: float, fm
     img = scans.page(["机密★1年"] + NOTICE, dpi=dpi, rotate=rotate, noise=noise)
     _, ev, level = verdict(rules, scans.encode(img.convert("RGB") if fmt == "JPEG" else img, fmt))
     assert level == Level.SECRET and ev[0].zone == "first_page_top"
+
+
+def test_heic_phone_photo_of_a_marked_page_is_read(rules: RuleSet) -> None:
+    """HEIC, as phones save photos: written by libheif's x265 encoder (pillow-heif), read
+    back through the same library and OCR'd."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is not installed")
+    img = scans.page(["机密★1年"] + NOTICE, dpi=200, rotate=0.5, noise=0.002).convert("RGB")
+    heif = pillow_heif.from_pillow(img)
+    out = io.BytesIO()
+    heif.save(out, format="HEIF", quality=85)
+    data = out.getvalue()
+    assert data[4:12] == b"ftypheic"
+    ex, ev, level = verdict(rules, data)
+    assert ex.type in ("image/heic", "image/heif") and ex.inspectable, ex.detail
+    assert level == Level.SECRET and ev[0].zone == "first_page_top" and ev[0].location["ocr"] is True
+
+
+def test_heic_without_text_is_public_and_inspectable(rules: RuleSet) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is not installed")
+    out = io.BytesIO()
+    pillow_heif.from_pillow(scans.photo(800, 600).convert("RGB")).save(out, format="HEIF", quality=60)
+    ex, ev, level = verdict(rules, out.getvalue())
+    assert ex.inspectable and ev == [] and level == Level.PUBLIC, ex.detail
 
 
 def test_screenshot_small_image(rules: RuleSet) -> None:

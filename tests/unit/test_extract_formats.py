@@ -122,15 +122,18 @@ def test_truncated_docx_is_corrupt(tmp_path):
     assert ex.reason in ("corrupt", "unsupported")
 
 
-def test_billion_laughs_is_corrupt(tmp_path):
-    lol = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_billion_laughs_is_corrupt(tmp_path, encoding):
+    """In UTF-16 the DOCTYPE is not the ASCII bytes the C parser's shortcut looks for:
+    it must still reach defusedxml."""
+    lol = (f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
            '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
            '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
            f'<w:document {docs.W}><w:body><w:p><w:r><w:t>&lol3;</w:t></w:r></w:p></w:body></w:document>')
     good = docs.docx([MARK])
     src = zipfile.ZipFile(io.BytesIO(good))
     parts = {n: src.read(n) for n in src.namelist()}
-    parts["word/document.xml"] = lol.encode()
+    parts["word/document.xml"] = lol.encode(encoding)
     ex = run(tmp_path, "lol.docx", docs._zip(parts))
     assert not ex.inspectable and ex.reason == "corrupt"
     assert "lol" * 10 not in "".join(c.text for c in ex.chunks)

@@ -1,5 +1,5 @@
-"""Images (scans, phone photos, screenshots: PNG, JPEG, TIFF, BMP, GIF, WebP and
-whatever else Pillow decodes) read by OCR. The pixel limit is checked from the
+"""Images (scans, phone photos, screenshots: PNG, JPEG, TIFF, BMP, GIF, WebP, HEIC
+and whatever else Pillow decodes) read by OCR. The pixel limit is checked from the
 header before anything is decoded; each frame of a multi-page TIFF or GIF is a
 page. An image whose OCR finds no text is inspected and public; without
 Tesseract it is unsupported, with the reason."""
@@ -11,6 +11,24 @@ from .. import ocr
 from .base import Ctx, Incomplete, TopLines
 
 
+# the ISO base media brands of HEIF still images (phone photos: HEIC); AVIF is not read
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc", b"hevx")
+
+
+def is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
+
+def _heif_opener() -> None:
+    """Pillow reads HEIC once pillow-heif (libheif and its HEVC decoder, in the wheel)
+    registers itself; loaded only for such a file, as most scans never meet one."""
+    try:
+        import pillow_heif
+    except ImportError:   # an installation without it: the image is unsupported, as before
+        return
+    pillow_heif.register_heif_opener()
+
+
 def image(data: bytes, ctx: Ctx) -> None:
     lim = ctx.limits
     why = ocr.missing(lim.ocr_languages) if lim.ocr else "OCR is switched off ([scan] ocr = false)"
@@ -18,6 +36,8 @@ def image(data: bytes, ctx: Ctx) -> None:
         raise Incomplete("unsupported", f"{ctx.where()}: an image; {why}")
     from PIL import Image, UnidentifiedImageError
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, from the header, before decoding
+    if is_heif(data):
+        _heif_opener()
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

@@ -180,12 +180,16 @@ def _rels(zf: zipfile.ZipFile, part: str, ctx: Ctx) -> dict[str, str]:
 
 def _t_text(el: Element) -> str:
     """The text of every <t> element under el (xlsx strings, pptx paragraphs)."""
-    return "".join(t.text or "" for t in el.iter() if local(t.tag) == "t")
+    return "".join(t.text or "" for t in el.iter() if isinstance(t.tag, str) and (t.tag == "t" or t.tag.endswith("}t")))
 
 
 def _rel_id(el: Element) -> str:
     """The r:id attribute of el (any namespace prefix), or ""."""
     return next((v for k, v in el.attrib.items() if local(k) == "id"), "")
+
+
+_ROW = re.compile(r"[A-Z]+(\d+)")
+_HEADERS_FOOTERS = ("oddHeader", "evenHeader", "firstHeader", "oddFooter", "evenFooter", "firstFooter")
 
 
 def xlsx(data: bytes, ctx: Ctx) -> None:
@@ -203,31 +207,32 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
         root = optional_xml(zf, part, ctx) if part else None
         if root is None:
             continue
+        # the sheet's own namespace (transitional or strict OOXML), so that ElementTree
+        # finds the cells in C instead of every element passing through local()
+        ns = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
         cells: list[tuple[int, str, str]] = []
-        for c in root.iter():
-            if local(c.tag) != "c":
-                continue
+        for c in root.iter(ns + "c"):
             ref, typ = c.get("r", ""), c.get("t")
             text = ""
             if typ == "s":
-                v = next((x.text for x in c if local(x.tag) == "v"), None)
                 try:
-                    text = shared[int(v or "")]
+                    text = shared[int(c.findtext(ns + "v") or "")]
                 except (ValueError, IndexError):
                     continue
             elif typ == "inlineStr":
                 text = _t_text(c)
             elif typ == "str":
-                text = next((x.text or "" for x in c if local(x.tag) == "v"), "")
+                text = c.findtext(ns + "v") or ""
             if text.strip():
-                m = re.match(r"[A-Z]+(\d+)", ref)
+                m = _ROW.match(ref)
                 cells.append((int(m.group(1)) if m else len(cells) + 1, ref, text))
         cells_to_chunks(ctx, name, i == 0, cells)
-        for hf in root.iter():
-            tag = local(hf.tag)
-            if tag in ("oddHeader", "evenHeader", "firstHeader", "oddFooter", "evenFooter", "firstFooter") and hf.text:
-                for piece in header_footer_pieces(hf.text):
-                    ctx.add("header" if "Header" in tag else "footer", piece, sheet=name, part=tag)
+        for block in root.iter(ns + "headerFooter"):
+            for hf in block:
+                tag = local(hf.tag)
+                if tag in _HEADERS_FOOTERS and hf.text:
+                    for piece in header_footer_pieces(hf.text):
+                        ctx.add("header" if "Header" in tag else "footer", piece, sheet=name, part=tag)
 
 
 # -- pptx -------------------------------------------------------------------
