@@ -5,8 +5,8 @@ OFD, zip and tar.gz archives, with and without markings), then in the same run:
   baomi:   baomi-agent scan --json (all worker processes)
   toolbox: rg on plain text, `unzip -p FILE | grep -E` on OOXML/OFD/zip,
            `pdftotext FILE - | grep -E` on PDFs, `tar -xzOf | grep -E` on tarballs
-and prints files/s, MB/s, peak RSS (baomi and its workers), and the cost per
-small text file (2,000 files).
+and prints files/s, MB/s, peak RSS (baomi and its workers), the same comparison
+per kind of file, and the cost per small text file (2,000 files).
 
 Then an image corpus (--images, default 200: scanned pages at 150 and 300 dpi,
 slightly rotated and noisy, and photos; half marked), scanned by baomi (OCR)
@@ -146,6 +146,34 @@ def run_toolbox(root: Path, jobs: int) -> float:
     return time.perf_counter() - t
 
 
+KINDS = {"text (UTF-8, GB18030, UTF-16)": (".txt",), "OOXML and OFD": (".docx", ".xlsx", ".pptx", ".ofd"),
+         "PDF": (".pdf",), "zip and tar.gz": (".zip", ".tar.gz")}
+
+
+def by_kind(corpus: Path, root: Path, jobs: int) -> None:
+    """The same comparison per kind of file (one run each, after a warm-up), and
+    baomi's start-up (the scanner and its workers, on one tiny file per worker),
+    which every row includes."""
+    tiny = root / "tiny"
+    tiny.mkdir(parents=True, exist_ok=True)
+    for i in range(jobs):
+        (tiny / f"{i}.txt").write_text("通知\n", encoding="utf-8")
+    start = min(run_baomi(tiny, jobs)[0] for _ in range(3))
+    print(f"by kind (one run each; baomi's rows include its start-up: {start:.2f} s for {jobs} tiny files):")
+    for kind, suffixes in KINDS.items():
+        folder = root / kind.split()[0]
+        if not folder.exists():
+            folder.mkdir()
+            for f in corpus.iterdir():
+                if f.name.endswith(suffixes):
+                    os.link(f, folder / f.name)
+        files = list(folder.iterdir())
+        mb = sum(f.stat().st_size for f in files) / 1e6
+        run_toolbox(folder, jobs)
+        b, t = run_baomi(folder, jobs)[0], run_toolbox(folder, jobs)
+        print(f"  {kind:30} {len(files):4} files {mb:6.0f} MB   baomi {b:5.2f} s   toolbox {t:5.2f} s   {t / b:.2f}x")
+
+
 def small_files(root: Path, n: int = 2000) -> tuple[float, float]:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -279,6 +307,7 @@ def main() -> int:
     print(f"{'toolbox (rg/unzip/pdftotext)':24}{len(files) / t_time:>10.1f}{size / t_time:>10.1f}{t_time:>10.2f}")
     print(f"baomi / toolbox speed: {t_time / b_time:.2f}x (runs: baomi {', '.join(f'{x:.2f}' for x in b_runs)} s; "
           f"toolbox {', '.join(f'{x:.2f}' for x in t_runs)} s)")
+    by_kind(corpus, tmp / "by-kind", a.jobs)
     ms, rg_ms = small_files(tmp / "small")
     print(f"small text files (2000): baomi {ms:.2f} ms/file (incl. start-up), rg {rg_ms:.3f} ms/file")
     if a.images:

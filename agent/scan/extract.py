@@ -165,7 +165,11 @@ def extract(path: Path | str, limits: Limits) -> Extraction:
 def read_capped(f: Any, size: int, cap: int) -> bytes:
     """The file's bytes, up to cap + 1 (so growth past the cap shows); never a
     buffer of cap bytes up front, which a memory-capped worker cannot afford."""
-    data = bytearray(f.read(min(size, cap) + 1))
+    want = min(size, cap) + 1
+    first = f.read(want)
+    if len(first) < want:
+        return first    # the whole file in one read, as nearly always: no copy
+    data = bytearray(first)
     while len(data) <= cap:
         block = f.read(min(1024 * 1024, cap + 1 - len(data)))
         if not block:
