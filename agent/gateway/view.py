@@ -294,7 +294,16 @@ class View(pyfuse3.Operations):
             except OSError as e:
                 raise _err(e)
             try:
-                listed = set(n for n in os.listdir(dfd) if not n.startswith(COMMIT_PREFIX))
+                listed = set(os.listdir(dfd))
+                hidden = {n for n in listed if n.startswith(COMMIT_PREFIX)}
+                listed -= hidden
+                if hidden and m.busy == 0:
+                    # no commit in flight on this medium (and none can start before this
+                    # returns: commits start on this thread), so these are a killed
+                    # agent's leftovers that recovery had no record of: never shown, and
+                    # removed here rather than left to fill the stick
+                    for n in hidden:
+                        remove_quietly(dfd, n)
             finally:
                 os.close(dfd)
             for (k, srel), s in self.staged.items():   # new files live only in staging

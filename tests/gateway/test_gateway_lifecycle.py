@@ -64,6 +64,45 @@ def test_gateway_umount_while_50mb_file_pending_waits_for_the_commit(held_factor
     assert (check / "big.bin").read_bytes() == data
 
 
+def test_leftover_commit_file_without_a_record_is_removed_when_its_folder_is_listed(held_factory, tmp_path):
+    """Regression: after the SIGKILL cycles of the held scenarios, a hidden commit file
+    now and then stayed on the medium with no journal record for recovery to find. The
+    view never shows one; listing its folder while no commit is in flight on the medium
+    removes it, and a commit in flight keeps its own."""
+    release = threading.Event()
+    judging = threading.Event()
+
+    def held_judge(staged):
+        judging.set()
+        assert release.wait(60)
+        return judge(staged)
+
+    h = held_factory("exfat", judge_fn=held_judge)
+    (h.x / "d").mkdir()
+    top = h.real / ".baomi-commit-0123456789abcdef"
+    inner = h.real / "d" / ".baomi-commit-fedcba9876543210"
+    for p in (top, inner):
+        p.write_bytes(b"clean bytes of a killed commit")
+    src = tmp_path / "a.txt"
+    src.write_bytes(clean_bytes(2 * 1024 * 1024))
+    cp = subprocess.Popen(["cp", str(src), str(h.x / "a.txt")], stderr=subprocess.PIPE, text=True)
+    try:
+        assert judging.wait(60), "the judge was never called"
+        # a commit in flight: the staged file is listed, the leftover hidden but not touched
+        assert sorted(os.listdir(h.x)) == ["a.txt", "d"]
+        assert top.exists()
+    finally:
+        release.set()
+    assert cp.wait(60) == 0, cp.stderr.read()
+    h.events.wait("gateway.committed")
+    assert sorted(os.listdir(h.x)) == ["a.txt", "d"]
+    assert not top.exists(), "the leftover beside a listed folder's files stayed"
+    assert inner.exists(), "a folder not listed yet was touched"
+    assert os.listdir(h.x / "d") == []
+    assert not inner.exists()
+    assert (h.real / "a.txt").read_bytes() == src.read_bytes()
+
+
 @pytest.mark.parametrize("fstype", ["ext4", "exfat"])
 def test_gateway_medium_yanked_mid_copy_names_the_file(held_factory, tmp_path, fstype):
     h = held_factory(fstype, size_mb=96)
