@@ -66,7 +66,10 @@ class Gateway:
         self._stale: list[str] = []
         self._bound_real = False
         self._busy_keys: set[str] = set()
-        self._lock = threading.Lock()
+        # a take-over (attach) and recovery's sweep of the mount table and the journal
+        # exclude each other: the sweep would take an attach's fresh hidden mount, not yet
+        # registered, for a crash's leftover and unmount it under the user
+        self._takeover = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -194,7 +197,10 @@ class Gateway:
         stays in after_write mode for this medium)."""
         if self._token is None:
             raise GatewayError("gateway not started")
-        mp = os.path.abspath(mountpoint)
+        with self._takeover:
+            self._attach(key, os.path.abspath(mountpoint), fs_uuid)
+
+    def _attach(self, key: str, mp: str, fs_uuid: str) -> None:
         if key in self.view.media:
             raise GatewayError(f"{key} is already held")
         top = mounts.mount_at(mp)
@@ -415,6 +421,18 @@ class Gateway:
         with forget_absent)."""
         if self._token is None:
             raise GatewayError("start() first")
+        with self._takeover:
+            rec = self._sweep(reattach)
+        self._settle_waiting(rec, forget_absent)
+        return rec
+
+    async def _staged_snapshot(self) -> tuple[list[tuple[str, dict | None]], set[str]]:
+        """The journal's entries and the ids being staged now, at one moment of the FUSE loop."""
+        return list(self.staging.records()), {s.sid for s in self.view.staged.values()}
+
+    def _sweep(self, reattach: bool) -> Recovery:
+        """Stale mounts, media served again, and the journal's entries sorted: lost ones
+        reported, complete ones left in _waiting for their medium."""
         rec = Recovery()
         # never stat our own mount from this process: a thread waiting on its own FUSE
         # server can keep a SIGKILLed agent from ever exiting (and so hang every user)
@@ -422,8 +440,10 @@ class Gateway:
         own = top.devnum if top is not None and top.fstype == FSTYPE else None
         rec.stale_mounts = self._stale + self._unmount_stale(own_dev=own)
         self._stale = []
+        # taken before any medium is served again: a file a user starts on a medium served
+        # again below is not a crash's leftover
+        leftover, live = self._call(self._staged_snapshot)
         table = mounts.mountinfo()
-        live = {s.sid for s in self.view.staged.values()}
         for mr in self.staging.media():
             key = mr.get("key", "")
             if key in self.view.media:
@@ -450,7 +470,7 @@ class Gateway:
             if e.mountpoint.startswith(str(self.real_root) + "/") and \
                     not any(m.real_path == e.mountpoint for m in self.view.media.values()):
                 mounts.umount_patiently(e.mountpoint)
-        for sid, r in list(self.staging.records()):
+        for sid, r in leftover:
             if sid in live:
                 continue
             if r is None:
@@ -470,6 +490,9 @@ class Gateway:
                                                 "reason": "incomplete: the writer had not closed the file"})
                 continue
             self._waiting.setdefault(key, []).append((sid, r))
+        return rec
+
+    def _settle_waiting(self, rec: Recovery, forget_absent: bool) -> None:
         for key in list(self._waiting):
             if key in self.view.media:
                 self._call(self._recommit_waiting, key, rec)
@@ -482,7 +505,6 @@ class Gateway:
                                                     "reason": "medium not attached"})
             else:
                 rec.waiting.extend((key, r.get("relpath", "")) for _, r in self._waiting[key])
-        return rec
 
     async def _recommit_waiting(self, key: str, rec: Recovery | None) -> None:
         m = self.view.media.get(key)

@@ -80,7 +80,7 @@ class MediaComponent:
     def start(self) -> None:
         # a medium the staging gateway serves again after a restart: its hidden mount now
         # counts as the mount users know (ctx.held), so look at the mounts again
-        self.ctx.bus.subscribe("medium.held", lambda key: self.q.put(("mounts", read_mounts())))
+        self.ctx.bus.subscribe("medium.held", lambda key: self.q.put(("mounts", None)))
         # a new central registry document: media.toml merged with it again, attached media judged again
         self.ctx.bus.subscribe(central_registry.TOPIC, lambda version: self.q.put(("rescan", "central registry")))
         self._load_registry(initial=True)
@@ -92,7 +92,10 @@ class MediaComponent:
         except OSError as exc:  # no netlink (containers): rescans alone keep the view right
             log.warning("no device events (%s); re-enumerating every second", exc)
             self.cfg.rescan_s = min(self.cfg.rescan_s, 1.0)
-        MountWatcher(lambda mounts: self.q.put(("mounts", mounts)), self._stop).start()
+        # a change is queued as news, and the table read when it is handled: a rescan or a
+        # uevent handled in between reads a newer table, and a queued older one would
+        # then undo what it saw (a medium mounted meanwhile reported unmounted)
+        MountWatcher(lambda _table: self.q.put(("mounts", None)), self._stop).start()
         for target, name in ((self._worker, "baomi-media"), (self._ticker, "baomi-media-rescan")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -117,7 +120,7 @@ class MediaComponent:
                 if kind == "uevent":
                     self._on_uevent(arg)
                 elif kind == "mounts":
-                    self._sync_mounts(arg)
+                    self._sync_mounts(read_mounts())
                 elif kind == "rescan":
                     self._rescan()
                 elif kind == "overflow":

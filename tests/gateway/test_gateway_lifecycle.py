@@ -15,8 +15,8 @@ import pytest
 
 from baomi.agent.gateway import FSTYPE
 
-from .conftest import REPO_ROOT, cleanup_roots, need_gateway
-from .support import (assert_not_on_device, clean_bytes, is_mount, judge, marked_bytes, pieces, run,
+from .conftest import REPO_ROOT, cleanup_roots, make_gateway, need_gateway
+from .support import (Events, assert_not_on_device, clean_bytes, is_mount, judge, marked_bytes, pieces, run,
                       stat_returns)
 from tests.support.media import LoopMedium
 
@@ -264,6 +264,50 @@ def test_gateway_available_names_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyfuse3", None)      # import fails
     ok, why = available()
     assert not ok and "pyfuse3" in why
+
+
+def test_recovery_during_a_take_over_leaves_its_hidden_mount_alone(tmp_path, monkeypatch):
+    """Regression (CI, test_registered_medium_stays_writable_on_classified_host): the agent
+    recovers in a thread of its own at start, and a medium mounted meanwhile was being
+    taken over. Recovery took the take-over's fresh hidden mount, not yet registered, for a
+    crash's leftover and unmounted it: the medium vanished from its mount point. Here the
+    recovery is started at the worst moment, between the bind to the hidden folder and the
+    unmount of the user's mount point."""
+    from baomi.agent.gateway import mounts as gw_mounts
+    need_gateway()
+    roots = tmp_path / "gw"
+    roots.mkdir()
+    (tmp_path / "medium").mkdir()
+    medium = LoopMedium("ext4", size_mb=32, workdir=tmp_path / "medium")
+    medium.attach()
+    events = Events()
+    gw = make_gateway(roots, events)
+    try:
+        x = medium.mount(tmp_path / "usb")
+        gw.start()
+        real_umount, recovery = gw_mounts.umount, []
+
+        def umount_racing_recovery(path, *a, **kw):
+            if str(path) == str(x) and not recovery:
+                t = threading.Thread(target=lambda: recovery.append(gw.recover()), daemon=True)
+                recovery.append(t)
+                t.start()
+                t.join(2)          # without the fix recovery runs to its end here
+            return real_umount(path, *a, **kw)
+        monkeypatch.setattr(gw_mounts, "umount", umount_racing_recovery)
+        gw.attach("m1", x, fs_uuid=medium.fs_uuid)
+        recovery[0].join(30)
+        assert len(recovery) == 2, "recovery did not finish"
+        real = roots / "real" / "m1"
+        assert is_mount(real), "recovery unmounted the take-over's hidden mount"
+        assert gw.mode("m1") == "held" and is_mount(x)
+        (x / "after.txt").write_bytes(b"on the medium")
+        events.wait("gateway.committed")
+        assert (real / "after.txt").read_bytes() == b"on the medium"
+    finally:
+        gw.stop()
+        cleanup_roots(roots)
+        medium.detach()
 
 
 def test_gateway_recovery_leaves_other_gateways_mounts_alone(held, tmp_path):
