@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.central.conftest import add_users, create_key, csrf_of, login, save_public_key
+from tests.central.conftest import add_users, central_toml, create_key, csrf_of, login, save_public_key
 from tests.central.test_agent_policy import _copy, _policy
 from tests.central.test_scopes import publish_scoped
 from tests.support.agent_run import AgentRun, gateway_unavailable, media_component_available
@@ -24,19 +24,6 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
 GROUP = "财务部"
 CELL = "unclassified.personal.public"          # default audit: a plain file copies to a personal stick
 SHARED = "uninspectable.personal.unsupported"  # a cell both host classes decide
-
-
-def _toml(collector: Collector, pem: Path) -> str:
-    return f"""
-[collector]
-url = "{collector.url}"
-token = "{collector.token()}"
-heartbeat_s = 1
-backoff_min_s = 0.2
-backoff_max_s = 1
-[central]
-public_key = "{pem}"
-"""
 
 
 def _after(agent: AgentRun, since: int) -> dict[str, str | None]:
@@ -66,9 +53,9 @@ def test_group_and_class_cells_reach_only_their_hosts(tmp_path: Path, artifacts:
                 (tmp / "fin").mkdir()
                 (tmp / "lab").mkdir()
                 fin = AgentRun(tmp / "fin", [loop], mode=mode, log_path=artifacts / "scopes-fin.log",
-                               extra_toml=_toml(collector, pem), host_name="财务-PC01")
+                               extra_toml=central_toml(collector, pem), host_name="财务-PC01")
                 lab = AgentRun(tmp / "lab", [], mode=mode, log_path=artifacts / "scopes-lab.log",
-                               extra_toml=_toml(collector, pem) + "\n[posture]\nenabled = false\n",
+                               extra_toml=central_toml(collector, pem, "[posture]\nenabled = false\n"),
                                host_name="实验室-PC02")
                 lab.conf.write_text(lab.conf.read_text().replace('class = "unclassified"', 'class = "classified"', 1))
                 agents += [fin, lab]
