@@ -71,6 +71,18 @@ def test_heic_phone_photo_of_a_marked_page_is_read(rules: RuleSet) -> None:
     assert level == Level.SECRET and ev[0].zone == "first_page_top" and ev[0].location["ocr"] is True
 
 
+def test_damaged_heic_is_corrupt_not_unsupported(rules: RuleSet) -> None:
+    """A HEIF header on bytes libheif cannot read is damage, or a document in disguise:
+    `corrupt` (blocked toward personal media by default), not `unsupported` (audited)."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is not installed")
+    out = io.BytesIO()
+    pillow_heif.from_pillow(scans.photo(400, 300).convert("RGB")).save(out, format="HEIF", quality=60)
+    data = out.getvalue()
+    for bad in (data[: len(data) // 2], data[:32] + "机密★1年 正文".encode() * 100):
+        ex = extract_data(bad, LIMITS)
+        assert (ex.inspectable, ex.reason) == (False, "corrupt"), ex.detail
+
+
 def test_heic_without_text_is_public_and_inspectable(rules: RuleSet) -> None:
     pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is not installed")
     out = io.BytesIO()

@@ -19,14 +19,16 @@ def is_heif(data: bytes) -> bool:
     return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
 
 
-def _heif_opener() -> None:
+def _heif_opener() -> bool:
     """Pillow reads HEIC once pillow-heif (libheif and its HEVC decoder, in the wheel)
-    registers itself; loaded only for such a file, as most scans never meet one."""
+    registers itself; loaded only for such a file, as most scans never meet one.
+    False: not installed."""
     try:
         import pillow_heif
     except ImportError:   # an installation without it: the image is unsupported, as before
-        return
+        return False
     pillow_heif.register_heif_opener()
+    return True
 
 
 def image(data: bytes, ctx: Ctx) -> None:
@@ -36,11 +38,12 @@ def image(data: bytes, ctx: Ctx) -> None:
         raise Incomplete("unsupported", f"{ctx.where()}: an image; {why}")
     from PIL import Image, UnidentifiedImageError
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, from the header, before decoding
-    if is_heif(data):
-        _heif_opener()
+    heif = is_heif(data) and _heif_opener()
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        if heif:   # a HEIF header its own reader refuses: damaged (or a disguise), not an unknown kind
+            raise Incomplete("corrupt", f"{ctx.where()}: damaged HEIF image") from None
         raise Incomplete("unsupported", f"{ctx.where()}: an image format Pillow cannot decode") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise Incomplete("corrupt", f"{ctx.where()}: damaged image: {exc}") from None
