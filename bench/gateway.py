@@ -11,7 +11,10 @@ agent, with the agent's defaults; --sync = `[enforce] gateway_sync = true`) with
 that reads every staged file looking for markings. A third column copies the same
 files to a folder on the host's own disk, where staging lives: a design that holds every
 byte until judged writes it there first, so direct / (direct + host) is the best it can
-reach on this machine. Prints figures; asserts none.
+reach on this machine ("bound"). A fourth puts the same files on a fresh medium the way
+a commit does (hidden name, then rename over the target; no FUSE, no judge): direct /
+(commit + host) is the best an atomic hold-then-commit reaches ("commit bound").
+Prints figures; asserts none.
 """
 from __future__ import annotations
 
@@ -127,6 +130,34 @@ def timed_copy(src: Path, dst: Path) -> float:
     return time.perf_counter() - t0
 
 
+def timed_commits(src: Path, dst: Path, fstype: str) -> float:
+    """The gateway's commit step alone, no FUSE and no judge: every file of src put on
+    the medium the way a commit puts it there (hidden name, then rename over the
+    target), timed with the final sync like the copies. What any hold-then-commit
+    design pays at least for keeping half-written files invisible."""
+    from baomi.agent.gateway.commit import OWNERLESS, copy_phase, rename_phase
+    t0 = time.perf_counter()
+    root = os.open(dst, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for d, dirs, files in os.walk(src):
+            rel = os.path.relpath(d, src.parent)
+            os.mkdir(rel, 0o755, dir_fd=root)
+            for n in files:
+                fd = os.open(os.path.join(d, n), os.O_RDONLY)
+                try:
+                    target = os.path.join(rel, n)
+                    tmp = os.path.join(rel, ".baomi-commit-" + n[:16])
+                    copy_phase(root, tmp, target, fd, os.fstat(fd).st_size, True, 0o644, 0, 0, None,
+                               fsync=SYNC, owners=fstype not in OWNERLESS)
+                    rename_phase(root, tmp, target, fsync=SYNC)
+                finally:
+                    os.close(fd)
+    finally:
+        os.close(root)
+    subprocess.run(["sync"], check=True)
+    return time.perf_counter() - t0
+
+
 def make_sources(base: Path, quick: bool) -> dict[str, tuple[Path, int, int, str]]:
     """name -> (path, bytes, files, kind)"""
     rnd = __import__("random").Random(1)
@@ -237,6 +268,13 @@ def main() -> None:
                 t_direct = timed_copy(src, m.mp)
             finally:
                 m.close()
+            work = base / f"commit-{name}"
+            work.mkdir()
+            m = Medium(work, a.fstype, size_mb)
+            try:
+                t_commit = timed_commits(src, m.mp, a.fstype)
+            finally:
+                m.close()
             host = base / f"host-{name}"
             t_host = timed_copy(src, host)
             subprocess.run(["rm", "-rf", str(host)])
@@ -248,7 +286,7 @@ def main() -> None:
                 peak = max(peak, h.peak_rss_mb())
             finally:
                 h.close()
-            rows.append((name, kind, nfiles, nbytes, t_direct, t_held, t_host))
+            rows.append((name, kind, nfiles, nbytes, t_direct, t_held, t_host, t_commit))
         lat_dir = base / "latency"
         lat_dir.mkdir()
         lat = latency(lat_dir, a.fstype, a.quick)
@@ -257,20 +295,24 @@ def main() -> None:
         for p in sorted(base.glob("*/gw/real"), reverse=True):   # the private bind of each real root
             subprocess.run(["umount", "-l", str(p)], capture_output=True)
         subprocess.run(["rm", "-rf", str(base)])
-    print(f"\n{'workload':<28}{'direct s':>10}{'gateway s':>11}{'host s':>8}{'direct MB/s':>13}"
-          f"{'gateway MB/s':>14}{'gateway/direct':>16}{'target':>8}{'bound':>7}")
+    print(f"\n{'workload':<28}{'direct s':>10}{'gateway s':>11}{'host s':>8}{'commit s':>10}{'direct MB/s':>13}"
+          f"{'gateway MB/s':>14}{'gateway/direct':>16}{'target':>8}{'bound':>7}{'commit bound':>14}")
     figures = {"fstype": a.fstype, "copies": [], "latency_ms": {}, "peak_rss_mb": round(peak, 1)}
-    for name, kind, nfiles, nbytes, td, th, thost in rows:
+    for name, kind, nfiles, nbytes, td, th, thost, tcommit in rows:
         label = {"mixed": f"cp -r {nfiles} mixed files", "big": f"one {nbytes >> 20} MB file",
                  "small": f"{nfiles} files of 4 KB"}[name]
         pct = 100 * td / th
         target = TARGETS["large"] if kind == "large" else TARGETS["small"]
         bound = 100 * td / (td + thost)
-        print(f"{label + f' ({nbytes / 1e6:.0f} MB)':<28}{td:>10.2f}{th:>11.2f}{thost:>8.2f}{nbytes / 1e6 / td:>13.1f}"
-              f"{nbytes / 1e6 / th:>14.1f}{pct:>15.0f}%{'>=' + str(int(target)) + '%':>8}{bound:>6.0f}%")
+        # the commits alone on top of the host copy: the best an atomic hold-then-commit reaches
+        commit_bound = 100 * td / (tcommit + thost)
+        print(f"{label + f' ({nbytes / 1e6:.0f} MB)':<28}{td:>10.2f}{th:>11.2f}{thost:>8.2f}{tcommit:>10.2f}"
+              f"{nbytes / 1e6 / td:>13.1f}{nbytes / 1e6 / th:>14.1f}{pct:>15.0f}%{'>=' + str(int(target)) + '%':>8}"
+              f"{bound:>6.0f}%{commit_bound:>13.0f}%")
         figures["copies"].append({"workload": label, "direct_s": round(td, 3), "gateway_s": round(th, 3),
                                   "host_s": round(thost, 3), "percent_of_direct": round(pct, 1),
-                                  "target_percent": target, "hold_bound_percent": round(bound, 1)})
+                                  "commit_s": round(tcommit, 3), "target_percent": target,
+                                  "hold_bound_percent": round(bound, 1), "commit_bound_percent": round(commit_bound, 1)})
     print(f"\n{'close -> committed':<28}{'median ms':>10}{'p99 ms':>11}{'runs':>6}")
     for name, (med, p99, reps) in lat.items():
         target = f"p99 target < {TARGETS['p99_ms']:.0f} ms" if name != "50 MB" else "(no target)"

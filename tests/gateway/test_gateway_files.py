@@ -327,6 +327,36 @@ def test_gateway_directories_and_metadata_pass_through(held_ext4):
     assert e.value.errno == errno.EPERM
 
 
+def test_gateway_directory_attributes_are_current_after_mkdir_rmdir_and_chmod(held_ext4):
+    """What `find` and permission checks rely on, a folder's link count and mode, change
+    at once, also right after files were created in it."""
+    h = held_ext4
+    os.mkdir(h.x / "top")
+    for i in range(3):
+        (h.x / "top" / f"f{i}.txt").write_text("clean")   # the directory's attributes are asked for again
+    n = os.stat(h.x / "top").st_nlink
+    os.mkdir(h.x / "top" / "sub")
+    assert os.stat(h.x / "top").st_nlink == n + 1
+    os.rename(h.x / "top" / "sub", h.x / "sub")
+    assert os.stat(h.x / "top").st_nlink == n
+    os.rmdir(h.x / "sub")
+    os.chmod(h.x / "top", 0o750)
+    assert os.stat(h.x / "top").st_mode & 0o777 == 0o750
+
+
+def test_gateway_exclusive_create_of_a_name_already_on_the_medium_fails(held):
+    """O_EXCL through the view sees a file that is on the medium but was never looked up
+    through the view; a new name is created."""
+    (held.real / "there.txt").write_bytes(b"kept")
+    with pytest.raises(FileExistsError):
+        os.open(held.x / "there.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(held.x / "new.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"clean")
+    os.close(fd)
+    assert (held.real / "new.txt").read_bytes() == b"clean"
+    assert (held.real / "there.txt").read_bytes() == b"kept"
+
+
 def test_gateway_respects_the_callers_permissions(held_ext4):
     h = held_ext4
     nobody = 65534
