@@ -130,6 +130,8 @@ class View(pyfuse3.Operations):
         # (LibreOffice creates its save file empty, closes it, then writes it)
         self._placeholders: dict[tuple[str, str], float] = {}
         self._dirlists: dict[int, list[tuple[str, pyfuse3.EntryAttributes]]] = {}
+        # existing files whose old content is being copied into staging, by (key, relpath)
+        self._staging_now: dict[tuple[str, str], trio.Event] = {}
 
     # -- inode table: stable numbers per (medium, path) ------------------------
     def ino(self, key: str, rel: str) -> int:
@@ -487,7 +489,28 @@ class View(pyfuse3.Operations):
 
     async def _stage(self, m: Medium, rel: str, ctx: Any, truncate: bool) -> Staged:
         """Hold an existing medium file in staging, with its current content unless
-        truncated, so the whole result of an append or overwrite is judged."""
+        truncated, so the whole result of an append or overwrite is judged. Writers
+        that open the file while its content is being copied in share that one copy,
+        as they share one file on any filesystem (two copies: the last commit would
+        drop the other writer's changes)."""
+        k = (m.key, rel)
+        while (busy := self._staging_now.get(k)) is not None:
+            await busy.wait()
+        s = self.staged.get(k)
+        if s is not None:
+            if truncate:
+                await self._resize(s, 0)
+            return s
+        if m.state != "serving":
+            raise pyfuse3.FUSEError(errno.EIO)
+        done = self._staging_now[k] = trio.Event()
+        try:
+            return await self._stage_copy(m, rel, ctx, truncate)
+        finally:
+            del self._staging_now[k]
+            done.set()
+
+    async def _stage_copy(self, m: Medium, rel: str, ctx: Any, truncate: bool) -> Staged:
         st = self._stat(m, rel)
         if not stat.S_ISREG(st.st_mode):
             raise pyfuse3.FUSEError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EPERM)

@@ -140,6 +140,33 @@ def test_gateway_append_judges_the_whole_file(held):
     assert_not_on_device(held.dev, [tail])
 
 
+def test_gateway_two_writers_opening_an_existing_file_at_once_both_append(held):
+    """Two processes open the same existing file for appending at the same moment, while
+    its old content is still being copied into staging for the first: both must write
+    into one held copy, as into one file on any filesystem. Two copies would let the
+    last commit silently drop the other writer's lines."""
+    base = clean_bytes(16 * 1024 * 1024)
+    (held.x / "big.log").write_bytes(base)
+    barrier = threading.Barrier(2)
+    fds: dict[int, int] = {}
+
+    def opener(w: int) -> None:
+        barrier.wait()
+        fds[w] = os.open(held.x / "big.log", os.O_WRONLY | os.O_APPEND)
+
+    threads = [threading.Thread(target=opener, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(fds) == [0, 1]
+    os.write(fds[0], b"\nfirst writer\n")
+    os.write(fds[1], b"second writer\n")
+    os.close(fds[0])
+    os.close(fds[1])
+    assert (held.real / "big.log").read_bytes() == base + b"\nfirst writer\nsecond writer\n"
+
+
 def test_gateway_rename_before_close(held):
     data = clean_bytes(256 * 1024)
     fd = os.open(held.x / "draft.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
