@@ -136,17 +136,18 @@ def timed_commits(src: Path, dst: Path, fstype: str) -> float:
     target), timed with the final sync like the copies. What any hold-then-commit
     design pays at least for keeping half-written files invisible."""
     from baomi.agent.gateway.commit import OWNERLESS, copy_phase, rename_phase
+    from baomi.agent.gateway.types import COMMIT_PREFIX
     t0 = time.perf_counter()
     root = os.open(dst, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for d, dirs, files in os.walk(src):
+        for d, _dirs, files in os.walk(src):
             rel = os.path.relpath(d, src.parent)
             os.mkdir(rel, 0o755, dir_fd=root)
             for n in files:
                 fd = os.open(os.path.join(d, n), os.O_RDONLY)
                 try:
                     target = os.path.join(rel, n)
-                    tmp = os.path.join(rel, ".baomi-commit-" + n[:16])
+                    tmp = os.path.join(rel, COMMIT_PREFIX + n[:16])
                     copy_phase(root, tmp, target, fd, os.fstat(fd).st_size, True, 0o644, 0, 0, None,
                                fsync=SYNC, owners=fstype not in OWNERLESS)
                     rename_phase(root, tmp, target, fsync=SYNC)

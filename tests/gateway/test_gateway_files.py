@@ -360,7 +360,7 @@ def test_gateway_directory_attributes_are_current_after_mkdir_rmdir_and_chmod(he
     h = held_ext4
     os.mkdir(h.x / "top")
     for i in range(3):
-        (h.x / "top" / f"f{i}.txt").write_text("clean")   # the directory's attributes are asked for again
+        (h.x / "top" / f"f{i}.txt").write_text("clean")   # each create makes the kernel ask for them again
     n = os.stat(h.x / "top").st_nlink
     os.mkdir(h.x / "top" / "sub")
     assert os.stat(h.x / "top").st_nlink == n + 1
