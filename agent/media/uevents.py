@@ -103,6 +103,11 @@ class UeventSource:
         self.thread.start()
 
     def close(self) -> None:
+        """Once `stopping` is set: the thread leaves within one poll interval, and only then
+        is the socket closed (closed under it, its next receive fails, and a stopping agent
+        logged a receive error)."""
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout=2)
         if not self.use_udev:
             self.sock.close()
 

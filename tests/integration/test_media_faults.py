@@ -208,3 +208,22 @@ def test_kernel_uevent_source_hears_block_devices(media):
         stop.set()
         src.thread.join(timeout=5)
         src.close()
+
+
+def test_stopping_the_kernel_uevent_source_reports_no_receive_error():
+    """The agent's stop closed the netlink socket under the thread still polling it, which
+    then logged "uevent loop error" and reported a receive error on every stop."""
+    import queue
+    import threading
+
+    from baomi.agent.media.uevents import UeventSource
+    got: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    src = UeventSource(lambda ev: None, got.put, stop, use_udev=False)
+    src.start()
+    time.sleep(0.2)          # the thread is inside its poll
+    stop.set()
+    src.close()
+    src.thread.join(timeout=5)
+    assert not src.thread.is_alive()
+    assert got.empty(), got.get()
