@@ -11,6 +11,9 @@ from .copy import copy_file
 # filesystems whose owner and mode come from mount options: setting them per file is a
 # round trip to the driver (a FUSE one for exfat-fuse and fusefat) that changes nothing
 OWNERLESS = frozenset({"vfat", "msdos", "exfat", "fuseblk", "fuse.exfat", "fuse.fusefat", "fuseblk.fusefat"})
+# FAT keeps no times for its root folder (it has no directory entry): the kernel's vfat
+# accepts and forgets them, fusefat's driver dies on them (rsync -a to a stick's root)
+FAT = frozenset({"vfat", "msdos", "fuse.fusefat", "fuseblk.fusefat"})
 
 
 def _at(rel: str) -> str:

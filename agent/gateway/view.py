@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyfuse3
 import trio
 
-from .commit import OWNERLESS, copy_phase, remove_quietly, rename_phase
+from .commit import FAT, OWNERLESS, copy_phase, remove_quietly, rename_phase
 from .copy import copy_file
 from .staging import CLOSED, COMMITTED, OPEN, StagingArea
 from .types import COMMIT_PREFIX, Judgement, StagedFile
@@ -472,7 +472,7 @@ class View(pyfuse3.Operations):
                 mt = attr.st_mtime_ns if fields.update_mtime else cur.st_mtime_ns
                 if s is not None:
                     s.times = (at, mt)       # applied to the committed copy
-                if on_real and (s is None or not s.pending()):
+                if on_real and (s is None or not s.pending()) and not (rel == "" and m.fstype in FAT):
                     os.utime(_at(rel), ns=(at, mt), dir_fd=m.root_fd, follow_symlinks=False)
         except OSError as e:
             raise _err(e)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.enforce_harness import wait_for
+from tests.support.skips import need_tools
 
 from .support import (MARKS, assert_not_on_device, clean_bytes, marked_bytes, pieces, raw_device_has, run)
 
@@ -405,3 +406,77 @@ def test_gateway_respects_the_callers_permissions(held_ext4):
     assert (st.st_uid, st.st_gid) == (nobody, nobody)
     r = as_nobody("ls", str(h.roots / "real"))
     assert r.returncode != 0, "users must not reach the hidden real mount"
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+
+def _rsync(held, *args: str) -> list[str]:
+    """rsync's complaints, less those of fusefat (the vfat driver here), which has no
+    chmod at all: rsync fails the same way on it without the gateway."""
+    r = run("rsync", *args)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    if held.medium.fstype == "vfat":
+        lines = [line for line in lines if "failed to set permissions" not in line
+                 and "some files/attrs were not transferred" not in line]
+    assert (r.returncode == 0) == (not lines) or held.medium.fstype == "vfat", r.stderr
+    return lines
+
+
+def test_gateway_rsync_refuses_the_marked_file_and_leaves_no_temporary_file(held, tmp_path):
+    """rsync writes each file under a hidden temporary name, sets its times and renames
+    it: the clean ones arrive with their times, the marked one fails at close and its
+    temporary file goes with it. (-rt, as for any FAT stick: FAT keeps no modes.)"""
+    need_tools("rsync")
+    secret = marked_bytes(90 * 1024)
+    files = {f"sub/f{i}.txt": clean_bytes(3000 + i * 511) for i in range(6)} | {"sub/机密报告.txt": secret}
+    _tree(tmp_path / "src", files)
+    os.utime(tmp_path / "src" / "sub" / "f0.txt", (1_600_000_000, 1_600_000_000))
+    errors = _rsync(held, "-rt", f"{tmp_path / 'src'}/", f"{held.x / 'r'}/")
+    assert len(errors) == 2 and "Permission denied" in errors[0], errors   # and rsync's summary line
+    for name, data in files.items():
+        if data is not secret:
+            assert (held.real / "r" / name).read_bytes() == data
+    if held.medium.fstype != "vfat":   # fusefat's rename sets the time to now (the kernel's vfat keeps it)
+        assert (held.real / "r" / "sub" / "f0.txt").stat().st_mtime == 1_600_000_000
+    assert sorted(os.listdir(held.real / "r" / "sub")) == sorted(n.split("/")[1] for n in files if n != "sub/机密报告.txt")
+    assert sorted(os.listdir(held.x / "r" / "sub")) == sorted(os.listdir(held.real / "r" / "sub"))
+    [refused] = held.events.named("gateway.refused")
+    assert refused["path"].startswith("r/sub/.机密报告.txt."), refused   # rsync's temporary name
+    assert_not_on_device(held.dev, [secret])
+
+
+def test_gateway_rsync_inplace_over_a_clean_file_keeps_it_and_updates_clean_ones(held, tmp_path):
+    """--inplace rewrites the file on the medium where it is: marked new content is
+    refused whole and the old content stays; a clean change goes through, and so does
+    rsync's delta transfer, which reads the old file back through the view."""
+    need_tools("rsync")
+    old, changed = clean_bytes(200 * 1024), clean_bytes(200 * 1024)
+    _tree(tmp_path / "src", {"plan.txt": old, "notes.txt": changed[:150 * 1024]})
+    assert _rsync(held, "-rt", f"{tmp_path / 'src'}/", f"{held.x}/") == []
+    secret = marked_bytes(210 * 1024)
+    (tmp_path / "src" / "plan.txt").write_bytes(secret)
+    (tmp_path / "src" / "notes.txt").write_bytes(changed)    # grows: the delta keeps its first 150 KB
+    errors = _rsync(held, "-rt", "--inplace", "--no-whole-file", f"{tmp_path / 'src'}/", f"{held.x}/")
+    assert len(errors) == 2 and "Permission denied" in errors[0], errors
+    assert (held.real / "plan.txt").read_bytes() == old
+    assert (held.real / "notes.txt").read_bytes() == changed
+    assert _rsync(held, "-rt", "--no-whole-file", f"{tmp_path / 'src' / 'notes.txt'}",
+                  f"{held.x}/copy-of-notes.txt") == []
+    assert (held.real / "copy-of-notes.txt").read_bytes() == changed
+    assert_not_on_device(held.dev, [secret])
+
+
+def test_gateway_setting_times_of_the_medium_root_keeps_the_medium_mounted(held):
+    """Regression: `rsync -rt src/ STICK/` sets the times of the stick's root folder last;
+    fusefat's driver died on that and took the medium away. FAT keeps no times for its
+    root, so the view accepts them without passing them on."""
+    (held.x / "a.txt").write_bytes(b"clean")
+    os.utime(held.x, (1_600_000_000, 1_600_000_000))
+    assert (held.real / "a.txt").read_bytes() == b"clean"
+    assert "a.txt" in os.listdir(held.x)
+    if held.medium.fstype != "vfat":
+        assert held.real.stat().st_mtime == 1_600_000_000
