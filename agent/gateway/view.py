@@ -311,7 +311,10 @@ class View(pyfuse3.Operations):
             for (k, srel), s in self.staged.items():   # new files live only in staging
                 if k == m.key and s.new and os.path.dirname(srel) == rel:
                     listed.add(os.path.basename(srel))
-            names = []
+            # the dot entries too, as any filesystem lists them (ls -a); the kernel makes
+            # no dentries of them and takes no lookup count
+            names = [(".", self._entry(m, rel)),
+                     ("..", self._entry(m, os.path.dirname(rel)) if rel else self._top_attrs())]
             for n in sorted(listed):
                 try:
                     names.append((n, self._entry(m, _child(rel, n))))

@@ -480,3 +480,16 @@ def test_gateway_setting_times_of_the_medium_root_keeps_the_medium_mounted(held)
     assert "a.txt" in os.listdir(held.x)
     if held.medium.fstype != "vfat":
         assert held.real.stat().st_mtime == 1_600_000_000
+
+
+def test_gateway_listing_has_the_dot_entries_of_the_medium(held):
+    """`ls -a` shows what it shows on the stick itself, `.` and `..` included (also at
+    the root of a FAT medium, where the kernel's vfat lists them and fusefat does not)."""
+    os.mkdir(held.x / "docs")
+    (held.x / "docs" / "a.txt").write_text("a")
+    for sub in ("", "docs"):
+        view = run("ls", "-a", str(held.x / sub)).stdout.split()
+        real = run("ls", "-a", str(held.real / sub)).stdout.split()
+        assert view[:2] == [".", ".."]
+        assert view[2:] == [n for n in real if n not in (".", "..")]
+    assert (held.x / "docs" / ".").stat().st_ino == (held.x / "docs").stat().st_ino
