@@ -236,6 +236,8 @@ class Gateway:
         root_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         m = Medium(key=key, mountpoint=mp, real_path=real, root_fd=root_fd, fstype=fstype, fs_uuid=fs_uuid)
         m.name = self._name(key)
+        entry = mounts.mount_at(real)
+        m.read_only = entry is not None and entry.read_only
         self.staging.write_medium(key, {"key": key, "mountpoint": mp, "real": real, "fstype": fstype,
                                         "fs_uuid": fs_uuid, "source": source, "since": time.time()})
         self._call(self._register, m)
@@ -376,6 +378,8 @@ class Gateway:
             if m.state != "serving" or key in self._busy_keys:
                 continue
             user = mounts.mount_at(m.mountpoint, table)
+            if m.real_path in points:      # the topmost mount there, as mount_at finds it
+                m.read_only = points[m.real_path].read_only
             if m.real_path not in points:
                 action, why = self._medium_gone, "real filesystem gone"
             elif user is None or user.fstype != FSTYPE or user.root != "/" + m.name:

@@ -53,6 +53,9 @@ class Medium:
     ns_lock: threading.Lock = field(default_factory=threading.Lock)
     committed: int = 0
     name: str = ""                # its directory in the view (the key, quoted)
+    # the real filesystem is mounted read-only (as found at attach, then kept current by
+    # the mount watcher: ext4's errors=remount-ro, an administrator's remount)
+    read_only: bool = False
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Staged:
     gen: int = 0                  # bumped by every change
     judged_gen: int = -1
     committed_gen: int = -1       # gen whose content is on the medium
+    commit_error_gen: int = -1    # gen whose commit failed (medium full, I/O error)
     refusal: int | None = None    # errno of the last refusal of judged_gen
     failed: int | None = None     # ENOSPC etc.: never commit, close() reports it
     unlinked: bool = False        # removed or renamed over by the user: nothing to commit
@@ -104,6 +108,13 @@ def _child(rel: str, name: str) -> str:
 
 def _at(rel: str) -> str:
     return rel or "."
+
+
+def _refuse_if_read_only(m: Medium) -> None:
+    """A write that cannot be committed fails where it starts, as on the medium itself:
+    at open, not at a close that the shell's `>>` never checks."""
+    if m.read_only:
+        raise pyfuse3.FUSEError(errno.EROFS)
 
 
 def _err(e: OSError) -> pyfuse3.FUSEError:
@@ -506,6 +517,7 @@ class View(pyfuse3.Operations):
             return s
         if m.state != "serving":
             raise pyfuse3.FUSEError(errno.EIO)
+        _refuse_if_read_only(m)
         done = self._staging_now[k] = trio.Event()
         try:
             return await self._stage_copy(m, rel, ctx, truncate)
@@ -587,6 +599,7 @@ class View(pyfuse3.Operations):
                     raise pyfuse3.FUSEError(errno.EEXIST)
                 ino = self.ino(m.key, c)
                 return await self.open(ino, flags, ctx), self._entry(m, c)
+            _refuse_if_read_only(m)
             # a new file lives only in staging until it is committed: a refused one
             # never leaves even an empty directory entry on the medium
             sid = self.staging.new_id()
@@ -693,8 +706,9 @@ class View(pyfuse3.Operations):
         s.handles -= 1
         if s.handles == 0:
             if not (s.gone or s.unlinked or s.failed or s.freed) and s.pending() and \
-                    (s.needs_judgement() or s.refusal is None):
+                    s.commit_error_gen != s.gen and (s.needs_judgement() or s.refusal is None):
                 # shared mmap writeback can arrive after the last close: judge what came
+                # (content whose commit just failed is not tried again: reported below)
                 try:
                     await self.judge_and_commit(s)
                 except pyfuse3.FUSEError:
@@ -790,6 +804,7 @@ class View(pyfuse3.Operations):
         if outcome == "unlinked":
             return
         if isinstance(outcome, OSError):
+            s.commit_error_gen = gen
             await self.gw.medium_error(m, outcome)
             raise _err(outcome)
         if outcome == "gone":

@@ -493,3 +493,52 @@ def test_gateway_listing_has_the_dot_entries_of_the_medium(held):
         assert view[:2] == [".", ".."]
         assert view[2:] == [n for n in real if n not in (".", "..")]
     assert (held.x / "docs" / ".").stat().st_ino == (held.x / "docs").stat().st_ino
+
+
+def test_gateway_writes_fail_at_open_once_the_medium_turns_read_only(held, tmp_path):
+    """Regression: with the real filesystem remounted read-only (ext4's errors=remount-ro,
+    an administrator), writes were taken into staging and failed only at close, which
+    the shell's `>>` never checks: `echo x >> f` said nothing and wrote nothing."""
+    (held.x / "old.txt").write_bytes(b"old\n")
+    assert run("mount", "-o", "remount,bind,ro", str(held.real)).returncode == 0
+    medium = held.gw.view.media[held.key]
+    wait_for(lambda: medium.read_only, timeout=10)
+    r = run("sh", "-c", f"echo x >> {held.x / 'old.txt'}")
+    assert r.returncode != 0 and "Read-only file system" in r.stderr, r.stderr
+    src = tmp_path / "new.txt"
+    src.write_bytes(b"new")
+    r = run("cp", str(src), str(held.x))
+    assert r.returncode != 0 and "cannot create regular file" in r.stderr and "Read-only" in r.stderr, r.stderr
+    assert (held.x / "old.txt").read_bytes() == b"old\n"       # reading goes on
+    assert run("mount", "-o", "remount,bind,rw", str(held.real)).returncode == 0
+    wait_for(lambda: not medium.read_only, timeout=10)
+    assert run("sh", "-c", f"echo x >> {held.x / 'old.txt'}").returncode == 0
+    assert (held.real / "old.txt").read_bytes() == b"old\nx\n"
+
+
+def test_gateway_commit_onto_a_full_medium_fails_at_close_and_leaves_nothing(held, tmp_path):
+    """Regression: the failed commit was tried again when the kernel released the file,
+    so for a moment after cp had failed the medium held a second partial hidden copy."""
+    # fusefat says EPERM where a full FAT has no cluster left; the other drivers ENOSPC
+    full = {errno.ENOSPC, errno.EPERM} if held.medium.fstype == "vfat" else {errno.ENOSPC}
+    with open(held.real / "filler", "wb") as f:    # fill the medium behind the view
+        try:
+            while True:
+                f.write(bytes(1 << 20))
+                f.flush()
+        except OSError as e:
+            assert e.errno in full, e
+    data = clean_bytes(8 << 20)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    r = run("cp", str(src), str(held.x))
+    assert r.returncode != 0 and "failed to close" in r.stderr, r.stderr
+    assert any(os.strerror(e) in r.stderr for e in full), r.stderr
+    assert not (held.real / "big.bin").exists(), "a partial file on the medium"
+    assert not [n for n in os.listdir(held.real) if n.startswith(".baomi-commit-")]
+    lost = held.events.wait("gateway.not_committed")      # when the kernel releases the file
+    assert (lost["path"], lost["size"]) == ("big.bin", len(data))
+    assert "big.bin" not in os.listdir(held.x)
+    os.unlink(held.real / "filler")
+    assert run("cp", str(src), str(held.x)).returncode == 0     # room again: the same copy works
+    assert (held.real / "big.bin").read_bytes() == data
