@@ -87,6 +87,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _k("approval.used", "medium", "按审批拷贝", "Copy made under approval", security=True),
     # -- files written to media
     _k("file.copied", "info", "文件拷贝", "File copied", _COPY),
+    # a copy written under a temporary name (rsync, editors) and renamed moments later
+    _k("file.renamed", "info", "拷贝文件改名", "Copied file renamed", _COPY),
     _k("file.blocked", "high", "文件拷贝被阻止", "File copy blocked", _COPY, security=True, actionable=True),
     _k("file.uninspectable", "medium", "文件无法检查", "File not inspectable", _COPY, security=True, actionable=True),
     _k("file.discovered", "high", "介质上发现涉密文件", "Marked file found on a medium", "medium file",

@@ -23,7 +23,7 @@ from baomi.common.levels import Level
 from . import central, db
 
 T = db.media_registry_documents
-HISTORY_KINDS = ("file.copied", "file.blocked", "file.uninspectable", "approval.used")
+HISTORY_KINDS = ("file.copied", "file.renamed", "file.blocked", "file.uninspectable", "approval.used")
 HISTORY_LIMIT = 5000     # matching events read for one medium's page (most recent first)
 
 

@@ -89,6 +89,9 @@ class HeldFiles:
 
     def notice(self, name: str, fields: dict[str, Any]) -> None:
         """The gateway's own events (staging cap, media gone, recovery) into the spool."""
+        if name == "gateway.renamed":
+            self._renamed(fields)
+            return
         kind = GATEWAY_KINDS.get(name)
         if kind is None:
             return
@@ -100,3 +103,18 @@ class HeldFiles:
         user = user_obj(uid, user_name(uid)) if uid is not None else None
         self.ctx.record(kind, user=user, medium=medium, file=file,
                         details={k: v for k, v in fields.items() if k not in ("path", "size", "uid")})
+
+    def _renamed(self, fields: dict[str, Any]) -> None:
+        """A file committed moments ago renamed: the copy was written under a temporary
+        name (rsync, editors), and this names what the user now sees on the medium."""
+        w = self.watched.get(fields.get("key", ""))
+        if w is None:
+            return
+        mp = str(w.medium.mountpoint)
+        who = describe_pid(fields["pid"])
+        if who.uid is None or who.uid != fields["uid"]:  # exited, or a pid reused since
+            who.uid, who.name = fields["uid"], user_name(fields["uid"])
+        self.ctx.record("file.renamed", user=who.user_json(), process=who.process_json(),
+                        medium=medium_obj(w.medium.identity, mp),
+                        file=file_obj(os.path.join(mp, fields["path"]), mountpoint=mp, size=fields.get("size")),
+                        details={"held": True, "renamed_from": fields["from"]})

@@ -33,6 +33,11 @@ TIMEOUT = 1.0          # kernel attribute/entry cache, seconds
 BLKSIZE = 1 << 20      # advertised st_blksize: cp and friends size their buffers by it
 SMALL = 1 << 20        # commits up to this size copy and rename in one thread hop
 PLACEHOLDER_S = 60.0   # how long an empty file committed through the view counts as a placeholder
+# a file committed this recently and then renamed was written under a temporary name
+# (rsync's .name.XXXXXX, editors' save files): the rename is reported with the copy's
+# size, so the record of the copy ends with the name the user sees
+RENAMED_S = 60.0
+RECENT_MAX = 50_000
 ROOT = pyfuse3.ROOT_INODE
 
 
@@ -140,6 +145,7 @@ class View(pyfuse3.Operations):
         # new files committed empty, by (key, relpath): an application's placeholder
         # (LibreOffice creates its save file empty, closes it, then writes it)
         self._placeholders: dict[tuple[str, str], float] = {}
+        self._recent: dict[tuple[str, str], tuple[float, int]] = {}   # (key, rel) -> (committed at, size)
         self._dirlists: dict[int, list[tuple[str, pyfuse3.EntryAttributes]]] = {}
         # existing files whose old content is being copied into staging, by (key, relpath)
         self._staging_now: dict[tuple[str, str], trio.Event] = {}
@@ -424,6 +430,11 @@ class View(pyfuse3.Operations):
             elif self._stat_or_none(m, dst) is not None and stat.S_ISDIR(self._stat(m, dst).st_mode):
                 raise pyfuse3.FUSEError(errno.EISDIR)
             self._move_paths(m.key, src, dst)
+        recent = self._recent.pop((m.key, src), None)
+        if recent is not None and time.monotonic() - recent[0] <= RENAMED_S:
+            self._note_commit(m.key, dst, recent[1])
+            await self.gw.emit("gateway.renamed", {"key": m.key, "path": dst, "from": src, "size": recent[1],
+                                                   "pid": ctx.pid, "uid": ctx.uid})
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
         m, rel = self._writable_medium(parent_inode)
@@ -814,6 +825,7 @@ class View(pyfuse3.Operations):
         m.committed += 1
         if was_new and s.size == 0:
             self._note_placeholder(s.key, s.rel)
+        self._note_commit(s.key, s.rel, s.size)
         await self.gw.emit("gateway.committed", {"key": s.key, "path": s.rel, "size": s.size, "pid": s.pid,
                                                  "uid": s.uid, "ms": round((time.monotonic() - t0) * 1000, 1)})
         if s.handles:
@@ -844,6 +856,17 @@ class View(pyfuse3.Operations):
             remove_quietly(m.root_fd, tmp_rel)
             return e
         return None
+
+    def _note_commit(self, key: str, rel: str, size: int) -> None:
+        now = time.monotonic()
+        recent = self._recent
+        while recent:      # oldest first: insertion order
+            k, (t, _) = next(iter(recent.items()))
+            if now - t <= RENAMED_S and len(recent) < RECENT_MAX:
+                break
+            del recent[k]
+        recent.pop((key, rel), None)
+        recent[(key, rel)] = (now, size)
 
     def _note_placeholder(self, key: str, rel: str) -> None:
         now = time.monotonic()

@@ -446,6 +446,14 @@ def test_gateway_rsync_refuses_the_marked_file_and_leaves_no_temporary_file(held
     assert sorted(os.listdir(held.x / "r" / "sub")) == sorted(os.listdir(held.real / "r" / "sub"))
     [refused] = held.events.named("gateway.refused")
     assert refused["path"].startswith("r/sub/.机密报告.txt."), refused   # rsync's temporary name
+    # each clean copy was committed under its temporary name, then renamed: reported
+    wait_for(lambda: len(held.events.named("gateway.renamed")) == len(files) - 1, timeout=10)
+    renamed = {e["path"]: e for e in held.events.named("gateway.renamed")}
+    assert sorted(renamed) == sorted(f"r/{n}" for n in files if n != "sub/机密报告.txt")
+    committed = {e["path"]: e["size"] for e in held.events.named("gateway.committed")}
+    for path, e in renamed.items():
+        assert os.path.basename(e["from"]).startswith("." + os.path.basename(path) + "."), e
+        assert committed[e["from"]] == e["size"] == len(files[path[2:]])
     assert_not_on_device(held.dev, [secret])
 
 
@@ -542,3 +550,15 @@ def test_gateway_commit_onto_a_full_medium_fails_at_close_and_leaves_nothing(hel
     os.unlink(held.real / "filler")
     assert run("cp", str(src), str(held.x)).returncode == 0     # room again: the same copy works
     assert (held.real / "big.bin").read_bytes() == data
+
+
+def test_gateway_renaming_a_file_that_was_not_just_committed_is_not_reported(held):
+    (held.real / "old.txt").write_bytes(b"on the medium before")
+    os.rename(held.x / "old.txt", held.x / "older.txt")
+    (held.x / "new.txt").write_bytes(b"just copied")
+    os.mkdir(held.x / "d")
+    os.rename(held.x / "new.txt", held.x / "d" / "new.txt")
+    os.rename(held.x / "d" / "new.txt", held.x / "d" / "newest.txt")    # followed from name to name
+    held.events.wait("gateway.renamed", lambda e: e["path"] == "d/newest.txt")   # events come from a thread
+    assert [(e["from"], e["path"]) for e in held.events.named("gateway.renamed")] == \
+        [("new.txt", "d/new.txt"), ("d/new.txt", "d/newest.txt")]

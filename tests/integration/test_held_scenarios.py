@@ -330,6 +330,38 @@ def test_libreoffice_marked_conversion_leaves_no_file_and_reports_failure(held_a
     assert r.returncode != 0 or "Error" in r.stdout + r.stderr, "LibreOffice reports success"
 
 
+def test_rsync_onto_the_medium_records_each_copy_under_the_name_it_ends_with(held_agent, tmp_path):
+    """rsync writes every file under a temporary name and renames it after close: the
+    copy is judged and recorded under the temporary name, then `file.renamed` names what
+    the user sees on the medium. The marked file is refused and none of it lands."""
+    need_tools("rsync")
+    h = held_agent("exfat", size_mb=64)
+    clean = {"报告/总结.txt": docs.unique_text(6_000, marked=False),
+             "报告/会议纪要.txt": docs.unique_text(40_000, marked=False)}
+    marked = {"报告/方案.txt": docs.unique_text(9_000, marked=True)}
+    for rel, data in {**clean, **marked}.items():
+        (tmp_path / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(data)
+    seq = h.agent.last_seq()
+    r = run("rsync", "-rt", f"{tmp_path / 'src'}/", f"{h.x}/", timeout=120)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r.stderr
+    renamed = wait_for(lambda: (lambda evs: evs if len(evs) == len(clean) else None)(
+        h.agent.events("file.renamed", seq)), 30, "file.renamed for each clean file")
+    assert sorted(e["file"]["path"] for e in renamed) == sorted(clean), gateway_story(h.agent, seq)
+    copied = {e["file"]["path"]: e for e in h.agent.events("file.copied", seq)}
+    for e in renamed:
+        rel, tmp = e["file"]["path"], e["details"]["renamed_from"]
+        assert os.path.dirname(tmp) == "报告" and os.path.basename(tmp).startswith("." + os.path.basename(rel) + ".")
+        assert e["file"]["size"] == copied[tmp]["file"]["size"] == len(clean[rel])
+        assert e["user"]["uid"] == 0 and e["medium"]["mountpoint"] == str(h.x)
+    [blocked] = h.agent.events("file.blocked", seq)
+    assert blocked["file"]["path"].startswith("报告/.方案.txt.") and blocked["details"]["held"] is True
+    assert sorted(os.listdir(h.real() / "报告")) == sorted(os.path.basename(n) for n in clean)
+    for rel, data in clean.items():
+        assert (h.real() / rel).read_bytes() == data
+    assert_none_on_device(h.medium.devnode, list(marked.values()))
+
+
 # -- 3. eject while a 50 MB file is pending ---------------------------------------------------------
 
 @pytest.mark.parametrize("eject", ["lazy_umount_mid_write", "umount_during_close"])
