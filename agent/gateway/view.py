@@ -37,7 +37,6 @@ PLACEHOLDER_S = 60.0   # how long an empty file committed through the view count
 # (rsync's .name.XXXXXX, editors' save files): the rename is reported with the copy's
 # size, so the record of the copy ends with the name the user sees
 RENAMED_S = 60.0
-RECENT_MAX = 50_000
 ROOT = pyfuse3.ROOT_INODE
 
 
@@ -115,6 +114,31 @@ def _at(rel: str) -> str:
     return rel or "."
 
 
+class Recent:
+    """Paths noted in the last `window` seconds with a value, oldest first, at most
+    `limit` of them: what the view remembers about files it committed moments ago."""
+
+    def __init__(self, window: float, limit: int = 50_000) -> None:
+        self.window, self.limit = window, limit
+        self._items: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def note(self, key: tuple[str, str], value: Any = True) -> None:
+        now = time.monotonic()
+        items = self._items
+        while items:      # insertion order is age order
+            k, (t, _) = next(iter(items.items()))
+            if now - t <= self.window and len(items) < self.limit:
+                break
+            del items[k]
+        items.pop(key, None)
+        items[key] = (now, value)
+
+    def pop(self, key: tuple[str, str]) -> Any:
+        """The value noted for key within the window, else None; forgotten either way."""
+        hit = self._items.pop(key, None)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] <= self.window else None
+
+
 def _refuse_if_read_only(m: Medium) -> None:
     """A write that cannot be committed fails where it starts, as on the medium itself:
     at open, not at a close that the shell's `>>` never checks."""
@@ -144,8 +168,8 @@ class View(pyfuse3.Operations):
         self.max_write_seen = 0
         # new files committed empty, by (key, relpath): an application's placeholder
         # (LibreOffice creates its save file empty, closes it, then writes it)
-        self._placeholders: dict[tuple[str, str], float] = {}
-        self._recent: dict[tuple[str, str], tuple[float, int]] = {}   # (key, rel) -> (committed at, size)
+        self._placeholders = Recent(PLACEHOLDER_S)
+        self._committed = Recent(RENAMED_S)     # (key, rel) -> size, for renames right after
         self._dirlists: dict[int, list[tuple[str, pyfuse3.EntryAttributes]]] = {}
         # existing files whose old content is being copied into staging, by (key, relpath)
         self._staging_now: dict[tuple[str, str], trio.Event] = {}
@@ -430,10 +454,10 @@ class View(pyfuse3.Operations):
             elif self._stat_or_none(m, dst) is not None and stat.S_ISDIR(self._stat(m, dst).st_mode):
                 raise pyfuse3.FUSEError(errno.EISDIR)
             self._move_paths(m.key, src, dst)
-        recent = self._recent.pop((m.key, src), None)
-        if recent is not None and time.monotonic() - recent[0] <= RENAMED_S:
-            self._note_commit(m.key, dst, recent[1])
-            await self.gw.emit("gateway.renamed", {"key": m.key, "path": dst, "from": src, "size": recent[1],
+        size = self._committed.pop((m.key, src))
+        if size is not None:
+            self._committed.note((m.key, dst), size)
+            await self.gw.emit("gateway.renamed", {"key": m.key, "path": dst, "from": src, "size": size,
                                                    "pid": ctx.pid, "uid": ctx.uid})
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
@@ -807,7 +831,7 @@ class View(pyfuse3.Operations):
             s.judged_gen = gen
             s.refusal = None if verdict.commit else (verdict.errno or errno.EACCES)
             if s.refusal is not None:
-                if not s.new and self._placeholders.pop((s.key, s.rel), None) is not None:
+                if not s.new and self._placeholders.pop((s.key, s.rel)) is not None:
                     await trio.to_thread.run_sync(self._remove_placeholder, m, s)
                 await self.gw.emit("gateway.refused", {"key": s.key, "path": s.rel, "size": s.size, "pid": s.pid,
                                                        "uid": s.uid, "reason": verdict.reason})
@@ -824,8 +848,8 @@ class View(pyfuse3.Operations):
         s.committed_gen = gen
         m.committed += 1
         if was_new and s.size == 0:
-            self._note_placeholder(s.key, s.rel)
-        self._note_commit(s.key, s.rel, s.size)
+            self._placeholders.note((s.key, s.rel))
+        self._committed.note((s.key, s.rel), s.size)
         await self.gw.emit("gateway.committed", {"key": s.key, "path": s.rel, "size": s.size, "pid": s.pid,
                                                  "uid": s.uid, "ms": round((time.monotonic() - t0) * 1000, 1)})
         if s.handles:
@@ -856,24 +880,6 @@ class View(pyfuse3.Operations):
             remove_quietly(m.root_fd, tmp_rel)
             return e
         return None
-
-    def _note_commit(self, key: str, rel: str, size: int) -> None:
-        now = time.monotonic()
-        recent = self._recent
-        while recent:      # oldest first: insertion order
-            k, (t, _) = next(iter(recent.items()))
-            if now - t <= RENAMED_S and len(recent) < RECENT_MAX:
-                break
-            del recent[k]
-        recent.pop((key, rel), None)
-        recent[(key, rel)] = (now, size)
-
-    def _note_placeholder(self, key: str, rel: str) -> None:
-        now = time.monotonic()
-        for k, t in list(self._placeholders.items()):
-            if now - t > PLACEHOLDER_S:
-                del self._placeholders[k]
-        self._placeholders[(key, rel)] = now
 
     @staticmethod
     def _remove_placeholder(m: Medium, s: Staged) -> None:
