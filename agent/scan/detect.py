@@ -154,7 +154,7 @@ def detect(data: bytes) -> str:
     if data[:4] == b"PK\x03\x04":
         try:
             return refine_zip(zipfile.ZipFile(io.BytesIO(data)))
-        except (zipfile.BadZipFile, ValueError, OSError):
+        except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):   # e.g. "zip file version 6.4"
             return magic_type(head)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         refined = _ole(data)
@@ -165,7 +165,7 @@ def detect(data: bytes) -> str:
     if mime in _ZIP_MIMES and data[:2] == b"PK":
         try:
             return refine_zip(zipfile.ZipFile(io.BytesIO(data)))
-        except (zipfile.BadZipFile, ValueError, OSError):
+        except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):
             return mime
     if mime in ("text/xml", "application/xml") and b"opendocument" in data[:4096]:
         return refine_xml(data) or mime

@@ -115,7 +115,7 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
 
 
 # the order in which reasons win when several parts failed differently
-_RANK = ("encrypted", "too_large", "limit_exceeded", "timeout", "corrupt", "unsupported")
+_RANK = ("encrypted", "too_large", "limit_exceeded", "timeout", "corrupt", "unreadable", "unsupported")
 
 
 def _result(ctx: Ctx, mime: str) -> Extraction:

@@ -132,6 +132,38 @@ def test_partial_archive_keeps_what_it_found(rules: RuleSet) -> None:
     assert (ex.inspectable, ex.reason) == (False, "encrypted") and level == Level.SECRET
 
 
+def test_zip_member_in_a_compression_this_reader_lacks_fails_closed(rules: RuleSet) -> None:
+    """Regression: a marked text zipped with Deflate64 (7-Zip, and Windows for large
+    files) came back `unsupported`, the cell for types that carry no text, which lets a
+    copy to a personal medium through with an audit. It is now `unreadable`, judged as
+    damaged (blocked toward personal media by default)."""
+    from baomi.common.policy import uninspectable_kind
+    z = docs.zip_by_7z({"报告.txt": ("机密★1年\n" + "正文内容。\n" * 300).encode()}, "-mm=Deflate64")
+    if z is None:
+        pytest.skip("7z tool not installed (p7zip-full)")
+    ex = extract_data(z, LIMITS)
+    assert (ex.inspectable, ex.reason) == (False, "unreadable"), ex.detail
+    assert uninspectable_kind(ex.reason) == "damaged_or_over_limits"
+    # next to a member that carries no text, the unreadable one still decides
+    mixed = docs.zip_of({"inner.zip": z, "song.mp3": b"ID3\x04\x00" + bytes(4000)})
+    assert extract_data(mixed, LIMITS).reason == "unreadable"
+
+
+def test_zip_claiming_a_version_this_reader_does_not_know_is_not_a_crash() -> None:
+    """Regression (found by the mutation test): a central directory claiming "version
+    needed 6.4" raised NotImplementedError out of type detection."""
+    z = bytearray(docs.zip_of({"a.txt": b"hello"}))
+    cd = z.find(b"PK\x01\x02")
+    z[cd + 6:cd + 8] = (64).to_bytes(2, "little")
+    ex = extract_data(bytes(z), LIMITS)
+    assert not ex.inspectable and ex.reason in ("unreadable", "corrupt"), (ex.reason, ex.detail)
+    pptx = bytearray(docs.pptx([["机密★1年"]]))
+    cd = pptx.find(b"PK\x01\x02")
+    pptx[cd + 6:cd + 8] = (64).to_bytes(2, "little")
+    ex = extract_data(bytes(pptx), LIMITS)
+    assert not ex.inspectable and ex.reason in ("unreadable", "corrupt"), (ex.reason, ex.detail)
+
+
 def test_zip_bomb_and_limits() -> None:
     ex = extract_data(docs.zip_bomb(3, 10, 10 * 1024 * 1024), LIMITS)
     assert (ex.inspectable, ex.reason) == (False, "limit_exceeded")

@@ -337,16 +337,21 @@ def sevenzip(members: dict[str, bytes], password: str | None = None) -> bytes:
     return out.getvalue()
 
 
-def encrypted_zip(members: dict[str, bytes], password: str = "s3cret") -> bytes | None:
-    """A ZipCrypto-encrypted zip made by the 7z tool; None when 7z is missing."""
+def zip_by_7z(members: dict[str, bytes], *options: str) -> bytes | None:
+    """A zip made by the 7z tool with these options; None when 7z is missing."""
     if not shutil.which("7z"):
         return None
     with tempfile.TemporaryDirectory() as d:
         for name, body in members.items():
             Path(d, name).write_bytes(body)
-        subprocess.run(["7z", "a", "-tzip", f"-p{password}", "out.zip", *members], cwd=d, check=True,
+        subprocess.run(["7z", "a", "-tzip", *options, "out.zip", *members], cwd=d, check=True,
                        stdout=subprocess.DEVNULL)
         return Path(d, "out.zip").read_bytes()
+
+
+def encrypted_zip(members: dict[str, bytes], password: str = "s3cret") -> bytes | None:
+    """A ZipCrypto-encrypted zip made by the 7z tool; None when 7z is missing."""
+    return zip_by_7z(members, f"-p{password}")
 
 
 def zip_bomb(levels: int = 3, width: int = 10, size: int = 50 * 1024 * 1024) -> bytes:

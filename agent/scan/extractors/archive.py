@@ -36,6 +36,8 @@ def zip_(data: bytes, ctx: Ctx) -> None:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as exc:
         raise Incomplete("corrupt", f"{ctx.where()}: damaged zip: {exc}") from None
+    except NotImplementedError as exc:   # a zip version this reader does not know
+        raise Incomplete("unreadable", f"{ctx.where()}: zip not readable here: {exc}") from None
     for info in zf.infolist():
         if info.is_dir():
             continue
@@ -50,8 +52,10 @@ def zip_(data: bytes, ctx: Ctx) -> None:
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as exc:
             ctx.problem("corrupt", f"{ctx.where()}:{name}: {exc}")
             continue
-        except NotImplementedError as exc:  # an unknown compression method
-            ctx.problem("unsupported", f"{ctx.where()}:{name}: {exc}")
+        except NotImplementedError as exc:
+            # a compression method this reader lacks (Deflate64, zstd, PPMd): the member
+            # may hold anything, so it fails closed, unlike a type that carries no text
+            ctx.problem("unreadable", f"{ctx.where()}:{name}: {exc}")
             continue
         ctx.descend(body, name)
 

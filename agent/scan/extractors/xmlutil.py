@@ -71,6 +71,8 @@ def open_zip(data: bytes, ctx: Ctx) -> zipfile.ZipFile:
         return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as exc:
         raise Incomplete("corrupt", f"{ctx.where()}: damaged zip container: {exc}") from None
+    except NotImplementedError as exc:   # a zip version this reader does not know
+        raise Incomplete("unreadable", f"{ctx.where()}: zip container not readable here: {exc}") from None
 
 
 def read_xml(zf: zipfile.ZipFile, name: str, ctx: Ctx) -> Element | None:
