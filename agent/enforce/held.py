@@ -13,7 +13,7 @@ from baomi.common.events import file_obj, medium_obj, user_obj
 from baomi.common.fsutil import sha256_fd
 from ..decide.copy import WriteFacts, decide_write
 from ..gateway.types import Judgement, StagedFile
-from ..procinfo import describe_pid, user_name
+from ..procinfo import ProcessInfo, describe_pid, user_name
 from .effects import Effects
 from .verdicts import Verdicts
 from .written import Watched
@@ -30,6 +30,15 @@ GATEWAY_KINDS["gateway.judge_error"] = "gateway.judge_failed"
 RECOVERY_WAIT_S = 60.0
 
 
+def _writer(pid: int, uid: int) -> ProcessInfo:
+    """The process the gateway saw write, with the uid the kernel gave the gateway when
+    the process has exited or its pid was reused since."""
+    who = describe_pid(pid)
+    if who.uid is None or who.uid != uid:
+        who.uid, who.name = uid, user_name(uid)
+    return who
+
+
 class HeldFiles:
     def __init__(self, ctx: Any, verdicts: Verdicts, effects: Effects, watched: dict[str, Watched]):
         self.ctx, self.verdicts, self.effects, self.watched = ctx, verdicts, effects, watched
@@ -41,9 +50,7 @@ class HeldFiles:
         if w is None:  # fail closed: a medium this agent does not know is not cleared for anything
             return Judgement(False, errno.EACCES, "medium not known to enforcement")
         medium, mp = w.medium, str(w.medium.mountpoint)
-        who = describe_pid(staged.pid)
-        if who.uid is None or who.uid != staged.uid:  # exited, or a pid reused since
-            who.uid, who.name = staged.uid, user_name(staged.uid)
+        who = _writer(staged.pid, staged.uid)
         fd = os.open(staged.host_path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             sha, size = sha256_fd(fd), os.fstat(fd).st_size
@@ -111,9 +118,7 @@ class HeldFiles:
         if w is None:
             return
         mp = str(w.medium.mountpoint)
-        who = describe_pid(fields["pid"])
-        if who.uid is None or who.uid != fields["uid"]:  # exited, or a pid reused since
-            who.uid, who.name = fields["uid"], user_name(fields["uid"])
+        who = _writer(fields["pid"], fields["uid"])
         self.ctx.record("file.renamed", user=who.user_json(), process=who.process_json(),
                         medium=medium_obj(w.medium.identity, mp),
                         file=file_obj(os.path.join(mp, fields["path"]), mountpoint=mp, size=fields.get("size")),

@@ -378,9 +378,10 @@ class Gateway:
             if m.state != "serving" or key in self._busy_keys:
                 continue
             user = mounts.mount_at(m.mountpoint, table)
-            if m.real_path in points:      # the topmost mount there, as mount_at finds it
-                m.read_only = points[m.real_path].read_only
-            if m.real_path not in points:
+            real = points.get(m.real_path)      # the topmost mount there, as mount_at finds it
+            if real is not None:
+                m.read_only = real.read_only
+            if real is None:
                 action, why = self._medium_gone, "real filesystem gone"
             elif user is None or user.fstype != FSTYPE or user.root != "/" + m.name:
                 action, why = self._detach, "unmounted"
