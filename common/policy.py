@@ -47,6 +47,19 @@ DEVICE_DEFAULTS: dict[str, str] = {
 }
 
 
+def stricter(found: Decision, unread: Decision) -> Decision:
+    """Of a partly read file's two cells, the one that does more: the cell of the level
+    found in what was read, or the cell of why the rest could not be read. A marking
+    found is never outweighed by a part that could not be read; on a tie the marking
+    names the decision."""
+    return found if FILE_ACTIONS.index(found.action) >= FILE_ACTIONS.index(unread.action) else unread
+
+
+def from_unread_part(d: Decision) -> bool:
+    """Whether a decision was made by an uninspectable cell (not by a level found)."""
+    return d.rule.startswith("uninspectable.")
+
+
 def _override(rule: str, default: str, overrides: Mapping[str, str], allowed: Iterable[str]) -> str:
     action = overrides.get(rule, default)
     if action not in allowed:
@@ -142,7 +155,11 @@ def file_action(
         # the three kinds unless one of them is set on its own
         parent = f"uninspectable.{medium_class}"
         default = overrides.get(parent, UNINSPECTABLE_DEFAULTS[medium_class][kind])
-        return Decision(_override(rule, default, overrides, FILE_ACTIONS), rule, _UNINSPECTABLE_WHY[kind])
+        unread = Decision(_override(rule, default, overrides, FILE_ACTIONS), rule, _UNINSPECTABLE_WHY[kind])
+        if file_level == Level.PUBLIC:
+            return unread
+        # part of it was read and carries a marking: what was found is judged too
+        return stricter(file_action(host_class, medium_class, file_level, level_ceiling, True, overrides), unread)
     if medium_class == "registered":
         ceiling = level_ceiling if level_ceiling is not None else Level.PUBLIC
         if file_level > ceiling:
@@ -194,8 +211,11 @@ def print_action(
         raise ValueError(f"printer class must be registered or unregistered, got {printer_class!r}")
     if not inspectable:
         rule = f"uninspectable.printer.{printer_class}"
-        return Decision(_override(rule, PRINT_UNINSPECTABLE_DEFAULTS[printer_class], overrides, PRINT_ACTIONS),
-                        rule, "the document could not be inspected")
+        unread = Decision(_override(rule, PRINT_UNINSPECTABLE_DEFAULTS[printer_class], overrides, PRINT_ACTIONS),
+                          rule, "the document could not be inspected")
+        if level == Level.PUBLIC:
+            return unread
+        return stricter(print_action(host_class, printer_class, level, level_ceiling, True, overrides), unread)
     if printer_class == "registered":
         ceiling = level_ceiling if level_ceiling is not None else Level.PUBLIC
         if level > ceiling:

@@ -17,13 +17,14 @@ class AtRestOutcome:
     raise_level_to: Level | None = None
 
 
-def decide_at_rest(host_class: str, medium_class: str, level: Level, inspectable: bool,
+def decide_at_rest(host_class: str, medium_class: str, level: Level,
                    level_ceiling: Level | None = None,
                    overrides: Mapping[str, str] | None = None) -> AtRestOutcome:
     """A marked file is reported when the copy policy would have blocked it: it got onto
     the medium some other way (another PC, before baomi, a registration since revoked)."""
     raise_to = level if medium_class == "registered" and level > Level.PUBLIC else None
-    if not inspectable or level == Level.PUBLIC:
+    # a marking found in the part that could be read is a marked file, whatever the rest holds
+    if level == Level.PUBLIC:
         return AtRestOutcome(None, "info", None, "nothing to report", raise_to)
     d = file_action(host_class, medium_class, level, level_ceiling, True, overrides)
     if d.action != "block":

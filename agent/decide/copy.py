@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from baomi.common.levels import Level
-from baomi.common.policy import file_action
+from baomi.common.policy import file_action, from_unread_part
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,6 @@ def decide_write(f: WriteFacts, overrides: Mapping[str, str] | None = None) -> O
         kind = "file.copied" if f.inspectable else "file.uninspectable"
     notify = None
     if d.action in ("block", "notify") and f.writer_known:
-        notify = d.action if f.inspectable else f"{d.action}_uninspectable"
+        notify = f"{d.action}_uninspectable" if from_unread_part(d) else d.action
     return Outcome(kind, copy_severity(kind, d.action, f.level), d.action, d.rule, d.reason,
                    "quarantine" if d.action == "block" else "commit", notify, raise_to)

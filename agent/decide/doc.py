@@ -25,6 +25,12 @@ def _code(v: object) -> str | None:
     return None if v is None else f"`{v}`"
 
 
+def _partly(level: Level, reason: str) -> str:
+    if level == Level.PUBLIC:
+        return f"not inspectable ({reason})" if reason.startswith("or ") else f"not inspectable: {reason}"
+    return f"{level.id} found, another part not inspectable" + ("" if reason.startswith("or ") else f": {reason}")
+
+
 def cells_table() -> list[str]:
     out = ["### The cells", "", _row("rule id", "kind", "default"), _row("---", "---", "---")]
     out += [_row(_code(r), "device", _code(a)) for r, a in device_cells().items()]
@@ -43,9 +49,10 @@ def copy_table() -> list[str]:
             ceiling = CEILING if medium == "registered" else None
             rows = [(lv, True, None) for lv in Level] + [(Level.PUBLIC, False, r)
                                                           for r in ("encrypted", "corrupt", "unsupported")]
+            rows.append((Level.SECRET, False, "unsupported"))   # a marking found, another part unread
             for level, inspectable, reason in rows:
                 o = decide_write(WriteFacts(host, medium, ceiling, level, inspectable, reason))
-                out.append(_row(host, medium, level.id if inspectable else f"not inspectable: {reason}",
+                out.append(_row(host, medium, level.id if inspectable else _partly(level, reason),
                                 _code(o.rule), _code(o.action), _code(o.kind), o.severity, _code(o.notify)))
     for label, facts in (("medium removed before the verdict", dict(still_mounted=False)),
                          ("deleted by its writer before the verdict", dict(exists=False))):
@@ -78,7 +85,7 @@ def at_rest_table() -> list[str]:
         for medium in ("personal", "registered"):
             ceiling = CEILING if medium == "registered" else None
             for level in Level:
-                o = decide_at_rest(host, medium, level, True, ceiling)
+                o = decide_at_rest(host, medium, level, ceiling)
                 out.append(_row(host, medium, level.id, _code(o.kind) or "counted in `medium.inventory`",
                                 o.severity))
     return out
@@ -93,9 +100,9 @@ def print_table() -> list[str]:
     for host in HOST_CLASSES:
         for printer in ("unregistered", "registered"):
             ceiling = Level.SECRET if printer == "registered" else None
-            for level, inspectable in [(lv, True) for lv in Level] + [(Level.PUBLIC, False)]:
+            for level, inspectable in [(lv, True) for lv in Level] + [(Level.PUBLIC, False), (Level.TOP_SECRET, False)]:
                 o = decide_print(PrintFacts(host, printer, ceiling, level, inspectable), WATERMARK_DEFAULT_LEVELS)
-                out.append(_row(host, printer, level.id if inspectable else "not inspectable (or agent down)",
+                out.append(_row(host, printer, level.id if inspectable else _partly(level, "or agent down"),
                                 _code(o.rule), _code(o.action), o.severity, "yes" if o.forward else "no",
                                 "yes" if o.watermark else "no", _code(o.notify)))
     for required in (False, True):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Collection, Mapping
 
 from baomi.common.levels import Level
-from baomi.common.policy import print_action
+from baomi.common.policy import from_unread_part, print_action
 
 KIND = "print.job"
 WATERMARK_REQUIRED_RULE = "print.watermark_required"  # agent.toml [print] watermark_required
@@ -59,6 +59,6 @@ def decide_print(f: PrintFacts, watermark_levels: Collection[str],
         stamp = False
     notify = None
     if d.action in ("block", "notify") and f.user_known:
-        notify = f"print_{d.action}" + ("" if f.inspectable else "_uninspectable")
+        notify = f"print_{d.action}" + ("_uninspectable" if from_unread_part(d) else "")
     return PrintOutcome(d.action, d.rule, d.reason, KIND, print_severity(d.action, f.level, f.inspectable),
                         forward, stamp, notify)

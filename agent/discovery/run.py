@@ -172,7 +172,8 @@ class Discovery:
                sha: str | None, v: Any, busy_s: float) -> None:
         s.busy_s += busy_s
         s.scanned += 1
-        level = v.level if v.inspectable else None
+        # not read to the end: what was read counts when it carries a marking, else keep the record
+        level = v.level if v.inspectable or v.level > Level.PUBLIC else None
         if not v.inspectable and v.reason == "vanished":
             return  # gone before it was read: the next pass resolves it if it was on record
         evidence = json.dumps([e.to_json() for e in v.evidence], ensure_ascii=False, sort_keys=True)

@@ -113,7 +113,7 @@ class AtRestFiles:
             run.add(v, size)
             medium, mp = w.medium, str(w.medium.mountpoint)
             cfg = self.ctx.config
-            outcome = decide_at_rest(cfg.host.class_, medium.medium_class, v.level, v.inspectable,
+            outcome = decide_at_rest(cfg.host.class_, medium.medium_class, v.level,
                                      medium.level_ceiling, cfg.policy.actions)
             self.effects.raise_level(medium, outcome.raise_level_to)
             if outcome.kind is not None:

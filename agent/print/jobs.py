@@ -52,10 +52,10 @@ def job_user(uid: int | None, name: str) -> dict[str, Any]:
 
 def block_message(level: Level, inspectable: bool, reason: str) -> str:
     """The line CUPS shows the user (job-printer-state-message) for a cancelled job."""
+    if level > Level.PUBLIC:   # a marking found decides, even where part of the document was unreadable
+        return f"baomi: {level.zh} document blocked on this printer"
     if not inspectable:
         return f"baomi: document could not be inspected ({reason}); blocked on this printer"
-    if level > Level.PUBLIC:
-        return f"baomi: {level.zh} document blocked on this printer"
     return f"baomi: printing blocked on this printer ({reason})"
 
 

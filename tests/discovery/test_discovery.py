@@ -165,3 +165,20 @@ def test_the_cpu_share_makes_the_pass_rest_in_proportion(tmp_path: Path) -> None
         stats = Discovery(cfg, Recorder(), scanner, sleep=pauses.append).run_pass()
     assert len(pauses) == stats.scanned == 5
     assert sum(pauses) == pytest.approx(stats.busy_s * 4, rel=1e-6)  # work is 1/5 of the time
+
+
+def test_marked_file_in_an_archive_with_an_unreadable_member_is_found(tmp_path: Path) -> None:
+    """A zip of a marked plan and a program is not inspectable as a whole (the program
+    carries no text), which used to keep it off the record although the marking was read."""
+    import zipfile
+    tree(tmp_path)
+    bundle = tmp_path / "home/zhang/备份.zip"
+    with zipfile.ZipFile(bundle, "w") as z:
+        z.writestr("计划.txt", "机密★1年\n2027年经营规划\n")
+        z.writestr("tool", Path("/bin/true").read_bytes())
+    cfg = load(config(tmp_path))
+    rec = Recorder()
+    with Scanner(cfg, jobs=1) as scanner:
+        Discovery(cfg, rec, scanner).run_pass()
+    found = rec.of("file.found_at_rest")[str(bundle)]
+    assert found["details"]["level"] == "secret" and found["file"]["inspectable"] is False

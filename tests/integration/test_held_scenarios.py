@@ -362,6 +362,31 @@ def test_rsync_onto_the_medium_records_each_copy_under_the_name_it_ends_with(hel
     assert_none_on_device(h.medium.devnode, list(marked.values()))
 
 
+def test_marked_document_zipped_with_an_executable_is_refused_not_recorded_as_uninspectable(held_agent, tmp_path):
+    """A zip holding a marked report and a program: the program has no text to read, so the
+    zip was not inspectable (`unsupported`), and that cell's audit let the report onto a
+    personal medium although its marking had been found. The level found now decides."""
+    h = held_agent("exfat", size_mb=64)
+    program = Path("/bin/true").read_bytes()
+    report = docs.unique_text(5_000, marked=True)
+    for name, text in (("marked.zip", report), ("clean.zip", docs.unique_text(5_000, marked=False))):
+        with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_STORED) as z:  # stored: the report's bytes as they are
+            z.writestr("方案.txt", text)
+            z.writestr("tool", program)
+    seq = h.agent.last_seq()
+    r = run("cp", str(tmp_path / "marked.zip"), str(tmp_path / "clean.zip"), f"{h.x}/", timeout=60)
+    assert r.returncode != 0 and "marked.zip" in r.stderr and "Permission denied" in r.stderr, r.stderr
+    events = wait_for(lambda: (lambda e: e if len(e) == 2 else None)(h.file_events(seq)), 30, "two copy events")
+    [blocked] = events["marked.zip"]
+    assert blocked["kind"] == "file.blocked" and blocked["details"]["held"] is True, gateway_story(h.agent, seq)
+    assert blocked["file"]["level"] == "secret" and blocked["file"]["inspectable"] is False
+    assert blocked["rule"] == "unclassified.personal.secret" and blocked["file"]["reason"] == "unsupported"
+    [clean] = events["clean.zip"]
+    assert clean["kind"] == "file.uninspectable" and clean["action"] == "audit"
+    assert sorted(os.listdir(h.real())) == ["clean.zip"]
+    assert_none_on_device(h.medium.devnode, [report])   # the program is in clean.zip too
+
+
 # -- 3. eject while a 50 MB file is pending ---------------------------------------------------------
 
 @pytest.mark.parametrize("eject", ["lazy_umount_mid_write", "umount_during_close"])

@@ -31,6 +31,12 @@ COPY_TABLE = [
      L.INTERNAL),
     ("unclassified", "registered", L.INTERNAL, L.PUBLIC, False, "file.uninspectable", "medium", "audit", "commit",
      None, None),
+    # a marking found where another part could not be read: the level's cell and its notification
+    ("unclassified", "personal", None, L.SECRET, False, "file.blocked", "high", "block", "quarantine", "block", None),
+    ("unclassified", "personal", None, L.INTERNAL, False, "file.blocked", "high", "block", "quarantine",
+     "block_uninspectable", None),   # internal found, the rest damaged: the stricter unread cell
+    ("unclassified", "registered", L.INTERNAL, L.SECRET, False, "file.blocked", "high", "block", "quarantine",
+     "block", L.SECRET),
 ]
 
 
@@ -105,11 +111,10 @@ def test_arrival_read_only_override_and_leftover_flag() -> None:
     ("unclassified", "registered", L.INTERNAL, L.SECRET, "file.discovered"),
 ])
 def test_at_rest_table(host, medium, ceiling, level, kind) -> None:
-    o = decide_at_rest(host, medium, level, True, ceiling)
+    o = decide_at_rest(host, medium, level, ceiling)
     assert o.kind == kind
     if kind:
         assert o.severity == "high" and o.rule.startswith(host)
-    assert decide_at_rest(host, medium, level, False, ceiling).kind is None  # unreadable: counted only
     assert inventory_severity(0) == "info" and inventory_severity(3) == "medium"
 
 
@@ -142,6 +147,8 @@ PRINT_TABLE = [
      "classified.printer.registered.above_ceiling", False, False, "print_block"),
     ("classified", "registered", L.SECRET, L.PUBLIC, False, "audit", "uninspectable.printer.registered",
      True, True, None),
+    ("classified", "registered", L.SECRET, L.TOP_SECRET, False, "block",
+     "classified.printer.registered.above_ceiling", False, False, "print_block"),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from baomi.common.levels import Level
-from baomi.common.policy import device_action, file_action, validate_overrides
+from baomi.common.policy import device_action, file_action, from_unread_part, print_action, validate_overrides
 
 DEVICE_TABLE = [
     ("classified", "personal", None, "deny", "classified.personal"),
@@ -93,3 +93,39 @@ def test_uninspectable_medium_class_setting_covers_its_kinds_and_a_full_cell_win
                        reason="encrypted").action == "notify"
     assert validate_overrides(both) is None
     assert "unknown policy rule" in validate_overrides({"uninspectable.personal.images": "allow"})
+
+
+# A marking found in the readable part of a file was outweighed by the part that could not
+# be read: a secret report zipped with an executable went to a personal stick with an audit.
+@pytest.mark.parametrize("reason", ["unsupported", "encrypted", "corrupt"])
+def test_marking_found_in_a_partly_read_file_is_not_outweighed_by_its_unread_part(reason):
+    d = file_action("unclassified", "personal", Level.SECRET, inspectable=False, reason=reason)
+    assert (d.action, d.rule) == ("block", "unclassified.personal.secret")
+    assert not from_unread_part(d)
+    # above a registered medium's ceiling, although unread parts toward registered media are audited
+    d = file_action("unclassified", "registered", Level.TOP_SECRET, Level.INTERNAL, inspectable=False, reason=reason)
+    assert (d.action, d.rule) == ("block", "unclassified.registered.above_ceiling")
+    # within the ceiling the stricter of the two still applies
+    d = file_action("classified", "registered", Level.SECRET, Level.SECRET, inspectable=False, reason=reason)
+    assert d.action == "audit"
+
+
+def test_partly_read_file_keeps_the_stricter_unread_cell():
+    # internal found (notify) beside an encrypted member (block): the encrypted cell wins
+    d = file_action("unclassified", "personal", Level.INTERNAL, inspectable=False, reason="encrypted")
+    assert (d.action, d.rule) == ("block", "uninspectable.personal.encrypted")
+    assert from_unread_part(d)
+    # internal found beside an unsupported member: the level's notify, not the unread part's audit
+    d = file_action("unclassified", "personal", Level.INTERNAL, inspectable=False, reason="unsupported")
+    assert (d.action, d.rule) == ("notify", "unclassified.personal.internal")
+    # a site that relaxes the unread cell does not relax the level's
+    d = file_action("unclassified", "personal", Level.SECRET, inspectable=False, reason="encrypted",
+                    overrides={"uninspectable.personal": "allow"})
+    assert d.action == "block"
+
+
+def test_print_of_a_partly_read_marked_document_follows_the_level_found():
+    d = print_action("unclassified", "registered", Level.TOP_SECRET, Level.SECRET, inspectable=False)
+    assert (d.action, d.rule) == ("block", "unclassified.printer.registered.above_ceiling")
+    d = print_action("unclassified", "registered", Level.PUBLIC, Level.SECRET, inspectable=False)
+    assert (d.action, d.rule) == ("audit", "uninspectable.printer.registered")
