@@ -14,7 +14,9 @@ from typing import Any
 from baomi.common.levels import Level
 from baomi.common.normalize import normalize
 
-ZONES: tuple[str, ...] = ("metadata", "first_page_top", "header", "footer", "body")
+# raw: text runs found in the bytes of a file no reader understands (docs/rules.md#zones);
+# a rule is searched there only when it lists it
+ZONES: tuple[str, ...] = ("metadata", "first_page_top", "header", "footer", "body", "raw")
 KINDS = ("marking", "label", "keywords")
 
 
@@ -129,6 +131,10 @@ def _parse_rule(raw: Any, file: str) -> Rule | str:
         rule.max_chars = mc
         rule.starts_with = _strings(raw, "starts_with", file, rid)
         rule.requires = _strings(raw, "requires", file, rid)
+    if "raw" in rule.zones and not (kind == "marking" and rule.requires):
+        # raw bytes are searched only around a rule's literals: a search for every pattern
+        # over a film or a program would cost seconds and find noise
+        raise _err(file, "the raw zone is for marking rules with `requires`", rid, "zones")
     if kind == "keywords":
         words = raw.get("words", [])
         if not isinstance(words, list) or any(not isinstance(w, str) or not normalize(w) for w in words):

@@ -93,13 +93,16 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
             ctx.problem("encrypted", f"{ctx.where()}: no known type and random-looking bytes (encrypted data?)")
             return mime
         elif ctx.member and (mime.startswith(_NO_TEXT_MEMBER) or mime in _FONTS):
+            _raw(data, ctx)  # unless a marking was slipped in behind a sound's header
             return mime  # a sound, film or font inside a document or archive: nothing to read, nothing missed
         elif mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",
                                                   "application/x-pie-executable", "application/octet-stream"):
             ctx.problem("unsupported", f"{ctx.where()}: {mime} carries no text baomi can read")
+            _raw(data, ctx)
             return mime
         else:
             ctx.problem("unsupported", f"{ctx.where()}: no extractor for {mime}")
+            _raw(data, ctx)
             return mime
     try:
         fn(data, ctx)
@@ -112,6 +115,14 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
     except Exception as exc:  # a parser choking on hostile bytes is a corrupt file, not a crash
         ctx.problem("corrupt", f"{ctx.where()}: {type(exc).__name__}: {exc}"[:300])
     return mime
+
+
+def _raw(data: bytes, ctx: Ctx) -> None:
+    """A marking in the bytes of what no reader understands (a program, a database, text
+    behind a foreign header) still counts, though the file stays not inspectable."""
+    if ctx.raw:
+        from .extractors import raw
+        raw.strings(data, ctx, ctx.raw)
 
 
 # the order in which reasons win when several parts failed differently
@@ -127,13 +138,13 @@ def _result(ctx: Ctx, mime: str) -> Extraction:
     return Extraction(ctx.chunks, mime, False, reason, detail, ctx.pictures)
 
 
-def _root(limits: Limits, depth: int = 0) -> Ctx:
+def _root(limits: Limits, depth: int = 0, raw: tuple[str, ...] = ()) -> Ctx:
     """The context of a whole file: nested content comes back through dispatch."""
-    return Ctx(Budget(limits), dispatch, depth=depth)
+    return Ctx(Budget(limits), dispatch, depth=depth, raw=raw)
 
 
-def extract_bytes(data: bytes, name: str, limits: Limits, depth: int = 0) -> Extraction:
-    ctx = _root(limits, depth)
+def extract_bytes(data: bytes, name: str, limits: Limits, depth: int = 0, raw: tuple[str, ...] = ()) -> Extraction:
+    ctx = _root(limits, depth, raw)
     ctx.budget.take(len(data), name)
     return _result(ctx, dispatch(data, ctx))
 
@@ -143,11 +154,12 @@ def too_large(head: bytes, size: int, limits: Limits) -> Extraction:
                       f"{size} bytes, above max_file_bytes {limits.max_file_bytes}")
 
 
-def extract_data(data: bytes, limits: Limits) -> Extraction:
-    """Extract a whole file already read into memory."""
+def extract_data(data: bytes, limits: Limits, raw: tuple[str, ...] = ()) -> Extraction:
+    """Extract a whole file already read into memory; `raw`: the literals to look for in
+    bytes of no known format (RuleSet.raw_literals)."""
     if len(data) > limits.max_file_bytes:
         return too_large(data[:65536], len(data), limits)
-    ctx = _root(limits)
+    ctx = _root(limits, raw=raw)
     return _result(ctx, dispatch(data, ctx))
 
 

@@ -115,6 +115,8 @@ class RuleSet:
         # literal and every prefix (str.find runs at C speed; a regex alternation does not)
         self._block_literals = sorted({x for r in gated for x in r.requires}
                                       | {p for r in self._prefix_rules for p in r.starts_with})
+        # what bytes of no known format are searched for (extractors/raw.py)
+        self.raw_literals = tuple(sorted({x for r in self._markings if "raw" in r.zones for x in r.requires}))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -236,7 +238,8 @@ class RuleSet:
         if self._gate is not None and self._gate.search(text) is None:
             candidates = self._prefix_rules
         for rule in candidates:
-            if n > 2 * rule.max_chars + 8 or chunk.zone not in rule.zones:
+            raw = chunk.zone == "raw"
+            if (n > 2 * rule.max_chars + 8 and not raw) or chunk.zone not in rule.zones:
                 continue
             if rule.requires and not any(r in text for r in rule.requires):
                 continue
@@ -246,7 +249,11 @@ class RuleSet:
                     continue
             if norm is None:
                 norm = squeeze_cjk(strip_markup(normalize(text)))
-            if len(norm) <= rule.max_chars:
+            if raw:  # a text run in binary data has no line layout: the marking is searched within it
+                m = rule.pattern.search(norm)  # type: ignore[union-attr]
+                if m:
+                    add(rule, chunk, rule.level_of(m.groupdict().get("level")), m.group(0))
+            elif len(norm) <= rule.max_chars:
                 m = rule.pattern.fullmatch(norm)  # type: ignore[union-attr]
                 if m:
                     add(rule, chunk, rule.level_of(m.groupdict().get("level")), m.group(0))

@@ -13,7 +13,7 @@ from baomi.common.levels import Level
 from baomi.common.rulefile import ZONES  # one list for the scanner and the rule files
 
 __all__ = ["ZONES", "Evidence", "Reason", "TextChunk", "Verdict", "Zone"]
-Zone = Literal["metadata", "first_page_top", "header", "footer", "body"]
+Zone = Literal["metadata", "first_page_top", "header", "footer", "body", "raw"]
 Reason = Literal["encrypted", "corrupt", "too_large", "limit_exceeded", "timeout", "unsupported", "unreadable", "vanished"]
 
 

@@ -70,7 +70,7 @@ def scan_one(path: str, limits: Limits, ruleset: Any, sha256: str | None = None)
             return _fail(v, "unreadable", f"read failed: {exc.strerror}")
     v.sha256 = sha256 if sha256 is not None else hashlib.sha256(data).hexdigest()
     v.size = len(data)
-    ex = extract_data(data, limits)
+    ex = extract_data(data, limits, ruleset.raw_literals if ruleset is not None else ())
     del data
     evidence = ruleset.evaluate(ex.chunks, v.sha256) if ruleset is not None else []
     if ruleset is not None and ex.pictures and not any(e.zone != "metadata" for e in evidence):

@@ -50,6 +50,8 @@ class Ctx:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (reason, detail) of parts not inspected
     # pictures inside a document (name, loader), OCR'd afterwards only if its text carries no marking
     pictures: list[tuple[str, Callable[[], bytes]]] = field(default_factory=list)
+    # the literals searched for in bytes of no known format (RuleSet.raw_literals; extractors/raw.py)
+    raw: tuple[str, ...] = ()
 
     @property
     def limits(self) -> Limits:
@@ -82,7 +84,8 @@ class Ctx:
         if self.budget.members > self.limits.max_members:
             raise Incomplete("limit_exceeded", f"more than {self.limits.max_members} archive members")
         full = f"{self.member}/{name}" if self.member else name
-        child = Ctx(self.budget, self.dispatch, self.chunks, full, self.depth + 1, self.problems, self.pictures)
+        child = Ctx(self.budget, self.dispatch, self.chunks, full, self.depth + 1, self.problems, self.pictures,
+                    self.raw)
         self.dispatch(data, child)
 
 

@@ -33,11 +33,22 @@ def _utf16_guess(data: bytes) -> str | None:
     return None
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding name)."""
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            return data[len(bom):].decode(enc, errors="replace"), enc
+def decode(data: bytes, bom: bool = True) -> tuple[str, str]:
+    """(text, encoding name). A byte-order mark is believed only when what follows it
+    reads in its encoding: a UTF-8 or GB18030 text behind a UTF-16 mark (which would
+    read as other Chinese characters) or GBK bytes behind a UTF-8 mark are read for
+    what they are."""
+    for mark, enc in _BOMS if bom else ():
+        if data.startswith(mark):
+            rest = data[len(mark):]
+            try:
+                text = rest.decode(enc)
+            except UnicodeDecodeError:
+                return decode(rest, bom=False)
+            # UTF-16/32 text has NUL bytes (every ASCII character and line break has one)
+            if enc != "utf-8" and b"\x00" not in rest[:65536]:
+                return decode(rest, bom=False)
+            return text, enc
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
