@@ -43,6 +43,7 @@ def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
         d.ZIP: archive.zip_, "application/x-tar": archive.tar, "application/gzip": archive.compressed,
         "application/x-gzip": archive.compressed, "application/x-bzip2": archive.compressed,
         "application/x-xz": archive.compressed, "application/x-7z-compressed": archive.sevenzip,
+        **{m: archive.libarchive_ for m in archive.LIBARCHIVE_CONTAINERS + archive.LIBARCHIVE_STREAMS},
     }
 
 

@@ -106,8 +106,12 @@ def _warm_up(ruleset: Any) -> None:
     """Load libraries and databases before the memory cap, so the cap measures
     what a document costs, not what the interpreter needs once."""
     from . import detect
-    from .extractors import archive, html, image, mail, odf, ofd, ole, ooxml, pdf, rtf, text  # noqa: F401
+    from .extractors import archive, html, image, mail, odf, ofd, ole, ooxml, pdf, raw, rtf, text  # noqa: F401
     import PIL.Image  # noqa: F401
+    try:
+        import libarchive  # noqa: F401  (its shared library, mapped before the cap)
+    except (ImportError, OSError):
+        pass   # RAR and the like are then unreadable, and say why
     import pypdfium2  # noqa: F401
     import pypdf  # noqa: F401
     detect.magic_type(b"warm up")

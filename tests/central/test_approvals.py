@@ -7,6 +7,7 @@ a refusal is delivered, and a decision the sysadmin writes into the database is 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,15 @@ def _request(agent: AgentRun, original: Path, reason: str) -> subprocess.Complet
                           cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
+def _serves(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def _decide(sec, request_id: str, decision: str, **fields: str):
     csrf = csrf_of(sec.get("/approvals").text)
     return sec.post(f"/approvals/{request_id}", data={"csrf_token": csrf, "decision": decision,
@@ -83,6 +93,8 @@ clock_skew_s = 0
 """))
                 agent.request_socket = tmp / "request.sock"
                 agent.start()
+                # the media are enforced before the later components (approvals among them) start
+                wait_for(lambda: _serves(agent.request_socket), 60, "the agent's request socket")
 
                 # a request without a blocked copy is refused with the reason
                 r = _request(agent, original, "需要报送上级")

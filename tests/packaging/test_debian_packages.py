@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("BAOMI_TEST_ARTIFACTS", REPO / "test-artifacts"))
 # what the packages' Depends: name, so the install itself needs no network
-DEPENDS = ["python3.11", "python3", "libmagic1", "fuse3", "libfuse3-3", "util-linux", "mount",
+DEPENDS = ["python3.11", "python3", "libmagic1", "libarchive13", "fuse3", "libfuse3-3", "util-linux", "mount",
            "init-system-helpers", "adduser", "openssl", "passwd",
            "systemd"]   # not a dependency: the units are checked against a real systemd tree
 ARCHIVE = "http://deb.debian.org/debian"

@@ -8,12 +8,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from baomi.agent.scan.extract import extract_bytes
 from baomi.agent.scan.limits import Limits
+from baomi.common.rulefile import ZONES
 from tests.support import docs
 
 pytestmark = pytest.mark.timeout(120)
 
 LIMITS = Limits(max_file_bytes=4 << 20, max_archive_bytes=16 << 20, max_ratio=200.0, max_depth=3, max_members=200)
-REASONS = {"encrypted", "corrupt", "too_large", "limit_exceeded", "unsupported"}
+REASONS = {"encrypted", "corrupt", "too_large", "limit_exceeded", "unreadable", "unsupported"}
 MARK = "机密★5年"
 
 SEEDS = {
@@ -26,6 +27,7 @@ SEEDS = {
     "zip": docs.zip_of({"a/b.txt": MARK.encode("gbk")}, gbk_names=True),
     "tgz": docs.tar_gz({"a.txt": MARK.encode()}),
     "7z": docs.sevenzip({"a.txt": MARK.encode()}),
+    "rar": docs.rar4({"资料/a.txt": MARK.encode(), "b.txt": "正文".encode()}),
     "txt": (MARK + "\n正文\n").encode("utf-16"),
     "doc": docs.doc([MARK, "正文"], header="页眉"),
     "xls": docs.xls({"S": [[MARK], ["1", "2"]]}),
@@ -51,12 +53,12 @@ def mutated(draw, seed: bytes) -> bytes:
 
 
 def check(data: bytes, name: str) -> None:
-    ex = extract_bytes(data, name, LIMITS)
+    ex = extract_bytes(data, name, LIMITS, raw=("密",))   # what no reader understands is searched too
     assert isinstance(ex.type, str) and ex.type
     if not ex.inspectable:
         assert ex.reason in REASONS, ex.reason
     for c in ex.chunks:
-        assert c.zone in ("metadata", "first_page_top", "header", "footer", "body")
+        assert c.zone in ZONES
         assert isinstance(c.text, str) and isinstance(c.location, dict)
 
 

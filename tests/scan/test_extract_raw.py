@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sqlite3
 import struct
 import subprocess
@@ -66,6 +67,21 @@ def test_marked_row_of_a_real_sqlite_database_is_found(rules: RuleSet, tmp_path:
         c.execute("insert into notes(body) values (?)", (MARKED.decode(),))
     ex, ev, level = verdict(rules, db.read_bytes())
     assert level == Level.SECRET and ex.type == "application/vnd.sqlite3" and ev[0].zone == "raw"
+
+
+def test_marking_typed_into_vim_is_found_in_its_swap_file(rules: RuleSet, tmp_path: Path) -> None:
+    """vim keeps the text being edited in `.name.swp` beside the file: on a stick, the swap
+    file of a document being edited there is written before the document is saved."""
+    vim = shutil.which("vim") or shutil.which("vim.tiny")
+    if vim is None:
+        pytest.skip("needs vim or vim.tiny (Debian vim-tiny)")
+    (tmp_path / "x.txt").write_text("会议室预订规则\n", encoding="utf-8")
+    subprocess.run([vim, "-u", "NONE", "-N", "-es", "-c", 'call append(0, "机密★1年")', "-c", "preserve",
+                    "-c", f"!cp .x.txt.swp {tmp_path / 'kept.swp'}", "-c", "q!", "x.txt"],
+                   cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)}, timeout=30, check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True)
+    ex, ev, level = verdict(rules, (tmp_path / "kept.swp").read_bytes())
+    assert level == Level.SECRET and ev[0].zone == "raw" and ex.reason == "unsupported"
 
 
 @pytest.mark.parametrize("enc", ["utf-16-le", "utf-16-be", "gb18030"])

@@ -354,6 +354,29 @@ def encrypted_zip(members: dict[str, bytes], password: str = "s3cret") -> bytes 
     return zip_by_7z(members, f"-p{password}")
 
 
+def rar4(members: dict[str, bytes], encrypted: bool = False) -> bytes:
+    """A RAR 4 archive with stored members, as WinRAR writes with -m0 (no tool in
+    Debian main writes RAR): marker, archive header, one file header and its data per
+    member, end block. Names are UTF-8 under the Unicode flag when not ASCII. With
+    `encrypted`, each member is flagged as password-protected."""
+    import struct
+    import zlib
+
+    def block(kind: int, flags: int, body: bytes) -> bytes:
+        head = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head
+
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, bytes(6))
+    for name, data in members.items():
+        raw = name.encode()
+        flags = 0x8000 | (0x200 if not name.isascii() else 0) | (0x04 if encrypted else 0)
+        dos_time = (46 << 25) | (1 << 21) | (1 << 16)   # 2026-01-01 00:00
+        body = struct.pack("<IIBIIBBHI", len(data), len(data), 2, zlib.crc32(data), dos_time, 20, 0x30,
+                           len(raw), 0x20) + raw
+        out += block(0x74, flags, body) + data
+    return out + block(0x7B, 0x4000, b"")
+
+
 def zip_bomb(levels: int = 3, width: int = 10, size: int = 50 * 1024 * 1024) -> bytes:
     """Nested zips of zeros: width**levels * size bytes once fully unpacked."""
     layer = _zip({"zeros.bin": bytes(size)})

@@ -1,5 +1,7 @@
 """Archives: zip (GBK member names from Chinese Windows), tar, gzip, bzip2, xz
-and 7z, nested, each member extracted as a file of its own type. Bombs are
+and 7z, and through Debian's libarchive RAR, CAB, ISO 9660, cpio, XAR, ar/deb,
+rpm, LHA and zstd/lz4/lzip/lzma/compress streams; nested, each member extracted
+as a file of its own type. Bombs are
 refused by ratio, total size, depth and member count; an encrypted member is
 noted and the rest still read."""
 from __future__ import annotations
@@ -148,3 +150,68 @@ def sevenzip(data: bytes, ctx: Ctx) -> None:
         for name, bio in factory.products.items():
             bio.seek(0)
             ctx.descend(bio.read(), name)
+
+
+# read through libarchive (libarchive-c over Debian's libarchive13): containers, and
+# compressed single streams (whose content may itself be a tar)
+LIBARCHIVE_CONTAINERS = ("application/x-rar", "application/vnd.rar", "application/x-rar-compressed",
+                         "application/vnd.ms-cab-compressed", "application/x-iso9660-image", "application/x-cpio",
+                         "application/x-xar", "application/x-archive", "application/vnd.debian.binary-package",
+                         "application/x-rpm", "application/x-lha", "application/x-lharc", "application/x-lzh-compressed")
+LIBARCHIVE_STREAMS = ("application/zstd", "application/x-zstd", "application/x-lz4", "application/x-lzip",
+                      "application/x-compress", "application/x-lzma")
+
+
+def libarchive_(data: bytes, ctx: Ctx) -> None:
+    """A RAR, CAB, ISO or other archive, or a zstd/lz4/lzip/lzma/compress stream."""
+    try:
+        import libarchive
+    except (ImportError, OSError) as exc:   # libarchive13 not installed: fail closed, say why
+        raise Incomplete("unreadable", f"{ctx.where()}: libarchive is not available ({exc})") from None
+    try:
+        try:
+            _entries(libarchive.memory_reader(data), data, ctx)
+        except libarchive.ArchiveError as exc:
+            if "nrecognized archive format" not in exc.msg:
+                raise
+            _entries(libarchive.memory_reader(data, format_name="raw"), data, ctx)   # one compressed stream
+    except libarchive.ArchiveError as exc:
+        msg = exc.msg if isinstance(exc.msg, str) else str(exc.msg)
+        if "ncrypt" in msg or "assphrase" in msg or "assword" in msg:
+            raise Incomplete("encrypted", f"{ctx.where()}: password-protected archive: {msg}") from None
+        raise Incomplete("corrupt", f"{ctx.where()}: damaged archive: {msg}") from None
+
+
+def _entries(reader, data: bytes, ctx: Ctx) -> None:
+    lim = ctx.limits
+    with reader as archive:
+        for entry in archive:
+            if not entry.isfile:
+                continue
+            name = entry.pathname
+            if isinstance(name, bytes):   # not UTF-8: an OEM code page, GBK on Chinese Windows
+                name = name.decode("gb18030", errors="replace")
+            name = name or "(data)"
+            if _encrypted(entry):   # ciphertext would pass for a member of no known type
+                ctx.problem("encrypted", f"{ctx.where()}:{name}: password-protected member")
+                continue
+            room = lim.max_archive_bytes - ctx.budget.unpacked
+            body = bytearray()
+            for block in entry.get_blocks(CHUNK):
+                body += block
+                if len(body) > room:
+                    raise Incomplete("limit_exceeded", f"{ctx.where()}:{name}: content passes max_archive_bytes")
+                if len(body) > max(CHUNK, lim.max_ratio * len(data)):
+                    raise Incomplete("limit_exceeded", f"{ctx.where()}:{name}: expands more than max_ratio "
+                                                       f"{lim.max_ratio:g}")
+            ctx.budget.take(len(body), f"{ctx.where()}:{name}")
+            ctx.descend(bytes(body), name)
+
+
+def _encrypted(entry) -> bool:
+    """archive_entry_is_encrypted (libarchive >= 3.2), which libarchive-c does not wrap."""
+    import ctypes
+    from libarchive import ffi
+    fn = ffi.libarchive.archive_entry_is_encrypted
+    fn.argtypes, fn.restype = [ffi.c_archive_entry_p], ctypes.c_int
+    return bool(fn(entry._entry_p))
