@@ -73,3 +73,31 @@ def test_pandoc_from_markdown(rules: RuleSet, tmp_path: Path, to: str) -> None:
     got, zones, ok = level_and_zones(rules, out.read_bytes())
     assert ok and got == Level.SECRET and "first_page_top" in zones, (to, zones)
     assert level_and_zones(rules, src.read_bytes())[0] == Level.SECRET, "the markdown itself, read as text"
+
+
+def outlined(pdf: bytes, tmp_path: Path) -> bytes:
+    """The PDF with every glyph turned into a drawn outline (no text layer, no picture),
+    as Ghostscript writes it with -dNoOutputFonts and print shops ask for."""
+    if not shutil.which("gs"):
+        pytest.skip("needs Ghostscript (gs) to turn text into outlines")
+    (tmp_path / "in.pdf").write_bytes(pdf)
+    subprocess.run(["gs", "-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-dNoOutputFonts", "-sDEVICE=pdfwrite",
+                    f"-sOutputFile={tmp_path / 'out.pdf'}", str(tmp_path / "in.pdf")], check=True, timeout=120)
+    return (tmp_path / "out.pdf").read_bytes()
+
+
+def test_pdf_with_its_text_drawn_as_outlines_is_read_by_ocr(rules: RuleSet, tmp_path: Path) -> None:
+    """Such a PDF has no text layer and no picture: it came back public and inspectable,
+    although every reader shows its marking."""
+    from baomi.agent.scan import ocr
+    if ocr.missing("chi_sim+eng"):
+        pytest.skip(ocr.missing("chi_sim+eng"))
+    data = outlined(written(["机密★1年"], "pdf"), tmp_path)
+    ex = extract_data(data, Limits())
+    assert not any(c.location.get("ocr") is None and c.zone != "metadata" for c in ex.chunks)  # no text layer
+    ev = rules.evaluate(ex.chunks)
+    assert rules.level(ev) == Level.SECRET and ex.inspectable
+    assert any(e.zone == "first_page_top" and e.location.get("ocr") for e in ev)
+    # with OCR off the page cannot count as read
+    ex = extract_data(data, Limits(ocr=False))
+    assert not ex.inspectable and ex.reason == "unsupported" and "no text layer" in ex.detail

@@ -33,6 +33,14 @@ def _images(page) -> list:  # type: ignore[no-untyped-def]
     return list(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3))
 
 
+def _drawn(page) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the page draws shapes: text turned into outlines (Ghostscript's
+    -dNoOutputFonts, "convert text to curves" before printing) has no text layer and
+    no picture, yet a reader sees every word of it."""
+    import pypdfium2.raw as pdfium_c
+    return next(iter(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_PATH,), max_depth=3)), None) is not None
+
+
 def _scan_dpi(images: list, default: float) -> float:
     """The resolution the page's pictures were scanned at: rendering at it (not
     above) gives Tesseract the scanner's own pixels, not a blurred enlargement."""
@@ -124,6 +132,8 @@ def pdf(data: bytes, ctx: Ctx) -> None:
                     images = _images(page)
                     if images:  # a scanned page: its text is in the picture
                         text, scanned = ocr_state.page(page, _scan_dpi(images, 300.0), ctx, i + 1), True
+                    elif _drawn(page):  # words drawn as outlines: read as a reader sees them
+                        text, scanned = ocr_state.page(page, 300.0, ctx, i + 1), True
             finally:
                 page.close()
             top = TopLines() if i == 0 else None
