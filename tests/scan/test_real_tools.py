@@ -101,3 +101,25 @@ def test_pdf_with_its_text_drawn_as_outlines_is_read_by_ocr(rules: RuleSet, tmp_
     # with OCR off the page cannot count as read
     ex = extract_data(data, Limits(ocr=False))
     assert not ex.inspectable and ex.reason == "unsupported" and "no text layer" in ex.detail
+
+
+SHEET_ROW = '<table:table-row><table:table-cell office:value-type="string"><text:p>会议</text:p></table:table-cell></table:table-row>'
+
+
+@pytest.mark.parametrize("where", ["comment", "text_box"])
+def test_libreoffice_sheet_with_the_marking_in_a_comment_or_a_text_box(rules: RuleSet, where: str) -> None:
+    """xlsx comments (xl/comments1.xml) and a sheet's text boxes (xl/drawings) were not
+    read: such a workbook was public."""
+    if where == "comment":
+        body = ('<table:table table:name="S"><table:table-row><table:table-cell office:value-type="string">'
+                '<office:annotation><text:p>机密★5年</text:p></office:annotation><text:p>会议</text:p>'
+                '</table:table-cell></table:table-row></table:table>')
+    else:
+        body = ('<table:table table:name="S"><table:shapes><draw:frame svg:width="5cm" svg:height="1cm" '
+                'svg:x="1cm" svg:y="1cm"><draw:text-box><text:p>机密★5年</text:p></draw:text-box></draw:frame>'
+                f'</table:shapes>{SHEET_ROW}</table:table>')
+    data = docs.soffice_convert(docs.odf("spreadsheet", body, flat=True), ".fods", "xlsx")
+    if data is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
+    got, zones, ok = level_and_zones(rules, data)
+    assert ok and got == Level.SECRET and zones == {"body"}, (got, zones)

@@ -1,6 +1,8 @@
 """Office Open XML: docx (body, tables, text boxes, headers, footers, notes,
-comments), xlsx (shared and inline strings, sheets in workbook order, header and
-footer), pptx (slides and notes) and the properties in docProps/ and
+comments, imported chunks), xlsx (shared and inline strings, sheets in workbook
+order, header and footer, comments, text boxes and shapes), pptx (slides, notes,
+masters, comments), in all three charts, SmartArt and embedded objects (an Excel
+table inserted into Word), and the properties in docProps/ and
 docMetadata/LabelInfo.xml. A paragraph's text is joined across its runs."""
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import zipfile
 from typing import Iterator
 from xml.etree.ElementTree import Element
 
-from .base import Ctx, TopLines
-from .xmlutil import (cells_to_chunks, header_footer_pieces, local, note_pictures, open_zip, optional_xml, read_xml,
-                      required_xml)
+from .base import Ctx, Incomplete, TopLines
+from .xmlutil import (cells_to_chunks, header_footer_pieces, local, note_pictures, open_zip, optional_xml, read_member,
+                      read_xml, required_xml)
 
 
 def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
@@ -37,6 +39,66 @@ def properties(zf: zipfile.ZipFile, ctx: Ctx) -> None:
         for lab in root.iter():
             if local(lab.tag) == "label" and lab.get("id") and lab.get("enabled", "1") in ("1", "true"):
                 ctx.add("metadata", lab.get("id", "").strip("{}"), key="LabelInfo", part="docMetadata/LabelInfo.xml")
+
+
+# parts of any of the three whose text a reader sees: charts (titles, series and
+# category names), SmartArt, a sheet's text boxes and shapes, comments of sheets and
+# slides (a docx's own comments are read with its stories)
+_SHOWN_PARTS = re.compile(r"(?:word|xl|ppt)/(?:charts/chart\d+|diagrams/data\d+|drawings/drawing\d+)\.xml"
+                          r"|xl/comments\d*\.xml|xl/threadedComments/threadedComment\d+\.xml"
+                          r"|ppt/comments/comment\d+\.xml")
+_EMBEDDED = re.compile(r"(?:word|xl|ppt)/embeddings/[^/]+")
+
+
+def _shown_texts(root: Element) -> Iterator[str]:
+    """Paragraphs (DrawingML a:p), sheet comments (their <t> runs), threaded and slide
+    comments (<text>), and a chart's cached category and series names (c:strCache)."""
+    for el in root.iter():
+        tag = local(el.tag)
+        if tag == "p" or tag == "comment":
+            yield _t_text(el)
+        elif tag == "text" and el.text:
+            yield el.text
+        elif tag == "strCache":
+            for v in el.iter():
+                if local(v.tag) == "v" and v.text:
+                    yield v.text
+
+
+def _shown_parts(zf: zipfile.ZipFile, ctx: Ctx) -> None:
+    """Charts, SmartArt, drawings and comments as body; embedded objects as members."""
+    for info in zf.infolist():
+        name = info.filename
+        if _SHOWN_PARTS.fullmatch(name):
+            root = optional_xml(zf, name, ctx)
+            if root is not None:
+                for n, text in enumerate(_shown_texts(root), 1):
+                    ctx.add("body", text, part=name, paragraph=n)
+        elif _EMBEDDED.fullmatch(name) and not info.is_dir():
+            try:
+                body = read_member(zf, info, ctx)
+            except Incomplete as exc:
+                ctx.problem(exc.reason, exc.detail)
+                continue
+            ctx.descend(body, name)
+
+
+def _alt_chunks(zf: zipfile.ZipFile, ctx: Ctx) -> None:
+    """w:altChunk: HTML, MHT, RTF or text imported into a document, which Word shows in
+    place but keeps in a part of its own."""
+    root = optional_xml(zf, "word/_rels/document.xml.rels", ctx)
+    for rel in root if root is not None else ():
+        if rel.get("Type", "").endswith("/aFChunk"):
+            target = posixpath.normpath(posixpath.join("word", rel.get("Target", "")))
+            try:
+                info = zf.getinfo(target)
+                body = read_member(zf, info, ctx)
+            except KeyError:
+                continue
+            except Incomplete as exc:
+                ctx.problem(exc.reason, exc.detail)
+                continue
+            ctx.descend(body, target)
 
 
 # -- docx -------------------------------------------------------------------
@@ -162,6 +224,8 @@ def docx(data: bytes, ctx: Ctx) -> None:
             if root is not None:
                 kind = m.group(1)
                 _story(root, ctx, kind if kind in ("header", "footer") else "body", name)
+    _alt_chunks(zf, ctx)
+    _shown_parts(zf, ctx)
 
 
 # -- xlsx -------------------------------------------------------------------
@@ -233,6 +297,7 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
                 if tag in _HEADERS_FOOTERS and hf.text:
                     for piece in header_footer_pieces(hf.text):
                         ctx.add("header" if "Header" in tag else "footer", piece, sheet=name, part=tag)
+    _shown_parts(zf, ctx)
 
 
 # -- pptx -------------------------------------------------------------------
@@ -284,3 +349,4 @@ def pptx(data: bytes, ctx: Ctx) -> None:
                             ctx.add("body", _t_text(p),
                                     slide=i, part="notes")
     _masters(zf, ctx)
+    _shown_parts(zf, ctx)
