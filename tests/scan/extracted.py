@@ -15,7 +15,8 @@ def rules() -> RuleSet:
     return RuleSet.load([])
 
 
-def verdict(rules: RuleSet, data: bytes):
-    ex = extract_data(data, LIMITS)
+def verdict(rules: RuleSet, data: bytes, limits: Limits = LIMITS):
+    """As a worker judges: with the rules' literals for bytes of no known format."""
+    ex = extract_data(data, limits, rules.raw_literals)
     ev = rules.evaluate(ex.chunks)
     return ex, ev, rules.level(ev)

@@ -13,27 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from baomi.agent.scan.extract import extract_data
-from baomi.agent.scan.limits import Limits
 from baomi.agent.scan.rules import RuleSet
 from baomi.common.levels import Level
 from tests.support import docs
 from tests.support.skips import need_tools
 
-LIMITS = Limits()
+from .extracted import rules, verdict  # noqa: F401 (rules: a fixture)
+
 MARKED = "机密★5年\n关于年度采购计划的通知\n".encode()
 NAME = "通知/机密方案.txt"
 
 
-@pytest.fixture(scope="module")
-def rules() -> RuleSet:
-    return RuleSet.load([])
 
-
-def verdict(rules: RuleSet, data: bytes, limits: Limits = LIMITS):
-    ex = extract_data(data, limits, rules.raw_literals)
-    ev = rules.evaluate(ex.chunks)
-    return ex, ev, rules.level(ev)
 
 
 @pytest.fixture

@@ -148,3 +148,26 @@ def test_password_protected_odt_is_encrypted() -> None:
         z.writestr("content.xml", bytes(range(256)) * 8)
     ex = extract_data(out.getvalue(), LIMITS)
     assert (ex.inspectable, ex.reason) == (False, "encrypted")
+
+
+def test_odt_embedded_chart_object_is_read_as_body(rules: RuleSet) -> None:
+    """An object inserted into a document (a chart, a spreadsheet) lives in "Object 1/":
+    a marking in its title was not read."""
+    import io
+    import zipfile
+    base = docs.odf("text", docs.odt_body(["会议纪要", "正文"]))
+    chart = ('<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+             'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+             'xmlns:chart="urn:oasis:names:tc:opendocument:xmlns:chart:1.0"><office:body><office:chart>'
+             '<chart:chart><chart:title><text:p>{}</text:p></chart:title></chart:chart></office:chart>'
+             '</office:body></office:document-content>')
+    for title, want in (("机密★5年", Level.SECRET), ("销售统计", Level.PUBLIC)):
+        out = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(base)) as src, zipfile.ZipFile(out, "w") as z:
+            for info in src.infolist():
+                z.writestr(info, src.read(info))
+            z.writestr("Object 1/content.xml", chart.format(title))
+        ex, ev, level = verdict(rules, out.getvalue())
+        assert level == want and ex.inspectable, title
+        if ev:
+            assert (ev[0].zone, ev[0].location) == ("body", {"part": "Object 1/content.xml", "paragraph": 1})

@@ -12,11 +12,11 @@ import zipfile
 
 import pytest
 
-from baomi.agent.scan.extract import extract_data
-from baomi.agent.scan.limits import Limits
 from baomi.agent.scan.rules import RuleSet
 from baomi.common.levels import Level
 from tests.support import docs
+
+from .extracted import rules, verdict  # noqa: F401 (rules: a fixture)
 
 MARK = "机密★5年"
 A = "http://schemas.openxmlformats.org/drawingml/2006/main"
@@ -36,9 +36,6 @@ ALT_RELS = ('<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlfo
             ' Target="afchunk.htm"/></Relationships>')
 
 
-@pytest.fixture(scope="module")
-def rules() -> RuleSet:
-    return RuleSet.load([])
 
 
 def with_parts(base: bytes, parts: dict[str, bytes]) -> bytes:
@@ -54,9 +51,8 @@ def with_parts(base: bytes, parts: dict[str, bytes]) -> bytes:
 
 
 def level(rules: RuleSet, data: bytes):
-    ex = extract_data(data, Limits(), rules.raw_literals)
-    ev = rules.evaluate(ex.chunks)
-    return rules.level(ev), ev, ex
+    ex, ev, got = verdict(rules, data)
+    return got, ev, ex
 
 
 DOCX = docs.docx(["会议纪要", "正文"])

@@ -19,26 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from baomi.agent.scan.extract import extract_data
 from baomi.agent.scan.extractors import raw
-from baomi.agent.scan.limits import Limits
 from baomi.agent.scan.rules import RuleSet
 from baomi.common.levels import Level
 from baomi.common.rulefile import RuleError, parse_file
 
-LIMITS = Limits()
+from .extracted import rules, verdict  # noqa: F401 (rules: a fixture)
+
 MARKED = "机密★5年\n关于年度采购计划的通知\n".encode()
 
 
-@pytest.fixture(scope="module")
-def rules() -> RuleSet:
-    return RuleSet.load([])
 
-
-def verdict(rules: RuleSet, data: bytes):
-    ex = extract_data(data, LIMITS, rules.raw_literals)
-    ev = rules.evaluate(ex.chunks)
-    return ex, ev, rules.level(ev)
 
 
 def wav(body: bytes) -> bytes:

@@ -106,9 +106,11 @@ def test_pdf_with_its_text_drawn_as_outlines_is_read_by_ocr(rules: RuleSet, tmp_
 SHEET_ROW = '<table:table-row><table:table-cell office:value-type="string"><text:p>会议</text:p></table:table-cell></table:table-row>'
 
 
+@pytest.mark.parametrize("to", ["xlsx", "ods"])
 @pytest.mark.parametrize("where", ["comment", "text_box"])
-def test_libreoffice_sheet_with_the_marking_in_a_comment_or_a_text_box(rules: RuleSet, where: str) -> None:
-    """xlsx comments (xl/comments1.xml) and a sheet's text boxes (xl/drawings) were not
+def test_libreoffice_sheet_with_the_marking_in_a_comment_or_a_text_box(rules: RuleSet, where: str, to: str) -> None:
+    """xlsx comments (xl/comments1.xml) and a sheet's text boxes (xl/drawings), and an
+    ods cell's comment (joined to the cell's text) and shapes (table:shapes), were not
     read: such a workbook was public."""
     if where == "comment":
         body = ('<table:table table:name="S"><table:table-row><table:table-cell office:value-type="string">'
@@ -118,7 +120,7 @@ def test_libreoffice_sheet_with_the_marking_in_a_comment_or_a_text_box(rules: Ru
         body = ('<table:table table:name="S"><table:shapes><draw:frame svg:width="5cm" svg:height="1cm" '
                 'svg:x="1cm" svg:y="1cm"><draw:text-box><text:p>机密★5年</text:p></draw:text-box></draw:frame>'
                 f'</table:shapes>{SHEET_ROW}</table:table>')
-    data = docs.soffice_convert(docs.odf("spreadsheet", body, flat=True), ".fods", "xlsx")
+    data = docs.soffice_convert(docs.odf("spreadsheet", body, flat=True), ".fods", to)
     if data is None:
         pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
     got, zones, ok = level_and_zones(rules, data)

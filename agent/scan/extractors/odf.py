@@ -1,12 +1,14 @@
 """OpenDocument (LibreOffice, WPS on Kylin/UOS): odt/ods/odp packages and the
 flat fodt/fods/fodp XML files. content.xml holds the body (paragraphs, tables,
-frames and text boxes, notes, comments), styles.xml the master pages with the
+frames and text boxes, notes, comments, a sheet's shapes), styles.xml the master pages with the
 page headers and footers, meta.xml the properties (title, subject, keywords
-and user-defined properties, which carry labels). Pictures are
+and user-defined properties, which carry labels), "Object N/content.xml" the
+charts and spreadsheets embedded in the document. Pictures are
 opened only for OCR when the text carries no marking, and never make the
 document uninspectable."""
 from __future__ import annotations
 
+import re
 from typing import Iterator
 from xml.etree.ElementTree import Element
 
@@ -23,6 +25,7 @@ _SKIP = {"note-citation", "annotation-end", "bookmark", "bookmark-start", "bookm
          "soft-page-break", "reference-mark", "change", "change-start", "change-end", "tracked-changes"}
 _HEADER_TAGS = {"header": "header", "header-left": "header", "header-first": "header",
                 "footer": "footer", "footer-left": "footer", "footer-first": "footer"}
+_OBJECT = re.compile(r"(?:Object [^/]+/)+content\.xml")
 MAX_REPEAT = 1000  # repeated empty rows/columns of a spreadsheet are counted, never expanded beyond this
 
 
@@ -149,15 +152,22 @@ def _sheets(body: Element, ctx: Ctx) -> None:
                 if local(cell.tag) not in ("table-cell", "covered-table-cell"):
                     continue
                 span = _repeat(cell, "number-columns-repeated")
-                text = "\n".join(line for line, _t, _a in _blocks(cell))
+                lines = list(_blocks(cell))
+                text = "\n".join(line for line, _t, aside in lines if not aside)
                 if text.strip():
                     texts.append((col, text))
+                for line, _t, aside in lines:   # a cell's comment is a text of its own, not part of the cell
+                    if aside:
+                        ctx.add("body", line, sheet=name, cell=f"{_col(col)}{row_no + 1}", part="annotation")
                 col += span
             for r in range(reps if texts else 1):
                 cells.extend((row_no + r + 1, f"{_col(c)}{row_no + r + 1}", t) for c, t in texts)
             row_no += reps
         cells_to_chunks(ctx, name, first, cells)
         first = False
+        for shapes in (el for el in table if local(el.tag) == "shapes"):   # text boxes and shapes on the sheet
+            for line, _t, _a in _blocks(shapes):
+                ctx.add("body", line, sheet=name, part="shapes")
 
 
 def _slides(body: Element, ctx: Ctx) -> None:
@@ -199,6 +209,18 @@ def odf(data: bytes, ctx: Ctx) -> None:
     styles = optional_xml(zf, "styles.xml", ctx)
     if styles is not None:
         _master_pages(styles, ctx, "styles.xml")
+    _objects(zf, ctx)
+
+
+def _objects(zf, ctx: Ctx) -> None:  # type: ignore[no-untyped-def]
+    """Embedded objects ("Object 1/content.xml": a chart, a spreadsheet or a formula
+    inserted into the document), which the document shows in place: body."""
+    for name in sorted(n for n in zf.namelist() if _OBJECT.fullmatch(n)):
+        root = optional_xml(zf, name, ctx)
+        body = next((el for el in root if local(el.tag) == "body"), None) if root is not None else None
+        if body is not None:
+            for n, (line, _t, _a) in enumerate(_blocks(body), 1):
+                ctx.add("body", line, part=name, paragraph=n)
 
 
 def flat(data: bytes, ctx: Ctx) -> None:
