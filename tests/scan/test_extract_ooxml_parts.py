@@ -107,3 +107,25 @@ def test_a_password_protected_embedded_object_makes_the_document_not_inspectable
         pytest.skip("needs the 7z tool (p7zip-full) to write an encrypted zip")
     got, ev, ex = level(rules, with_parts(DOCX, {"word/embeddings/package1.zip": locked}))
     assert not ex.inspectable and ex.reason == "encrypted" and "word/embeddings/package1.zip" in ex.detail
+
+
+def package(name: str, data: bytes) -> bytes:
+    """An OLE 1.0 package, as Office embeds a file with Insert > Object > from file: an
+    OLE container whose \\x01Ole10Native stream holds the label, paths and the file."""
+    import struct
+    temp = f"C:\\Users\\zhang\\AppData\\Local\\Temp\\{name}\0".encode("gbk")
+    native = (b"\x02\x00" + name.encode("gbk") + b"\0" + f"C:\\Users\\zhang\\{name}\0".encode("gbk") +
+              b"\x00\x00\x03\x00" + struct.pack("<I", len(temp)) + temp + struct.pack("<I", len(data)) + data)
+    return docs.ole({"\x01Ole10Native": struct.pack("<I", len(native)) + native})
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_file_embedded_as_an_ole_package_is_read(rules: RuleSet, marked: bool) -> None:
+    """A file embedded from disk was "an OLE container of an unknown application":
+    not inspectable, and a marked document inside it went to a stick with an audit."""
+    inner = docs.docx(["机密★5年" if marked else "会议纪要", "正文"])
+    got, ev, ex = level(rules, with_parts(DOCX, {"word/embeddings/oleObject1.bin": package("方案.docx", inner)}))
+    assert ex.inspectable, ex.detail
+    assert got == (Level.SECRET if marked else Level.PUBLIC)
+    if marked:
+        assert ev[0].location["member"] == "word/embeddings/oleObject1.bin/方案.docx"

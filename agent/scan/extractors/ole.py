@@ -53,10 +53,49 @@ def encrypted(data: bytes, ctx: Ctx) -> None:
     raise Incomplete("encrypted", f"{ctx.where()}: password-protected Office document")
 
 
+def _native(raw: bytes) -> tuple[str, bytes] | None:
+    """An OLE 1.0 package (the \\x01Ole10Native stream of a file embedded with "Insert >
+    Object > from file"): size, 2, label, source path, 4 bytes, temp path (its length
+    first), data (its length first). The label is in the ANSI code page (GBK)."""
+    try:
+        pos = 6
+        end = raw.index(b"\0", pos)
+        label = raw[pos:end].decode("gb18030", errors="replace")
+        pos = raw.index(b"\0", end + 1) + 1 + 4     # past the source path and the 4 bytes
+        (n,) = struct.unpack_from("<I", raw, pos)
+        pos += 4 + n
+        (size,) = struct.unpack_from("<I", raw, pos)
+    except (ValueError, struct.error):
+        return None
+    body = raw[pos + 4:pos + 4 + size]
+    return (label or "package", body) if len(body) == size else None
+
+
+# streams of an embedding container that are a whole file: an Office 2007+ document
+# ("Package"), a PDF or other file kept by its application ("CONTENTS"), LibreOffice's ODF
+_EMBEDDED_STREAMS = ("package", "contents", "embeddedodf")
+
+
 def other(data: bytes, ctx: Ctx) -> None:
+    """An OLE container of no Office application: an object embedded in a document.
+    Its embedded file is read as a member; otherwise it is not inspectable."""
     ole = _open(data, ctx)
     _summary(ole, ctx)
-    ctx.problem("unsupported", f"{ctx.where()}: OLE container of an unknown application")
+    found = False
+    for entry in ole.listdir(streams=True, storages=False):
+        if len(entry) != 1:
+            continue
+        name = entry[0].lower()
+        if name == "\x01ole10native":
+            native = _native(_stream(ole, entry[0], ctx))
+            if native is not None:
+                ctx.descend(native[1], native[0])
+                found = True
+        elif name in _EMBEDDED_STREAMS:
+            ctx.descend(_stream(ole, entry[0], ctx), entry[0])
+            found = True
+    if not found:
+        ctx.problem("unsupported", f"{ctx.where()}: OLE container of an unknown application")
 
 
 # -- Word / WPS text ----------------------------------------------------------

@@ -1,4 +1,5 @@
-"""PDF: the text layer page by page with pdfium (fast, tolerant), the Info
+"""PDF: the text layer page by page with pdfium (fast, tolerant), the pages'
+annotations (stamps, text boxes, form field values, comments), the Info
 dictionary and XMP metadata with pypdf. Lines wrapped between two Chinese
 characters are also joined, so a phrase broken by the layout still matches."""
 from __future__ import annotations
@@ -54,6 +55,53 @@ def _scan_dpi(images: list, default: float) -> float:
         if right > left:
             best = max(best, px_w / ((right - left) / 72))
     return min(max(best, 100.0), 400.0) if best else default
+
+
+# standard stamps (ISO 32000-1, 12.5.6.12) that are markings, as Acrobat draws them
+_STAMPS = {"TopSecret": "TOP SECRET", "Confidential": "CONFIDENTIAL"}
+
+
+def _annot_string(annot, key: str) -> str:  # type: ignore[no-untyped-def]
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+    size = pdfium_c.FPDFAnnot_GetStringValue(annot, key.encode(), None, 0)
+    if size <= 2:
+        return ""
+    buf = ctypes.create_string_buffer(size)
+    pdfium_c.FPDFAnnot_GetStringValue(annot, key.encode(), ctypes.cast(buf, ctypes.POINTER(pdfium_c.FPDF_WCHAR)), size)
+    return buf.raw[:size - 2].decode("utf-16-le", errors="replace")
+
+
+def _annotations(page, ctx: Ctx, number: int) -> None:  # type: ignore[no-untyped-def]
+    """Stamps, text boxes (FreeText), form field values and comments: a 机密 stamp put on
+    a PDF with a reader's stamp tool is an annotation, not text of the page. A stamp or
+    text box printed in the top quarter of page 1 stands where the marking stands; a
+    stamp elsewhere is read as a page header is (a stamp is put there to mark the page),
+    the rest as body."""
+    import pypdfium2.raw as pdfium_c
+    shown = {pdfium_c.FPDF_ANNOT_STAMP: "stamp", pdfium_c.FPDF_ANNOT_FREETEXT: "text_box"}
+    height = page.get_size()[1]
+    for i in range(pdfium_c.FPDFPage_GetAnnotCount(page.raw)):
+        annot = pdfium_c.FPDFPage_GetAnnot(page.raw, i)
+        if not annot:
+            continue
+        try:
+            subtype = pdfium_c.FPDFAnnot_GetSubtype(annot)
+            kind = shown.get(subtype, "field" if subtype == pdfium_c.FPDF_ANNOT_WIDGET else "comment")
+            rect = pdfium_c.FS_RECTF()
+            pdfium_c.FPDFAnnot_GetRect(annot, rect)
+            top = number == 1 and kind in ("stamp", "text_box") and rect.top >= height * (1 - TOP_SHARE)
+            texts = [_annot_string(annot, "V" if kind == "field" else "Contents")]
+            if kind == "stamp":
+                texts.append(_STAMPS.get(_annot_string(annot, "Name"), ""))
+            for text in texts:
+                for line in _lines(text).split("\n"):
+                    if line.strip():
+                        zone = "first_page_top" if top else "header" if kind == "stamp" else "body"
+                        ctx.add(zone, line, page=number, annotation=kind)
+        finally:
+            pdfium_c.FPDFPage_CloseAnnot(annot)
 
 
 class _PageOcr:
@@ -134,6 +182,7 @@ def pdf(data: bytes, ctx: Ctx) -> None:
                         text, scanned = ocr_state.page(page, _scan_dpi(images, 300.0), ctx, i + 1), True
                     elif _drawn(page):  # words drawn as outlines: read as a reader sees them
                         text, scanned = ocr_state.page(page, 300.0, ctx, i + 1), True
+                _annotations(page, ctx, i + 1)
             finally:
                 page.close()
             top = TopLines() if i == 0 else None
