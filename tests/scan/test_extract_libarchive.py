@@ -136,3 +136,13 @@ def test_the_scan_command_reads_a_rar_in_its_memory_capped_workers(tmp_path: Pat
     row = json.loads(r.stdout)
     assert r.returncode == 1 and row["level"] == "secret" and row["inspectable"] is True, r.stderr
     assert row["evidence"][0]["location"]["member"] == NAME
+
+
+def test_libarchive_messages_of_every_kind_are_read_as_text() -> None:
+    """libarchive-c's ArchiveError.msg is text, undecoded bytes or None: a None made the
+    retry as a single compressed stream fail with a TypeError instead of reading it."""
+    import libarchive
+    from baomi.agent.scan.extractors.archive import _message
+    assert _message(libarchive.ArchiveError("Unrecognized archive format")) == "Unrecognized archive format"
+    assert _message(libarchive.ArchiveError("Encrypted file is unsupported".encode())) == "Encrypted file is unsupported"
+    assert _message(libarchive.ArchiveError(None)) == ""

@@ -7,6 +7,7 @@ noted and the rest still read."""
 from __future__ import annotations
 
 import bz2
+import functools
 import io
 import lzma
 import tarfile
@@ -172,11 +173,11 @@ def libarchive_(data: bytes, ctx: Ctx) -> None:
         try:
             _entries(libarchive.memory_reader(data), data, ctx)
         except libarchive.ArchiveError as exc:
-            if "nrecognized archive format" not in exc.msg:
+            if "nrecognized archive format" not in _message(exc):
                 raise
             _entries(libarchive.memory_reader(data, format_name="raw"), data, ctx)   # one compressed stream
     except libarchive.ArchiveError as exc:
-        msg = exc.msg if isinstance(exc.msg, str) else str(exc.msg)
+        msg = _message(exc)
         if "ncrypt" in msg or "assphrase" in msg or "assword" in msg:
             raise Incomplete("encrypted", f"{ctx.where()}: password-protected archive: {msg}") from None
         raise Incomplete("corrupt", f"{ctx.where()}: damaged archive: {msg}") from None
@@ -208,10 +209,21 @@ def _entries(reader, data: bytes, ctx: Ctx) -> None:
             ctx.descend(bytes(body), name)
 
 
-def _encrypted(entry) -> bool:
+def _message(exc: Exception) -> str:
+    """libarchive-c's message: text, undecoded bytes or None."""
+    msg = getattr(exc, "msg", None)
+    return msg.decode("utf-8", errors="replace") if isinstance(msg, bytes) else str(msg or "")
+
+
+@functools.cache
+def _is_encrypted_fn():  # type: ignore[no-untyped-def]
     """archive_entry_is_encrypted (libarchive >= 3.2), which libarchive-c does not wrap."""
     import ctypes
     from libarchive import ffi
     fn = ffi.libarchive.archive_entry_is_encrypted
     fn.argtypes, fn.restype = [ffi.c_archive_entry_p], ctypes.c_int
-    return bool(fn(entry._entry_p))
+    return fn
+
+
+def _encrypted(entry) -> bool:  # type: ignore[no-untyped-def]
+    return bool(_is_encrypted_fn()(entry._entry_p))
