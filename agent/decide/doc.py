@@ -25,10 +25,10 @@ def _code(v: object) -> str | None:
     return None if v is None else f"`{v}`"
 
 
-def _partly(level: Level, reason: str) -> str:
-    if level == Level.PUBLIC:
-        return f"not inspectable ({reason})" if reason.startswith("or ") else f"not inspectable: {reason}"
-    return f"{level.id} found, another part not inspectable" + ("" if reason.startswith("or ") else f": {reason}")
+def _partly(level: Level, why: str) -> str:
+    """The file column of a verdict not read to the end: `why` follows as it is."""
+    found = "" if level == Level.PUBLIC else f"{level.id} found, another part "
+    return f"{found}not inspectable{why}"
 
 
 def cells_table() -> list[str]:
@@ -52,7 +52,7 @@ def copy_table() -> list[str]:
             rows.append((Level.SECRET, False, "unsupported"))   # a marking found, another part unread
             for level, inspectable, reason in rows:
                 o = decide_write(WriteFacts(host, medium, ceiling, level, inspectable, reason))
-                out.append(_row(host, medium, level.id if inspectable else _partly(level, reason),
+                out.append(_row(host, medium, level.id if inspectable else _partly(level, f": {reason}"),
                                 _code(o.rule), _code(o.action), _code(o.kind), o.severity, _code(o.notify)))
     for label, facts in (("medium removed before the verdict", dict(still_mounted=False)),
                          ("deleted by its writer before the verdict", dict(exists=False))):
@@ -100,9 +100,11 @@ def print_table() -> list[str]:
     for host in HOST_CLASSES:
         for printer in ("unregistered", "registered"):
             ceiling = Level.SECRET if printer == "registered" else None
-            for level, inspectable in [(lv, True) for lv in Level] + [(Level.PUBLIC, False), (Level.TOP_SECRET, False)]:
+            rows = [(lv, True, "") for lv in Level] + [(Level.PUBLIC, False, " (or agent down)"),
+                                                        (Level.TOP_SECRET, False, "")]
+            for level, inspectable, why in rows:
                 o = decide_print(PrintFacts(host, printer, ceiling, level, inspectable), WATERMARK_DEFAULT_LEVELS)
-                out.append(_row(host, printer, level.id if inspectable else _partly(level, "or agent down"),
+                out.append(_row(host, printer, level.id if inspectable else _partly(level, why),
                                 _code(o.rule), _code(o.action), o.severity, "yes" if o.forward else "no",
                                 "yes" if o.watermark else "no", _code(o.notify)))
     for required in (False, True):

@@ -75,12 +75,17 @@ def _shown_parts(zf: zipfile.ZipFile, ctx: Ctx) -> None:
                 for n, text in enumerate(_shown_texts(root), 1):
                     ctx.add("body", text, part=name, paragraph=n)
         elif _EMBEDDED.fullmatch(name) and not info.is_dir():
-            try:
-                body = read_member(zf, info, ctx)
-            except Incomplete as exc:
-                ctx.problem(exc.reason, exc.detail)
-                continue
-            ctx.descend(body, name)
+            _member(zf, info, ctx)
+
+
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: Ctx) -> None:
+    """A part that is a file of its own (an embedded object, an imported chunk), read as a member."""
+    try:
+        body = read_member(zf, info, ctx)
+    except Incomplete as exc:
+        ctx.problem(exc.reason, exc.detail)
+        return
+    ctx.descend(body, info.filename)
 
 
 def _alt_chunks(zf: zipfile.ZipFile, ctx: Ctx) -> None:
@@ -92,13 +97,9 @@ def _alt_chunks(zf: zipfile.ZipFile, ctx: Ctx) -> None:
             target = posixpath.normpath(posixpath.join("word", rel.get("Target", "")))
             try:
                 info = zf.getinfo(target)
-                body = read_member(zf, info, ctx)
             except KeyError:
-                continue
-            except Incomplete as exc:
-                ctx.problem(exc.reason, exc.detail)
-                continue
-            ctx.descend(body, target)
+                continue   # a relationship to a part the package lacks
+            _member(zf, info, ctx)
 
 
 # -- docx -------------------------------------------------------------------
