@@ -50,6 +50,9 @@ class ScanSection:
     timeout_s: float = 30.0
     memory_mb: int = 512
     jobs: int = 1
+    # whom the worker processes become before they parse anything (agent/scan/sandbox.py);
+    # "" or "root" keeps root's privileges
+    worker_user: str = "baomi-scan"
     # OCR of images and of PDF pages without a text layer (docs/formats.md)
     ocr: bool = True
     ocr_max_pixels: int = 50_000_000
@@ -72,6 +75,8 @@ class ScanSection:
             raise ConfigError(file, f"{prefix}.ocr_embedded", "must be 0 (off) or more")
         if self.ocr_timeout_s <= 0:
             raise ConfigError(file, f"{prefix}.ocr_timeout_s", "must be > 0")
+        if self.worker_user and not re.fullmatch(r"[a-z_][a-z0-9_.-]*\$?", self.worker_user):
+            raise ConfigError(file, f"{prefix}.worker_user", "a user name such as baomi-scan, or \"\" for root")
         if not re.fullmatch(r"[a-z_]+(\+[a-z_]+)*", self.ocr_languages):
             raise ConfigError(file, f"{prefix}.ocr_languages", "Tesseract language names joined by +, e.g. chi_sim+eng")
 

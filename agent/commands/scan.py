@@ -36,10 +36,15 @@ def _line(v) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..scan.engine import Scanner, file_count
     from ..scan.rules import RuleError, RuleSet
-    missing = [p for p in args.paths if not os.path.lexists(p)]
+    missing = []
+    for p in args.paths:
+        try:
+            os.lstat(p)
+        except OSError as exc:
+            missing.append(f"baomi-agent scan: {p}: "
+                           + ("no such file or folder" if isinstance(exc, FileNotFoundError) else exc.strerror))
     if missing:
-        for p in missing:
-            print(f"baomi-agent scan: {p}: no such file or folder", file=sys.stderr)
+        print("\n".join(missing), file=sys.stderr)
         return 2
     if args.jobs is not None and args.jobs < 1:
         print("baomi-agent scan: --jobs must be at least 1", file=sys.stderr)

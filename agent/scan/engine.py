@@ -12,6 +12,7 @@ to the pool and the next file goes to a fresh one. Nothing is swapped under a
 running scan; Verdicts (agent/enforce/verdicts.py) drops its cache on a new generation."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -24,22 +25,31 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator
 
 from .limits import Limits
+from .opening import open_for_scan
+from .sandbox import Identity, worker_identity
 from .verdict import Verdict
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import send_handle
 
 log = logging.getLogger(__name__)
 
 STARTUP_S = 60.0  # a fresh interpreter importing the extractors; generous on a loaded machine
+WORKER_MODULE = "baomi.agent.scan.worker"
+MAX_ANSWER_BYTES = 16 << 20   # a verdict with MAX_EVIDENCE items fits many times over
+_SAID: set[str] = set()
 
 
 class _Worker:
     """A fresh interpreter (`python -m baomi.agent.scan.worker FD`), not a fork of
-    the multi-threaded daemon, talking pickles over a socket pair."""
+    the multi-threaded daemon, talking pickles over a socket pair; it becomes identity
+    (agent/scan/sandbox.py) once it has loaded what it needs, and is handed each file
+    as an open descriptor."""
 
-    def __init__(self, limits: Limits, ruleset: Any, memory_mb: int, nice: int = 0, idle_io: bool = False):
+    def __init__(self, limits: Limits, ruleset: Any, memory_mb: int, nice: int = 0, idle_io: bool = False,
+                 identity: Identity | None = None):
         parent, child = socket.socketpair()
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "baomi.agent.scan.worker", str(child.fileno())],
+            self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(child.fileno())],
                                          pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
                                          close_fds=True, start_new_session=True)
         finally:
@@ -57,14 +67,36 @@ class _Worker:
                 log.info("scanner worker %d keeps its I/O priority (%s)", self.proc.pid, exc)
         self.conn = Connection(parent.detach())
         self.generation = 0   # of the scanner's rules it was started with
-        self.conn.send((limits, ruleset, memory_mb))
+        self.conn.send((limits, ruleset, memory_mb, identity))
         try:
-            ready = self.conn.recv() if self.conn.poll(STARTUP_S) else None
-        except (EOFError, OSError):
+            ready = self.answer() if self.conn.poll(STARTUP_S) else None
+        except (EOFError, OSError, ValueError):
             ready = None
-        if ready != "ready":
+        if not (isinstance(ready, dict) and ready.get("ready") is True and type(ready.get("uid")) is int):
             self.kill()
             raise RuntimeError(f"the scanning process did not start within {STARTUP_S} s")
+        self.uid = ready["uid"]
+        for what in ready.get("refused") or ():
+            if what not in _SAID:        # once per process: every worker would say the same
+                _SAID.add(what)
+                log.warning("scanner workers are less confined than they should be: %s", what)
+
+    def answer(self) -> Any:
+        """The worker's next message: JSON of bounded size, never a pickle (it parses
+        hostile documents; unpickling would run whatever it sent). Raises ValueError
+        for anything else, OSError when the worker is gone."""
+        try:
+            data = self.conn.recv_bytes(MAX_ANSWER_BYTES)
+        except OSError as exc:
+            if str(exc) == "bad message length":     # multiprocessing's word for over maxlength
+                raise ValueError(f"an answer over {MAX_ANSWER_BYTES} bytes") from None
+            raise
+        return json.loads(data)
+
+    def send(self, path: str, sha256: str | None, fd: int) -> None:
+        """One file to scan: its name (for the verdict) and a descriptor of it."""
+        self.conn.send((path, sha256))
+        send_handle(self.conn, fd, self.proc.pid)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -121,6 +153,8 @@ class Scanner:
         self.jobs = max(1, int(jobs or scan_cfg.jobs))
         self.nice = nice
         self.idle_io = idle_io
+        self.identity = worker_identity(scan_cfg.worker_user)
+        self._fp_stamp = _file_stamp(ruleset.fingerprint_db)
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -137,6 +171,14 @@ class Scanner:
     def rules_generation(self) -> int:
         """The generation of the rules new scans use: loads them again first when the kept
         central rules document changed (a rule set that no longer loads keeps the old one)."""
+        fp_stamp = _file_stamp(self.ruleset.fingerprint_db)
+        if fp_stamp != self._fp_stamp:
+            with self._rules_lock:
+                if fp_stamp != self._fp_stamp:
+                    # workers read the database before they give up their privileges:
+                    # fresh ones see the change
+                    self._fp_stamp = fp_stamp
+                    self.generation += 1
         if not self._from_config:
             return self.generation
         from .rules import RuleError, RuleSet, rules_stamp
@@ -161,7 +203,7 @@ class Scanner:
         # the generation read before the rules: a reload in between makes the worker look
         # older than its rules (retired early), never newer
         generation = self.generation
-        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io)
+        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io, self.identity)
         w.generation = generation
         with self._lock:
             self._all.add(w)
@@ -180,6 +222,9 @@ class Scanner:
             raise RuntimeError("scanner is closed")
         path = os.fspath(path)
         generation = self.rules_generation()
+        opened = open_for_scan(path)     # with the agent's privileges, which the worker lacks
+        if isinstance(opened, Verdict):
+            return opened
         w = self._idle.get()
         try:
             if w is not None and w.generation != generation:   # started with older rules
@@ -192,9 +237,22 @@ class Scanner:
                     self._drop(w)
                 w = self._new_worker()
             try:
-                w.conn.send((path, sha256))
+                try:
+                    w.send(path, sha256, opened)
+                finally:
+                    os.close(opened)
+                    opened = -1
                 if w.conn.poll(self.timeout_s):
-                    verdict, retire = w.conn.recv()
+                    try:
+                        answer = w.answer()
+                        verdict = Verdict.from_worker(answer["verdict"], path)
+                        retire = answer["retire"] is not False
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log.error("scanner worker %d sent an invalid verdict for %s, replaced: %s",
+                                  w.proc.pid, path, exc)
+                        self._drop(w)
+                        w = None
+                        return _failed(path, "corrupt", f"the scanning process sent an invalid verdict ({exc})"[:300])
                     if retire:
                         self._drop(w)
                         w = None
@@ -210,6 +268,8 @@ class Scanner:
                 return _failed(path, "limit_exceeded",
                                f"the scanning process died (exit {code}); memory_mb={self.memory_mb} or a parser crash")
         finally:
+            if opened >= 0:
+                os.close(opened)
             self._idle.put(w)
 
     def scan_paths(self, paths: Iterable[str | os.PathLike[str]],
@@ -245,6 +305,17 @@ class Scanner:
             w.ask_to_stop()
         for w in workers:
             w.stop()
+
+
+def _file_stamp(path: Any) -> tuple[int, int] | None:
+    """(mtime, size) of the file at path; None when there is none."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _failed(path: str, reason: str, detail: str) -> Verdict:

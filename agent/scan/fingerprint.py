@@ -138,6 +138,8 @@ class FingerprintIndex:
         except FileNotFoundError:
             self._stamp, self._docs, self._by_sha, self._hashes = None, {}, {}, {}
             return
+        except PermissionError:
+            return  # a scan worker that gave up root: it keeps what it read, the agent replaces it on a change
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return

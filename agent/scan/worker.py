@@ -1,18 +1,21 @@
-"""The scanner's worker process: reads a file, extracts its text, runs the
-rules and sends back only the Verdict (text never leaves this process). Runs
-under an address-space limit so a hostile document cannot exhaust memory."""
+"""The scanner's worker process: is handed an open file, extracts its text, runs the
+rules and sends back only the Verdict, as JSON (text never leaves this process).
+Runs under an address-space limit so a hostile document cannot exhaust memory, and
+gives up its privileges before it reads any document (sandbox.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import re
 import resource
-import stat
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle
 from typing import Any
 
 from .extract import Extraction, extract_data, ocr_pictures, read_capped, too_large
 from .limits import Limits
+from .opening import fail, open_for_scan
+from .sandbox import Identity, confine
 from .verdict import Verdict
 
 READ = 1024 * 1024
@@ -29,34 +32,20 @@ def limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
-_FD_LINK = re.compile(r"/proc/(\d+|self)/fd/\d+")
-
-
 def scan_one(path: str, limits: Limits, ruleset: Any, sha256: str | None = None) -> Verdict:
-    """sha256: the content's hash when the caller already has it (the file is then
-    not hashed again); otherwise the worker hashes what it reads."""
+    """The verdict on the file at path, opened here (in-process use; the pool's workers
+    are handed descriptors: scan_fd)."""
+    opened = open_for_scan(path)
+    if isinstance(opened, Verdict):
+        return opened
+    return scan_fd(opened, path, limits, ruleset, sha256)
+
+
+def scan_fd(fd: int, path: str, limits: Limits, ruleset: Any, sha256: str | None = None) -> Verdict:
+    """The verdict on the open file fd (closed here), reported under path. sha256: the
+    content's hash when the caller already has it (the file is then not hashed again);
+    otherwise the worker hashes what it reads."""
     v = Verdict(path=path)
-    # a descriptor's magic link (a file deleted or renamed since it was written) is followed;
-    # any other symbolic link is not
-    follow = bool(_FD_LINK.fullmatch(path))
-    nofollow = 0 if follow else os.O_NOFOLLOW
-    try:
-        st = os.stat(path) if follow else os.lstat(path)
-    except FileNotFoundError:
-        return _fail(v, "vanished", "the file no longer exists")
-    except OSError as exc:
-        return _fail(v, "unreadable", f"cannot stat: {exc.strerror}")
-    v.size = st.st_size
-    if stat.S_ISLNK(st.st_mode):
-        return _fail(v, "unsupported", "a symbolic link (not followed)", "inode/symlink")
-    if not stat.S_ISREG(st.st_mode):
-        return _fail(v, "unsupported", "not a regular file (device, FIFO or socket)", "inode/special")
-    try:
-        fd = os.open(path, os.O_RDONLY | nofollow | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return _fail(v, "vanished", "the file disappeared before it was read")
-    except OSError as exc:
-        return _fail(v, "unreadable", f"cannot open: {exc.strerror}")
     with os.fdopen(fd, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         v.size = size
@@ -67,7 +56,7 @@ def scan_one(path: str, limits: Limits, ruleset: Any, sha256: str | None = None)
         try:
             data = read_capped(f, size, limits.max_file_bytes)
         except OSError as exc:  # EIO on a yanked medium
-            return _fail(v, "unreadable", f"read failed: {exc.strerror}")
+            return fail(v, "unreadable", f"read failed: {exc.strerror}")
     v.sha256 = sha256 if sha256 is not None else hashlib.sha256(data).hexdigest()
     v.size = len(data)
     ex = extract_data(data, limits, ruleset.raw_literals if ruleset is not None else ())
@@ -95,13 +84,6 @@ def _apply(v: Verdict, ex: Extraction, evidence: list, ruleset: Any) -> Verdict:
     return v
 
 
-def _fail(v: Verdict, reason: str, detail: str, mime: str | None = None) -> Verdict:
-    v.inspectable, v.reason, v.detail = False, reason, detail
-    if mime:
-        v.type = mime
-    return v
-
-
 def _warm_up(ruleset: Any) -> None:
     """Load libraries and databases before the memory cap, so the cap measures
     what a document costs, not what the interpreter needs once."""
@@ -120,21 +102,38 @@ def _warm_up(ruleset: Any) -> None:
         ruleset.evaluate([TextChunk("body", "warm up", {})])
 
 
+def _answer(conn: Connection, message: dict[str, Any]) -> None:
+    # ASCII JSON: a name that is not valid UTF-8 (a surrogate escape) still goes through
+    conn.send_bytes(json.dumps(message).encode())
+
+
+def _give_up_privileges(identity: Identity | None) -> list[str]:
+    """Become the unprivileged scanning user, confined; what the kernel refused of it."""
+    try:
+        return confine(identity)
+    except OSError as exc:
+        name = identity.name if identity else "?"
+        return [f"it keeps its privileges: cannot become {name!r} ({exc.strerror or exc})"]
+
+
 def serve(conn: Connection) -> None:
-    """Worker main loop: settings first, then one (path, sha256 or None) in, one
-    Verdict out, until the pipe closes."""
+    """Worker main loop: settings first, then one (path, sha256 or None) in with the
+    file's descriptor, one Verdict out, until the pipe closes."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     try:
-        limits, ruleset, memory_mb = conn.recv()
+        limits, ruleset, memory_mb, identity = conn.recv()
     except (EOFError, OSError):
         return
-    _warm_up(ruleset)
+    _warm_up(ruleset)   # as root: libraries, rules and the fingerprint database are read now
     try:
         limit_memory(memory_mb)
     except (OSError, ValueError):
         pass
-    conn.send("ready")  # the parent starts a file's clock only once the worker is up
+    refused = _give_up_privileges(identity)
+    # the parent starts a file's clock only once the worker is up. Everything sent back
+    # is JSON, never a pickle: the agent must not run what a subverted worker sends
+    _answer(conn, {"ready": True, "uid": os.getuid(), "refused": refused})
     while True:
         try:
             job = conn.recv()
@@ -143,20 +142,25 @@ def serve(conn: Connection) -> None:
         if job is None:
             return
         path, sha256 = job
+        try:
+            fd = recv_handle(conn)
+        except (EOFError, OSError):
+            return
         retire = False  # after running out of memory this process is not to be trusted again
         try:
-            verdict = scan_one(path, limits, ruleset, sha256)
+            verdict = scan_fd(fd, path, limits, ruleset, sha256)
         except MemoryError:
             retire = True
-            verdict = _fail(Verdict(path=path), "limit_exceeded", f"needed more than memory_mb={memory_mb}")
+            verdict = fail(Verdict(path=path), "limit_exceeded", f"needed more than memory_mb={memory_mb}")
         except RecursionError:
-            verdict = _fail(Verdict(path=path), "limit_exceeded", "structure nested too deeply")
+            verdict = fail(Verdict(path=path), "limit_exceeded", "structure nested too deeply")
         except Exception as exc:  # never let one file kill the worker
-            verdict = _fail(Verdict(path=path), "corrupt", f"{type(exc).__name__}: {exc}"[:300])
+            verdict = fail(Verdict(path=path), "corrupt", f"{type(exc).__name__}: {exc}"[:300])
         try:
-            conn.send((verdict, retire))
+            _answer(conn, {"verdict": verdict.to_json(), "retire": retire})
         except MemoryError:
-            conn.send((_fail(Verdict(path=path), "limit_exceeded", "verdict too large"), True))
+            _answer(conn, {"verdict": fail(Verdict(path=path), "limit_exceeded", "verdict too large").to_json(),
+                           "retire": True})
             retire = True
         if retire:
             return

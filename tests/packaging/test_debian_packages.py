@@ -189,6 +189,8 @@ def test_debian_packages_install_offline_work_upgrade_remove_and_purge(clean_roo
         scan = root.run("baomi-agent", "scan", "--json", "/tmp/通知.txt", check=False)
         assert scan.returncode == 1, scan.stderr          # 1: something marked was found
         assert json.loads(scan.stdout.splitlines()[0])["level"] == "secret", scan.stdout   # 机密
+        scan_user = root.run("getent", "passwd", "baomi-scan").stdout.split(":")   # its workers' user
+        assert scan_user[2] != "0" and scan_user[6].strip().endswith("nologin"), scan_user
 
         # -- the collector: migrations, serve, a token ------------------------------------
         port = _free_port()
@@ -278,6 +280,7 @@ def test_debian_packages_install_offline_work_upgrade_remove_and_purge(clean_roo
         assert not (clean_root / "var/lib/baomi").exists()
         assert not (clean_root / "var/lib/baomi-collector").exists()
         assert root.run("getent", "passwd", "baomi-collector", check=False).returncode != 0
+        assert root.run("getent", "passwd", "baomi-scan", check=False).returncode != 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "debian-packages.json").write_text(json.dumps(report, indent=2))
     print("packages:", json.dumps(report))
