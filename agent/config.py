@@ -14,6 +14,7 @@ from typing import Literal
 
 from baomi.common.policy import WATERMARK_DEFAULT_LEVELS
 from baomi.common.tomlconf import ConfigError, build, read_layers, resolve_paths
+from .scan.sandbox import DEFAULT_USER as DEFAULT_WORKER_USER
 
 DEFAULT_CONFIG = Path("/etc/baomi/agent.toml")
 HostClass = Literal["classified", "unclassified"]
@@ -52,7 +53,7 @@ class ScanSection:
     jobs: int = 1
     # whom the worker processes become before they parse anything (agent/scan/sandbox.py);
     # "" or "root" keeps root's privileges
-    worker_user: str = "baomi-scan"
+    worker_user: str = DEFAULT_WORKER_USER
     # OCR of images and of PDF pages without a text layer (docs/formats.md)
     ocr: bool = True
     ocr_max_pixels: int = 50_000_000

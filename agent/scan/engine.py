@@ -41,9 +41,9 @@ _SAID: set[str] = set()
 
 class _Worker:
     """A fresh interpreter (`python -m baomi.agent.scan.worker FD`), not a fork of
-    the multi-threaded daemon, talking pickles over a socket pair; it becomes identity
-    (agent/scan/sandbox.py) once it has loaded what it needs, and is handed each file
-    as an open descriptor."""
+    the multi-threaded daemon, over a socket pair: settings and jobs go to it as
+    pickles, each file as an open descriptor, and its answers come back as checked
+    JSON. It becomes identity (agent/scan/sandbox.py) once it has loaded what it needs."""
 
     def __init__(self, limits: Limits, ruleset: Any, memory_mb: int, nice: int = 0, idle_io: bool = False,
                  identity: Identity | None = None):

@@ -58,7 +58,7 @@ def test_workers_run_unprivileged_and_still_judge_files_only_root_may_read(tmp_p
         uid = int(st["Uid"].split()[0])
         assert uid != 0 and set(st["Uid"].split()) == {str(uid)}, st["Uid"]
         assert st["Groups"].strip() in ("", st["Gid"].split()[0]), st["Groups"]
-        assert int(st["CapEff"], 16) == int(st["CapPrm"], 16) == int(st["CapBnd"], 16) & 0 == 0
+        assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, (st["CapEff"], st["CapPrm"])
         assert st["NoNewPrivs"].strip() == "1"
         assert pwd.getpwuid(uid).pw_name == scanner.identity.name
         # not dumpable: its /proc files belong to root, so no process of its user reads its memory
@@ -127,8 +127,7 @@ def test_open_for_scan_refuses_links_and_fifos_and_follows_descriptor_links(tmp_
         os.close(fd)
 
 
-@needs_root
-def test_a_fifo_swapped_in_for_a_file_does_not_hang_a_scan(tmp_path: Path) -> None:
+def test_a_fifo_does_not_hang_a_scan(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     done: list[Verdict] = []
