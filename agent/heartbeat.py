@@ -2,7 +2,8 @@
 
 It carries what the collector's host list shows: agent version, policy
 version, central rules version, how many events wait in the spool and how old the oldest one is;
-on classified hosts also a short posture summary (network, radios, shares).
+how each medium is enforced, how confined the scan workers run, and on classified hosts a short
+posture summary (network, radios, shares).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from . import __version__
 from .context import AgentContext
 from .decide.posture import posture_status
+from .scan.sandbox import latest_confinement
 
 
 def policy_version(ctx: AgentContext) -> str:
@@ -43,6 +45,11 @@ def age_s(iso: str | None, now: _dt.datetime | None = None) -> float | None:
     return round(max(0.0, (now - then).total_seconds()), 3)
 
 
+def scan_workers() -> dict[str, Any] | None:
+    c = latest_confinement()
+    return c.to_json() if c else None
+
+
 def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
     return {"version": __version__, "policy_version": policy_version(ctx),
             "policy_applied_at": (ctx.status.get("policy") or {}).get("applied_at"),
@@ -56,6 +63,9 @@ def heartbeat_details(ctx: AgentContext) -> dict[str, Any]:
             "oldest_unsent_age_s": age_s(ctx.spool.oldest_unacked_time()),
             # how each medium is enforced now: "held" (the gateway) or "after_write"
             "enforcement": dict(ctx.status.get("enforcement") or {}),
+            # how the scan workers parse documents: "confined" / "partial" (with the refused
+            # steps) / "root" (agent/scan/sandbox.py); None until the first worker started
+            "scan_workers": scan_workers(),
             # classified hosts: network isolated or not, radios, shares (docs/posture.md); else None
             "posture": posture_status(ctx.status.get("posture"), time.time())}
 

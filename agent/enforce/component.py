@@ -160,7 +160,9 @@ class EnforceComponent:
         if why:
             details["why"] = why
         self.ctx.record("enforce.mode", severity="info" if mode == "held" else "medium",
-                        medium=medium_obj(medium.identity, str(medium.mountpoint)), details=details)
+                        # key: the name the heartbeat's enforcement map gives the medium
+                        medium=medium_obj(medium.identity, str(medium.mountpoint), key=medium.key),
+                        details=details)
 
     def stop(self) -> None:
         self.ctx.stopping.set()

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .limits import Limits
 from .opening import open_for_scan
-from .sandbox import Identity, worker_identity
+from .sandbox import Identity, note_worker, worker_identity
 from .verdict import Verdict
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import send_handle
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 STARTUP_S = 60.0  # a fresh interpreter importing the extractors; generous on a loaded machine
 WORKER_MODULE = "baomi.agent.scan.worker"
 MAX_ANSWER_BYTES = 16 << 20   # a verdict with MAX_EVIDENCE items fits many times over
-_SAID: set[str] = set()
 
 
 class _Worker:
@@ -76,10 +75,8 @@ class _Worker:
             self.kill()
             raise RuntimeError(f"the scanning process did not start within {STARTUP_S} s")
         self.uid = ready["uid"]
-        for what in ready.get("refused") or ():
-            if what not in _SAID:        # once per process: every worker would say the same
-                _SAID.add(what)
-                log.warning("scanner workers are less confined than they should be: %s", what)
+        for what in note_worker(identity, self.uid, ready.get("refused")):  # once per process
+            log.warning("scanner workers are less confined than they should be: %s", what)
 
     def answer(self) -> Any:
         """The worker's next message: JSON of bounded size, never a pickle (it parses

@@ -15,7 +15,9 @@ import logging
 import os
 import pwd
 import struct
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ _FS_WRITE_FILE = 1 << 1
 _FS_CHANGES = {1: (1 << 1) | sum(1 << b for b in range(4, 13)), 2: 1 << 13, 3: 1 << 14}
 _NET_TCP = 0b11               # bind and connect (4)
 _SCOPED = 0b11                # abstract unix sockets and signals (6)
+MAX_REFUSED, MAX_REFUSED_CHARS = 10, 300   # of a worker's report (bounded: it is the worker's word)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,47 @@ class Identity:
     name: str
     uid: int
     gid: int
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """How the latest scan worker of this process ran once it had confined itself, as the
+    heartbeat reports it (`details.scan_workers`) so an administrator sees a weaker host."""
+    user: str | None            # whom it became; None: it kept the agent's identity
+    uid: int
+    refused: tuple[str, ...]    # the steps the kernel or the service unit refused
+
+    @property
+    def state(self) -> str:
+        """`root`: it parses documents with root's privileges; `partial`: a step was refused;
+        `confined`: every step took."""
+        return "root" if self.uid == 0 else "partial" if self.refused else "confined"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "user": self.user, "uid": self.uid, "refused": list(self.refused)}
+
+
+_latest: Confinement | None = None
+_said: set[str] = set()
+_lock = threading.Lock()
+
+
+def note_worker(who: Identity | None, uid: int, refused: Any) -> list[str]:
+    """Keeps what a worker reported once it was ready (the latest wins: every worker of a
+    process is confined alike) and returns the refused steps not reported before, to be
+    logged once per process."""
+    global _latest
+    steps = tuple(str(r)[:MAX_REFUSED_CHARS] for r in (refused if isinstance(refused, list) else [])[:MAX_REFUSED])
+    with _lock:
+        _latest = Confinement(who.name if who else None, uid, steps)
+        new = [r for r in steps if r not in _said]
+        _said.update(new)
+    return new
+
+
+def latest_confinement() -> Confinement | None:
+    """What the latest worker reported; None until a worker has started in this process."""
+    return _latest
 
 
 def worker_identity(name: str) -> Identity | None:

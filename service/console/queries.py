@@ -505,8 +505,12 @@ def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = N
 
 # ----------------------------------------------------------------- one host: its latest report and posture
 
-(REPORT_KIND, DISCOVERY_KIND, HEARTBEAT_KIND) = catalogue.names("check.report", "discovery.finished",
-                                                                 "agent.heartbeat")
+(REPORT_KIND, DISCOVERY_KIND, HEARTBEAT_KIND, MODE_KIND) = catalogue.names(
+    "check.report", "discovery.finished", "agent.heartbeat", "enforce.mode")
+ENFORCE_MODES = ("held", "after_write")
+SCAN_STATES = ("confined", "partial", "root")
+MAX_MEDIA_SHOWN = 32          # media in one heartbeat's enforcement map (a PC has a few)
+MODE_EVENTS_READ = 200        # the host's latest enforce.mode events, to name those media
 AT_REST_LEVELS = ("top_secret", "secret", "confidential", "internal")   # shown highest first
 CLASSIFIED_AT_REST = ("top_secret", "secret", "confidential")           # what a host must not hold
 CHECK_STATUSES = ("ok", "problem", "unknown")
@@ -598,6 +602,53 @@ def posture_of(details: Mapping[str, Any]) -> dict[str, Any] | None:
             else None}
 
 
+def protection_of(details: Mapping[str, Any], mode_events: Iterator[Mapping[str, Any]]) -> dict[str, Any]:
+    """How the host enforces, from its latest heartbeat: each medium's mode (`held` /
+    `after_write`), named by the latest `enforce.mode` event that carries its key (label, mount
+    point, why it is not held), and how confined its scan workers run. All of it is the agent's
+    word, bounded. `reported` is False for an agent that does not say (an older version)."""
+    modes = details.get("enforcement") if isinstance(details.get("enforcement"), dict) else {}
+    wanted = set(list(modes)[:MAX_MEDIA_SHOWN])
+    named: dict[str, dict[str, Any]] = {}
+    for body in mode_events:            # newest first: the first one of a key names it
+        medium = body.get("medium") if isinstance(body.get("medium"), dict) else {}
+        key = medium.get("key")
+        if isinstance(key, str) and key in wanted and key not in named:
+            named[key] = {"medium": medium, "details": body.get("details") if isinstance(body.get("details"), dict)
+                          else {}}
+            if len(named) == len(wanted):
+                break
+    media = []
+    for key in list(modes)[:MAX_MEDIA_SHOWN]:
+        mode = modes[key] if modes[key] in ENFORCE_MODES else "unknown"
+        ev = named.get(key, {"medium": {}, "details": {}})
+        m = ev["medium"]
+        media.append({"key": _text(key, 128), "mode": mode, "label": _text(m.get("fs_label"), 128),
+                      "devnode": _text(m.get("devnode"), 128), "mountpoint": _text(m.get("mountpoint"), 512),
+                      "medium_class": _text(m.get("class"), 32),
+                      "why": _text(ev["details"].get("why"), 300) if mode != "held" else ""})
+    scan = details.get("scan_workers")
+    workers = None if not isinstance(scan, dict) else {
+        "state": scan.get("state") if scan.get("state") in SCAN_STATES else "unknown",
+        "user": _text(scan.get("user"), 64),
+        "refused": [_text(r, 300) for r in (scan.get("refused") if isinstance(scan.get("refused"), list) else [])[:10]]}
+    return {"media": media, "held": sum(m["mode"] == "held" for m in media),
+            "weaker": sum(m["mode"] != "held" for m in media), "scan_workers": workers,
+            "reported": "enforcement" in details, "workers_reported": "scan_workers" in details}
+
+
+def _mode_events(conn: sa.Connection, agent_id: str) -> Iterator[dict[str, Any]]:
+    rows = conn.execute(sa.select(E.c.body).where(E.c.kind == MODE_KIND, E.c.agent_id == agent_id)
+                        .order_by(E.c.seq.desc()).limit(MODE_EVENTS_READ))
+    for (body,) in rows:
+        try:
+            event = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
 def host_detail(conn: sa.Connection, agent_id: str, offline_after_s: int,
                 now: dt.datetime | None = None) -> dict[str, Any] | None:
     """One enrolled host: its health, latest self-inspection report, latest discovery pass (files
@@ -622,6 +673,7 @@ def host_detail(conn: sa.Connection, agent_id: str, offline_after_s: int,
                 "files": _count(discovery["details"].get("files"))},
             "posture": posture_of(heartbeat["details"]) if heartbeat else None,
             "heartbeat_time": heartbeat["time"] if heartbeat else None,
+            "protection": protection_of(heartbeat["details"], _mode_events(conn, agent_id)) if heartbeat else None,
             "counts": [(k, n) for k, n in by_kind], "counts_since": since, "count_days": HOST_COUNT_DAYS}
 
 

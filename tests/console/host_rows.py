@@ -1,5 +1,6 @@
 """Events for the host page and the at-rest tile: self-inspection reports (one delivered late),
-discovery passes with their by-level counts, a heartbeat with posture."""
+discovery passes with their by-level counts, heartbeats with posture, enforcement modes and
+the scan workers' confinement, and the enforce.mode events that name the media."""
 from __future__ import annotations
 
 import datetime as dt
@@ -50,16 +51,34 @@ def discovery_row(host: str, seq: int, time: dt.datetime, at_rest: dict[str, int
                         user=None, time=time, seq=seq, details=details)
 
 
-def heartbeat_row(host: str, seq: int, time: dt.datetime, posture: dict | None) -> dict:
-    return seed.row_for(kind="agent.heartbeat", severity="info", host=host, host_class="classified", user=None,
-                        time=time, seq=seq, details={"version": "0.1.0", "spool_depth": 0, "posture": posture})
+def heartbeat_row(host: str, seq: int, time: dt.datetime, posture: dict | None, host_class: str = "classified",
+                  **details: object) -> dict:
+    return seed.row_for(kind="agent.heartbeat", severity="info", host=host, host_class=host_class, user=None,
+                        time=time, seq=seq, details={"version": "0.1.0", "spool_depth": 0, "posture": posture,
+                                                     **details})
+
+
+# 财务部-PC01's two sticks, by the keys its heartbeat's enforcement map gives them
+HELD_KEY, WEAK_KEY = "sdb1-3f1c9a0e2b7d4c11", "sdc1-9e8d7c6b5a4f3e21"
+NO_FUSE = "gateway not available: /dev/fuse is missing"
+NO_LANDLOCK = "no Landlock in this kernel (Operation not supported): it may write files"
+
+
+def mode_row(host: str, seq: int, time: dt.datetime, key: str, mode: str, label: str, why: str = "") -> dict:
+    """An enforce.mode event as the agent records it when it takes a medium over."""
+    medium = {"class": "personal", "devnode": f"/dev/{key[:4]}", "fs_label": label, "fs_type": "exfat",
+              "mountpoint": f"/media/li/{label}", "key": key}
+    return seed.row_for(kind="enforce.mode", severity="info" if mode == "held" else "medium", host=host,
+                        host_class="unclassified", user=None, time=time, seq=seq, medium=medium,
+                        details={"mode": mode, **({"why": why} if why else {})})
 
 
 def rows(now: dt.datetime) -> list[dict]:
     """财务部-PC01: a newer report with one problem, and an older failing one
-    delivered after it; two discovery passes (the newer counts). 办公室-PC11 holds 5 confidential
+    delivered after it; two discovery passes (the newer counts); one stick held, one enforced after
+    the write, its scan workers partly confined. 办公室-PC11 holds 5 confidential
     files; 研发中心-LT07 holds none; 财务部-PC02 runs an agent without by-level counts.
-    保密室-WS01 (classified) is connected outside."""
+    保密室-WS01 (classified) is connected outside, its agent too old to report enforcement."""
     day = dt.timedelta(days=1)
     return [
         report_row("财务部-PC01", 800_005, now - dt.timedelta(hours=1), {"at_rest": "classified_file (/home/li/方案.docx)"},
@@ -74,6 +93,14 @@ def rows(now: dt.datetime) -> list[dict]:
         discovery_row("办公室-PC11", 800_001, now - dt.timedelta(hours=3), {"confidential": 5}),
         discovery_row("研发中心-LT07", 800_001, now - dt.timedelta(hours=3), {"internal": 7}),
         discovery_row("财务部-PC02", 800_001, now - dt.timedelta(hours=3), None),
+        # the weaker stick was named otherwise before: the latest event names it
+        mode_row("财务部-PC01", 800_007, now - dt.timedelta(hours=3), WEAK_KEY, "after_write", "旧标签", "old"),
+        mode_row("财务部-PC01", 800_008, now - dt.timedelta(minutes=50), WEAK_KEY, "after_write", "李四的U盘", NO_FUSE),
+        mode_row("财务部-PC01", 800_009, now - dt.timedelta(minutes=40), HELD_KEY, "held", "财务U盘"),
+        heartbeat_row("财务部-PC01", 800_010, now - dt.timedelta(minutes=1), None, "unclassified",
+                      enforcement={HELD_KEY: "held", WEAK_KEY: "after_write"},
+                      scan_workers={"state": "partial", "user": "baomi-scan", "uid": 998, "refused": [NO_LANDLOCK]}),
+        # an older agent: no enforcement map, no scan workers in its heartbeat
         heartbeat_row("保密室-WS01", 800_001, now - dt.timedelta(minutes=2),
                       {"network": "external", "reachable": ["198.51.100.10:8443"], "outside": ["0.0.0.0/0"],
                        "radios": {"blocked": 1, "failed": 0}, "sharing": 2, "passwords_readable": True}),

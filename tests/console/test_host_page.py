@@ -1,6 +1,7 @@
 """One host's page over HTTP against a real collector process: its latest self-inspection report
 (not an older one delivered late), the classified files it holds at rest by level, its posture;
-the dashboard's tile with the totals across hosts; the system administrator sees health only."""
+how it enforces copies to each attached medium and how confined its scan workers run; the
+dashboard's tile with the totals across hosts; the system administrator sees health only."""
 from __future__ import annotations
 
 import datetime as dt
@@ -87,10 +88,38 @@ def test_a_classified_host_shows_its_posture_and_no_discovery(console) -> None:
     assert "不上报按密级的统计" in old_agent
 
 
+def _panel(html: str, name: str) -> str:
+    part = html[html.index(f'id="{name}"'):]
+    return part[:part.index("</section>")]
+
+
+def test_the_host_page_names_the_media_in_the_weaker_mode_and_how_the_scan_workers_run(console) -> None:
+    c = console.login("aud1")
+    c.get("/lang/en", params={"next": "/hosts"})
+    panel = _panel(c.get(f"/hosts/{seed.agent_id('财务部-PC01')}").text, "protection")
+    assert 'data-state="partial"' in panel and "Partly confined" in panel and host_rows.NO_LANDLOCK in panel
+    assert 'data-held="1" data-weaker="1"' in panel and "held 1 · weaker mode 1" in panel
+    modes = dict(re.findall(r'data-medium="([^"]+)" data-mode="([a-z_]+)"', panel))
+    assert modes == {host_rows.HELD_KEY: "held", host_rows.WEAK_KEY: "after_write"}
+    weak = panel[panel.index(f'data-medium="{host_rows.WEAK_KEY}"'):]
+    weak = weak[:weak.index("</tr>")]
+    assert "李四的U盘" in weak and "/media/li/李四的U盘" in weak and host_rows.NO_FUSE in weak
+    assert "After the write" in weak and "旧标签" not in panel       # named by its latest enforce.mode
+    assert "kind=enforce.mode" in panel
+
+    zh = _panel(console.login("sec1").get(f"/hosts/{seed.agent_id('财务部-PC01')}").text, "protection")
+    assert "部分隔离" in zh and "写入后检查(较弱)" in zh and "写入前检查" in zh and "个人介质" in zh
+    old = _panel(console.login("aud1").get(f"/hosts/{seed.agent_id('保密室-WS01')}").text, "protection")
+    assert "不上报拷贝管控方式" in old and "不上报扫描进程的隔离情况" in old
+
+
 def test_the_system_administrator_sees_health_only_and_unknown_hosts_are_404(console) -> None:
     c = console.login("sys1")
     html = c.get(f"/hosts/{seed.agent_id('财务部-PC01')}").text
     assert 'id="health"' in html and "0.1.0" in html
+    protection = _panel(html, "protection")   # how it enforces is health; which sticks a user has is not
+    assert 'data-weaker="1"' in protection and 'data-state="partial"' in protection
+    assert "李四的U盘" not in html and "data-medium=" not in html
     for section in ('id="report"', 'id="at-rest"', 'id="posture"', 'id="counts"'):
         assert section not in html
     assert c.get("/hosts/no-such-agent").status_code == 404

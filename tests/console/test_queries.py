@@ -340,9 +340,31 @@ def test_latest_per_host_and_the_files_held_at_rest(store):
     assert ("check.report", 2) in h["counts"] and ("discovery.finished", 2) in h["counts"]  # both in the 7 days
     assert ws01["posture"]["network"] == "external" and ws01["posture"]["sharing"] == 2
     assert ws01["report"] is None and ws01["discovery"] is None
+    pr = h["protection"]
+    assert [(m["key"], m["mode"], m["label"], m["why"]) for m in pr["media"]] == [
+        (host_rows.HELD_KEY, "held", "财务U盘", ""),
+        (host_rows.WEAK_KEY, "after_write", "李四的U盘", host_rows.NO_FUSE)]   # the latest event names it
+    assert (pr["held"], pr["weaker"], pr["reported"], pr["workers_reported"]) == (1, 1, True, True)
+    assert pr["scan_workers"] == {"state": "partial", "user": "baomi-scan", "refused": [host_rows.NO_LANDLOCK]}
+    assert ws01["protection"]["reported"] is False and ws01["protection"]["workers_reported"] is False
     assert overview["by_level"] == {"top_secret": 1, "secret": 2, "confidential": 8, "internal": 11}
     assert (overview["classified"], overview["hosts_holding"], overview["hosts_reporting"]) == (11, 2, 3)
     assert [x["host_name"] for x in overview["hosts"]] == ["财务部-PC01", "办公室-PC11"]
+
+
+def test_hostile_enforcement_reports_are_bounded_and_not_believed() -> None:
+    details = {"enforcement": {f"k{i}": "held" if i % 2 else {"x": 1} for i in range(100)},
+               "scan_workers": {"state": "<script>", "user": ["root"], "refused": ["r" * 5000, 7] + ["x"] * 50}}
+    events = [{"medium": {"key": "k1", "fs_label": "L" * 1000, "mountpoint": 5}, "details": {"why": "w"}},
+              {"medium": "not a medium"}, {"medium": {"key": ["k3"]}}, {}]
+    pr = queries.protection_of(details, iter(events))
+    assert len(pr["media"]) == queries.MAX_MEDIA_SHOWN
+    assert pr["media"][0] == {"key": "k0", "mode": "unknown", "label": "", "devnode": "", "mountpoint": "",
+                              "medium_class": "", "why": ""}
+    assert pr["media"][1]["label"] == "L" * 128 and pr["media"][1]["why"] == ""    # held: no why shown
+    assert (pr["held"], pr["weaker"]) == (16, 16)
+    assert pr["scan_workers"] == {"state": "unknown", "user": "", "refused": ["r" * 300, ""] + ["x"] * 8}
+    assert queries.protection_of({"scan_workers": None}, iter([]))["scan_workers"] is None   # not started yet
 
 
 def test_hostile_report_bodies_are_not_believed(store):

@@ -42,7 +42,8 @@ def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path, m
         # a loop number no other test takes: the agent is told about this node only
         with LoopMedium("exfat", size_mb=64, workdir=tmp, loop_range=range(600, 700)) as loop:
             mp = loop.mount()
-            agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / f"enforce-e2e-agent-{mode}.log")
+            agent = AgentRun(tmp, [loop], mode=mode, log_path=artifacts / f"enforce-e2e-agent-{mode}.log",
+                             extra_toml="[collector]\nheartbeat_s = 1.0\n")
             # the medium is there before the agent: its first enumeration must reach enforcement
             agent.start()
             wait_for(lambda: agent.events("medium.inventory"), 60, "the inventory of the medium")
@@ -61,6 +62,17 @@ def test_baomi_agent_run_blocks_marked_copy_to_personal_exfat(artifacts: Path, m
                 return found if len(found) >= 2 else None
             kinds = wait_for(copies, 30, "two copy events")
             assert (mp / "plain.txt").read_bytes() == b"hello"
+            # the heartbeat says how this medium is enforced, under the key enforce.mode gives it,
+            # and how the workers that judged its files ran
+            (mode_event,) = agent.events("enforce.mode")
+            key = mode_event["medium"]["key"]
+            def beat() -> dict | None:
+                return next((e["details"] for e in reversed(agent.events("agent.heartbeat"))
+                             if e["details"].get("scan_workers")), None)
+            heartbeat = wait_for(beat, 30, "a heartbeat after the first scan")
+            assert heartbeat["enforcement"] == {key: mode}
+            workers = heartbeat["scan_workers"]
+            assert workers["state"] in ("confined", "partial") and workers["uid"] != 0, workers
             loop.unmount()
             wait_for(lambda: not agent.hidden_mounts(), 30, "the gateway to release the medium")
             subprocess.run(["sync"], check=True)

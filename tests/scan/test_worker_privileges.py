@@ -86,6 +86,30 @@ def test_missing_worker_user_falls_back_to_nobody(tmp_path: Path) -> None:
         assert v.level == Level.CONFIDENTIAL
 
 
+def _kernel_has_landlock() -> bool:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(444, None, 0, 1) >= 1   # landlock_create_ruleset(NULL, 0, VERSION): the ABI
+
+
+@needs_root
+def test_the_heartbeat_says_as_whom_and_how_confined_the_workers_run(tmp_path: Path) -> None:
+    from baomi.agent.heartbeat import scan_workers
+    with Scanner(_config(tmp_path)) as scanner:
+        scanner.scan_file(_protected(tmp_path, "a.txt", "秘密★6个月\n".encode()))
+        (pid,) = _worker_pids(scanner)
+        uid = int(_status(pid)["Uid"].split()[0])
+        report = scan_workers()
+    assert report is not None and (report["user"], report["uid"]) == (scanner.identity.name, uid) and uid != 0
+    assert report["state"] == ("partial" if report["refused"] else "confined"), report
+    if _kernel_has_landlock():
+        assert not any("Landlock" in r for r in report["refused"]), report
+    with Scanner(_config(tmp_path, 'worker_user = ""\n')) as scanner:
+        scanner.scan_file(_protected(tmp_path, "b.txt", b"plain"))
+        report = scan_workers()
+    assert (report["state"], report["user"], report["uid"]) == ("root", None, 0)
+
+
 def test_bad_worker_user_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(agent_config.ConfigError, match="worker_user"):
         _config(tmp_path, 'worker_user = "../etc"\n')

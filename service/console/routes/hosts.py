@@ -92,8 +92,9 @@ def router(web: Web) -> APIRouter:
         if h is None:
             return web.not_found(request)
         security = roles.allowed(s.role, "events.view")
-        if not security:  # the system administrator: health only
-            h = {"host": h["host"]}
+        if not security:  # the system administrator: health only, and which modes run, not which sticks
+            p = h["protection"]
+            h = {"host": h["host"], "protection": p and {**p, "media": []}}
         group = next((g for g, m in groups.items() if agent_id in m), None)
         signed_group = next((g for g, m in signed.items() if agent_id in m), None)
         lang = web.locale_of(request)
