@@ -45,6 +45,9 @@ agents = sa.Table(
     sa.Column("check_requested_by", sa.String(128)),
     sa.Column("media_registry_version", sa.BigInteger, nullable=False, server_default="0"),  # registry held (0015)
     sa.Column("rules_version", sa.BigInteger),   # the central rules version it runs (0016)
+    # its latest heartbeat: media not held, scan workers' state (service/protection.py, 0017)
+    sa.Column("weaker_media", sa.BigInteger),
+    sa.Column("scan_workers", sa.String(16)),
 )
 sa.Index("ix_agents_host_name", agents.c.host_name)
 

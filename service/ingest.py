@@ -22,7 +22,7 @@ from baomi.common import events as ev
 from baomi.common.catalogue import ANNOUNCES_DROPS
 from baomi.common import schema
 
-from . import approvals, db
+from . import approvals, db, protection
 from .own_events import insert_collector_event, now
 
 
@@ -262,7 +262,8 @@ class Ingest:
                     d = e["details"]
                     values.update(agent_version=str(d.get("version") or "")[:64] or None,
                                   policy_version=str(d.get("policy_version") or "")[:64] or None,
-                                  spool_depth=d.get("spool_depth"), oldest_unsent_s=d.get("oldest_unsent_age_s"))
+                                  spool_depth=d.get("spool_depth"), oldest_unsent_s=d.get("oldest_unsent_age_s"),
+                                  **protection.summary(d))
                     applied = _parse_time(d.get("policy_applied_at"))
                     if applied is not None:
                         values["policy_applied_at"] = applied

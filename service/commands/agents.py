@@ -1,4 +1,5 @@
-"""`baomi-collector agents`: enrolled hosts, last seen, online or not, spool depth."""
+"""`baomi-collector agents`: enrolled hosts, last seen, online or not, spool depth, and WEAKER
+for a host whose latest heartbeat names a medium not held or scan workers not fully confined."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,7 @@ import sys
 import sqlalchemy as sa
 
 from .. import db
+from ..protection import is_weaker
 from ..enroll import EnrollError, approve_reenrollment
 from .common import add_config_arg, load_config
 
@@ -43,11 +45,13 @@ def cmd_agents(args: argparse.Namespace) -> int:
         item = {"agent_id": r.agent_id, "host": r.host_name, "class": r.host_class,
                 "last_seen": r.last_seen.isoformat() if r.last_seen else None, "online": bool(r.online),
                 "last_seq": r.last_seq, "spool_depth": r.spool_depth, "version": r.agent_version,
-                "policy_version": r.policy_version}
+                "policy_version": r.policy_version,
+                # from its latest heartbeat (service/protection.py); None: not reported
+                "weaker_media": r.weaker_media, "scan_workers": r.scan_workers}
         if args.json:
             print(json.dumps(item, ensure_ascii=False))
         else:
             print(f"{r.host_name:<24} {'online' if r.online else 'OFFLINE':<8} {r.host_class:<13} "
                   f"last seen {item['last_seen'] or '-'}  seq {r.last_seq}  spool {r.spool_depth if r.spool_depth is not None else '-'}"
-                  f"  {r.agent_id}")
+                  f"{'  WEAKER' if is_weaker(r.weaker_media, r.scan_workers) else ''}  {r.agent_id}")
     return 0

@@ -22,6 +22,7 @@ from baomi.common.levels import LEVEL_IDS
 
 from .. import db
 from ..own_events import COLLECTOR_AGENT_ID
+from ..protection import ENFORCE_MODES, MAX_MEDIA, is_weaker, scan_state
 from .times import UTC, localise
 
 E = db.events
@@ -499,6 +500,7 @@ def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = N
         row["check_requested_at"] = utc(row.get("check_requested_at"))
         fresh = row["last_seen"] is not None and (now - row["last_seen"]).total_seconds() <= offline_after_s
         row["online"] = bool(row["online"]) and fresh
+        row["weaker"] = is_weaker(row.get("weaker_media"), row.get("scan_workers"))
         out.append(row)
     return out
 
@@ -507,9 +509,6 @@ def hosts(conn: sa.Connection, offline_after_s: int, now: dt.datetime | None = N
 
 (REPORT_KIND, DISCOVERY_KIND, HEARTBEAT_KIND, MODE_KIND) = catalogue.names(
     "check.report", "discovery.finished", "agent.heartbeat", "enforce.mode")
-ENFORCE_MODES = ("held", "after_write")
-SCAN_STATES = ("confined", "partial", "root")
-MAX_MEDIA_SHOWN = 32          # media in one heartbeat's enforcement map (a PC has a few)
 MODE_EVENTS_READ = 200        # the host's latest enforce.mode events, to name those media
 AT_REST_LEVELS = ("top_secret", "secret", "confidential", "internal")   # shown highest first
 CLASSIFIED_AT_REST = ("top_secret", "secret", "confidential")           # what a host must not hold
@@ -608,7 +607,7 @@ def protection_of(details: Mapping[str, Any], mode_events: Iterator[Mapping[str,
     point, why it is not held), and how confined its scan workers run. All of it is the agent's
     word, bounded. `reported` is False for an agent that does not say (an older version)."""
     modes = details.get("enforcement") if isinstance(details.get("enforcement"), dict) else {}
-    wanted = set(list(modes)[:MAX_MEDIA_SHOWN])
+    wanted = set(list(modes)[:MAX_MEDIA])
     named: dict[str, dict[str, Any]] = {}
     for body in mode_events:            # newest first: the first one of a key names it
         medium = body.get("medium") if isinstance(body.get("medium"), dict) else {}
@@ -619,7 +618,7 @@ def protection_of(details: Mapping[str, Any], mode_events: Iterator[Mapping[str,
             if len(named) == len(wanted):
                 break
     media = []
-    for key in list(modes)[:MAX_MEDIA_SHOWN]:
+    for key in list(modes)[:MAX_MEDIA]:
         mode = modes[key] if modes[key] in ENFORCE_MODES else "unknown"
         ev = named.get(key, {"medium": {}, "details": {}})
         m = ev["medium"]
@@ -628,9 +627,9 @@ def protection_of(details: Mapping[str, Any], mode_events: Iterator[Mapping[str,
                       "medium_class": _text(m.get("class"), 32),
                       "why": _text(ev["details"].get("why"), 300) if mode != "held" else ""})
     scan = details.get("scan_workers")
-    workers = None if not isinstance(scan, dict) else {
-        "state": scan.get("state") if scan.get("state") in SCAN_STATES else "unknown",
-        "user": _text(scan.get("user"), 64),
+    scan = scan if isinstance(scan, dict) else {}
+    workers = None if details.get("scan_workers") is None else {
+        "state": scan_state(details), "user": _text(scan.get("user"), 64),
         "refused": [_text(r, 300) for r in (scan.get("refused") if isinstance(scan.get("refused"), list) else [])[:10]]}
     return {"media": media, "held": sum(m["mode"] == "held" for m in media),
             "weaker": sum(m["mode"] != "held" for m in media), "scan_workers": workers,

@@ -159,6 +159,33 @@ def test_offline_and_back_online(tmp_path: Path) -> None:
         assert row["spool_depth"] == 7 and row["version"] == "9.9"
 
 
+def test_the_host_list_keeps_how_the_latest_heartbeat_says_the_host_protects(tmp_path: Path) -> None:
+    """The agents table keeps, from each heartbeat, how many media are not held and the scan
+    workers' state; an older agent's heartbeat (neither reported) leaves them unknown."""
+    with Collector(tmp_path / "c") as c:
+        agent = SigningAgent(c.url)
+        agent.enroll(c.token(), name="财务部-PC08")
+
+        def listed(details: dict) -> dict:
+            assert agent.send([agent.event("agent.heartbeat", details=details)]).status_code == 200
+            return json.loads(c.cli("agents", "--json").stdout.splitlines()[0])
+
+        row = listed({"version": "0.0.9", "spool_depth": 0})
+        assert (row["weaker_media"], row["scan_workers"]) == (None, None)
+        row = listed({"enforcement": {"sdb1-a": "held", "sdc1-b": "after_write", "sdd1-c": "after_write"},
+                      "scan_workers": {"state": "root", "user": None, "uid": 0, "refused": []}})
+        assert (row["weaker_media"], row["scan_workers"]) == (2, "root")
+        assert "WEAKER" in c.cli("agents").stdout
+        row = listed({"enforcement": {"sdb1-a": "held"}, "scan_workers": None})
+        assert (row["weaker_media"], row["scan_workers"]) == (0, "not_started")
+        row = listed({"enforcement": {"sdb1-a": "held"}, "scan_workers": {"state": "fine, trust me"}})
+        assert row["scan_workers"] == "unknown"       # the agent's word, not believed past the known states
+        row = listed({"enforcement": {}, "scan_workers": {"state": "confined", "user": "baomi-scan", "uid": 998,
+                                                          "refused": []}})
+        assert (row["weaker_media"], row["scan_workers"]) == (0, "confined")
+        assert "WEAKER" not in c.cli("agents").stdout
+
+
 def test_token_commands(tmp_path: Path) -> None:
     c = Collector(tmp_path / "c")
     token = c.token()

@@ -11,6 +11,7 @@ import zoneinfo
 
 import pytest
 
+from baomi.service import db
 from tests.console import host_rows, seed
 from tests.console.conftest import PASSWORDS, TIME_ZONE, make_console
 
@@ -22,6 +23,10 @@ def console(tmp_path_factory, artifacts):
     c, proc = make_console(tmp_path_factory.mktemp("host-page"), artifacts)
     now = dt.datetime.now(dt.timezone.utc)
     seed.insert_rows(c.engine, iter(host_rows.rows(now)))
+    with c.engine.begin() as conn:   # what ingest keeps of the latest heartbeats (tests/collector/test_ingest.py)
+        for host, weaker, scan in (("财务部-PC01", 1, "partial"), ("办公室-PC11", 0, "confined")):
+            conn.execute(db.agents.update().where(db.agents.c.agent_id == seed.agent_id(host))
+                         .values(weaker_media=weaker, scan_workers=scan))
     c.now = now
     try:
         yield c
@@ -111,6 +116,22 @@ def test_the_host_page_names_the_media_in_the_weaker_mode_and_how_the_scan_worke
     assert "部分隔离" in zh and "写入后检查(较弱)" in zh and "写入前检查" in zh and "个人介质" in zh
     old = _panel(console.login("aud1").get(f"/hosts/{seed.agent_id('保密室-WS01')}").text, "protection")
     assert "不上报拷贝管控方式" in old and "不上报扫描进程的隔离情况" in old
+
+
+def test_the_host_list_finds_the_hosts_with_weaker_protection(console) -> None:
+    c = console.login("sys1")
+    c.get("/lang/en", params={"next": "/hosts"})
+    html = c.get("/hosts").text
+    assert 'data-weaker="1"' in html and "1 hosts with weaker protection" in html and 'href="/hosts?weaker=1"' in html
+    rows = {name: row for row in html.split("<tr>")[1:]
+            for name in re.findall(r'<a href="/hosts/[^"]+">([^<]+)</a>', row)}
+    assert 'data-protection="weaker"' in rows["财务部-PC01"] and "1 media after the write" in rows["财务部-PC01"]
+    assert "scan workers partly confined" in rows["财务部-PC01"]
+    assert 'data-protection="ok"' in rows["办公室-PC11"] and ">OK<" in rows["办公室-PC11"]
+    assert 'data-protection=""' in rows["研发中心-LT07"]          # an agent that does not say
+    only = c.get("/hosts", params={"weaker": "1"}).text
+    assert re.findall(r'<a href="/hosts/[^"]+">([^<]+)</a>', only) == ["财务部-PC01"]
+    assert 'href="/hosts">All hosts' in only
 
 
 def test_the_system_administrator_sees_health_only_and_unknown_hosts_are_404(console) -> None:

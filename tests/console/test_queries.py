@@ -358,7 +358,7 @@ def test_hostile_enforcement_reports_are_bounded_and_not_believed() -> None:
     events = [{"medium": {"key": "k1", "fs_label": "L" * 1000, "mountpoint": 5}, "details": {"why": "w"}},
               {"medium": "not a medium"}, {"medium": {"key": ["k3"]}}, {}]
     pr = queries.protection_of(details, iter(events))
-    assert len(pr["media"]) == queries.MAX_MEDIA_SHOWN
+    assert len(pr["media"]) == queries.MAX_MEDIA
     assert pr["media"][0] == {"key": "k0", "mode": "unknown", "label": "", "devnode": "", "mountpoint": "",
                               "medium_class": "", "why": ""}
     assert pr["media"][1]["label"] == "L" * 128 and pr["media"][1]["why"] == ""    # held: no why shown

@@ -29,6 +29,10 @@ def router(web: Web) -> APIRouter:
             rows = queries.hosts(conn, web.cfg.offline_after_s)
             groups = central.groups(conn)
             signed = central.signed_groups(conn)
+        weaker_only = request.query_params.get("weaker") == "1"
+        extra.update(weaker_count=sum(h["weaker"] for h in rows), weaker_only=weaker_only)
+        if weaker_only:      # the hosts to look at: a medium not held, workers not fully confined
+            rows = [h for h in rows if h["weaker"]]
         of = {a: g for g, m in groups.items() for a in m}
         signed_of = {a: g for g, m in signed.items() for a in m}
         for h in rows:
