@@ -146,6 +146,37 @@ def run_toolbox(root: Path, jobs: int) -> float:
     return time.perf_counter() - t
 
 
+STARTUP = r"""
+import argparse, sys, time
+t0 = time.perf_counter()
+jobs = int(sys.argv[2])
+if sys.argv[1] == "first":      # as `baomi-agent scan` does
+    from baomi.agent.scan.spawn import start_workers
+    started = start_workers(jobs)
+else:
+    started = []
+from baomi.agent.commands.common import load_config
+from baomi.agent.scan.engine import Scanner
+from baomi.agent.scan.rules import RuleSet
+cfg = load_config(argparse.Namespace(config=None))
+with Scanner(cfg, RuleSet.for_config(cfg), jobs=jobs, prestarted=started) as s:
+    list(s.scan_paths([sys.argv[3]]))
+print(time.perf_counter() - t0)
+"""
+
+
+def startup_orders(tiny: Path, jobs: int, runs: int = 5) -> dict[str, float]:
+    """A scan of the tiny files with the workers started before the configuration and
+    rules are read, and after them: median of interleaved runs, each a fresh process."""
+    times: dict[str, list[float]] = {"first": [], "after": []}
+    for _ in range(runs):
+        for order, ts in times.items():
+            out = subprocess.run([str(REPO / ".venv/bin/python"), "-c", STARTUP, order, str(jobs), str(tiny)],
+                                 check=True, capture_output=True, text=True).stdout
+            ts.append(float(out))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 KINDS = {"text (UTF-8, GB18030, UTF-16)": (".txt",), "OOXML and OFD": (".docx", ".xlsx", ".pptx", ".ofd"),
          "PDF": (".pdf",), "zip and tar.gz": (".zip", ".tar.gz")}
 
@@ -160,6 +191,10 @@ def by_kind(corpus: Path, root: Path, jobs: int) -> None:
         (tiny / f"{i}.txt").write_text("通知\n", encoding="utf-8")
     start = min(run_baomi(tiny, jobs)[0] for _ in range(3))
     print(f"by kind (one run each; baomi's rows include its start-up: {start:.2f} s for {jobs} tiny files):")
+    for n in sorted({1, jobs}):
+        o = startup_orders(tiny if n == jobs else tiny / "0.txt", n)
+        print(f"  start-up with {n} worker(s), in-process: workers started before the configuration and rules are "
+              f"read (as the command does) {o['first']:.3f} s, after them {o['after']:.3f} s")
     for kind, suffixes in KINDS.items():
         folder = root / kind.split()[0]
         if not folder.exists():

@@ -9,6 +9,7 @@ import os
 import sys
 
 from baomi.common.levels import Level
+from ..scan.spawn import Started, start_workers
 from .common import add_config_arg, load_config, print_json_line
 
 
@@ -33,9 +34,16 @@ def _line(v) -> str:
     return f"{v.level.id:<12} {v.path}" + (f"  — {ev}" if ev else "") + (f"  {state}" if state else "")
 
 
+def _workers_wanted(args: argparse.Namespace) -> int:
+    """How many workers to start before the configuration is read: one per file named,
+    as many as may run for a folder; the configuration's [scan] jobs may lower it."""
+    most = args.jobs or os.cpu_count() or 1
+    if any(os.path.isdir(p) for p in args.paths):
+        return most
+    return min(most, len(args.paths))
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..scan.engine import Scanner, file_count
-    from ..scan.rules import RuleError, RuleSet
     missing = []
     for p in args.paths:
         try:
@@ -49,6 +57,18 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         print("baomi-agent scan: --jobs must be at least 1", file=sys.stderr)
         return 2
+    # the workers load their parsers while this process reads its configuration and rules
+    started = start_workers(_workers_wanted(args))
+    try:
+        return _scan(args, started)
+    finally:
+        for w in started:       # those the scanner did not take (a bad rule file, say)
+            w.discard()
+
+
+def _scan(args: argparse.Namespace, started: list[Started]) -> int:
+    from ..scan.engine import Scanner, file_count
+    from ..scan.rules import RuleError, RuleSet
     cfg = load_config(args)
     try:
         ruleset = RuleSet.for_config(cfg)
@@ -58,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs or (cfg.scan.jobs if cfg.source else (os.cpu_count() or 1))
     found = Level.PUBLIC
     show_bar = not args.no_progress and sys.stderr.isatty()
-    with Scanner(cfg, ruleset, jobs=jobs) as scanner:
+    with Scanner(cfg, ruleset, jobs=jobs, prestarted=started) as scanner:
         if show_bar:
             from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
             total_files, total_bytes = file_count(args.paths)

@@ -16,10 +16,8 @@ import json
 import logging
 import os
 import queue
-import socket
 import stat
 import subprocess
-import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator
@@ -27,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .limits import Limits
 from .opening import open_for_scan
 from .sandbox import Identity, note_worker, worker_identity
+from .spawn import Started, start_worker
 from .verdict import Verdict
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import send_handle
@@ -34,25 +33,20 @@ from multiprocessing.reduction import send_handle
 log = logging.getLogger(__name__)
 
 STARTUP_S = 60.0  # a fresh interpreter importing the extractors; generous on a loaded machine
-WORKER_MODULE = "baomi.agent.scan.worker"
 MAX_ANSWER_BYTES = 16 << 20   # a verdict with MAX_EVIDENCE items fits many times over
 
 
 class _Worker:
-    """A fresh interpreter (`python -m baomi.agent.scan.worker FD`), not a fork of
-    the multi-threaded daemon, over a socket pair: settings and jobs go to it as
+    """A worker process (spawn.py) over a socket pair: settings and jobs go to it as
     pickles, each file as an open descriptor, and its answers come back as checked
     JSON. It becomes identity (agent/scan/sandbox.py) once it has loaded what it needs."""
 
     def __init__(self, limits: Limits, ruleset: Any, memory_mb: int, nice: int = 0, idle_io: bool = False,
-                 identity: Identity | None = None):
-        parent, child = socket.socketpair()
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(child.fileno())],
-                                         pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
-                                         close_fds=True, start_new_session=True)
-        finally:
-            child.close()
+                 identity: Identity | None = None, started: Started | None = None):
+        """started: a process from spawn.start_worker() to give these settings to;
+        by default one is started now."""
+        started = started or start_worker()
+        self.proc = started.proc
         if nice:
             try:  # set from outside: no preexec_fn in a threaded daemon
                 os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
@@ -64,7 +58,7 @@ class _Worker:
                 psutil.Process(self.proc.pid).ionice(psutil.IOPRIO_CLASS_IDLE)
             except Exception as exc:  # the kernel's scheduler may not support it: scan anyway
                 log.info("scanner worker %d keeps its I/O priority (%s)", self.proc.pid, exc)
-        self.conn = Connection(parent.detach())
+        self.conn = Connection(started.take().detach())
         self.generation = 0   # of the scanner's rules it was started with
         self.conn.send((limits, ruleset, memory_mb, identity))
         try:
@@ -128,11 +122,13 @@ class _Worker:
 
 class Scanner:
     def __init__(self, config: Any, ruleset: Any = None, jobs: int | None = None, nice: int = 0,
-                 idle_io: bool = False):
+                 idle_io: bool = False, prestarted: Iterable[Started] = ()):
         """config: the agent configuration ([scan] and the state folder); ruleset:
         by default RuleSet.for_config(config), as everywhere else; nice: CPU
         priority of the worker processes (the daemon yields to the user's own work);
-        idle_io: the workers read only when the disk is otherwise idle (discovery)."""
+        idle_io: the workers read only when the disk is otherwise idle (discovery);
+        prestarted: worker processes already loading their libraries (spawn.py), taken
+        before any new one is started; those not needed are stopped on close."""
         from .rules import rules_stamp
         self._from_config = ruleset is None
         self._stamp = rules_stamp(config) if self._from_config else None
@@ -156,6 +152,7 @@ class Scanner:
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._prestarted = list(prestarted)
         for _ in range(self.jobs):
             self._idle.put(None)  # a slot; the worker process starts on first use
 
@@ -200,7 +197,9 @@ class Scanner:
         # the generation read before the rules: a reload in between makes the worker look
         # older than its rules (retired early), never newer
         generation = self.generation
-        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io, self.identity)
+        with self._lock:
+            started = self._prestarted.pop() if self._prestarted else None
+        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io, self.identity, started)
         w.generation = generation
         with self._lock:
             self._all.add(w)
@@ -298,6 +297,9 @@ class Scanner:
         with self._lock:
             workers = list(self._all)
             self._all.clear()
+            unused, self._prestarted = self._prestarted, []
+        for p in unused:
+            p.discard()
         for w in workers:  # all at once: each takes a moment to exit
             w.ask_to_stop()
         for w in workers:

@@ -84,9 +84,10 @@ def _apply(v: Verdict, ex: Extraction, evidence: list, ruleset: Any) -> Verdict:
     return v
 
 
-def _warm_up(ruleset: Any) -> None:
-    """Load libraries and databases before the memory cap, so the cap measures
-    what a document costs, not what the interpreter needs once."""
+def _load_libraries() -> None:
+    """Load the parsers' libraries before the memory cap, so the cap measures what a
+    document costs, not what the interpreter needs once. Done before the settings
+    arrive: the parent reads its configuration and rules meanwhile (spawn.py)."""
     from . import detect
     from .extractors import archive, html, image, mail, odf, ofd, ole, ooxml, pdf, raw, rtf, text  # noqa: F401
     import PIL.Image  # noqa: F401
@@ -97,6 +98,10 @@ def _warm_up(ruleset: Any) -> None:
     import pypdfium2  # noqa: F401
     import pypdf  # noqa: F401
     detect.magic_type(b"warm up")
+
+
+def _warm_up(ruleset: Any) -> None:
+    """The rules' own first use (and the fingerprint database), also before the cap."""
     if ruleset is not None:
         from .verdict import TextChunk
         ruleset.evaluate([TextChunk("body", "warm up", {})])
@@ -121,11 +126,12 @@ def serve(conn: Connection) -> None:
     file's descriptor, one Verdict out, until the pipe closes."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    _load_libraries()
     try:
         limits, ruleset, memory_mb, identity = conn.recv()
     except (EOFError, OSError):
         return
-    _warm_up(ruleset)   # as root: libraries, rules and the fingerprint database are read now
+    _warm_up(ruleset)   # as root: the rules and the fingerprint database are read now
     try:
         limit_memory(memory_mb)
     except (OSError, ValueError):

@@ -125,6 +125,40 @@ def test_worker_killed_from_outside_is_replaced(tmp_path: Path) -> None:
         assert s.scan_file(f).level == Level.CONFIDENTIAL
 
 
+def test_workers_started_before_the_settings_scan_confined_and_the_spares_are_stopped(tmp_path: Path) -> None:
+    """`baomi-agent scan` starts its workers before it reads its configuration: the
+    Scanner gives them its settings (and so its confinement) and stops those it did
+    not need."""
+    from baomi.agent.scan.spawn import start_workers
+    f = tmp_path / "m.txt"
+    f.write_text("秘密★1年\n")
+    started = start_workers(2)
+    with Scanner(cfg(), jobs=1, prestarted=started) as s:
+        assert s.scan_file(f).level == Level.CONFIDENTIAL
+        (w,) = list(s._all)
+        assert w.proc.pid in {p.proc.pid for p in started}
+        assert (w.uid != 0) == (os.geteuid() == 0), "it gave up root as any other worker does"
+    assert all(p.proc.poll() is not None for p in started), "the scanner's and the spare one are gone"
+
+
+def test_a_scan_whose_rules_do_not_load_leaves_no_worker_running(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    from baomi.agent.commands import scan as command
+    taken: list = []
+    real = command.start_workers
+    monkeypatch.setattr(command, "start_workers", lambda n: taken.extend(real(n)) or taken)
+    bad = tmp_path / "rules.d"
+    bad.mkdir()
+    (bad / "x.toml").write_text("[[rule]]\nid = 'x'\nkind = 'marking'\npattern = '('\nlevel = 'secret'\n")
+    conf = tmp_path / "agent.toml"
+    conf.write_text(f'[scan]\nrule_dirs = ["{bad}"]\n')
+    (tmp_path / "a.txt").write_text("x\n")
+    args = argparse.Namespace(paths=[str(tmp_path)], json=False, jobs=2, no_progress=True, config=str(conf))
+    assert command.run(args) == 2
+    assert len(taken) == 2 and all(p.proc.poll() is not None for p in taken)
+
+
 def test_workers_run_at_the_priority_asked(tmp_path: Path) -> None:
     """The daemon's scanning processes yield the CPU to the user's own work (nice)."""
     f = tmp_path / "m.txt"

@@ -169,11 +169,11 @@ def test_a_subverted_worker_cannot_make_the_agent_run_code_or_take_a_forged_verd
     """The agent reads a worker's answer as JSON of bounded size and checks every field:
     a worker taken over by a crafted document gets no code run in the agent, and an
     answer that is not a verdict makes the file not inspectable (fail closed)."""
-    from baomi.agent.scan import engine
+    from baomi.agent.scan import spawn
     pwned = tmp_path / "pwned"
     monkeypatch.setenv("BAOMI_TEST_PWNED", str(pwned))
     monkeypatch.setenv("BAOMI_TEST_HOSTILE", answer)
-    monkeypatch.setattr(engine, "WORKER_MODULE", "tests.scan.hostile_worker")
+    monkeypatch.setattr(spawn, "WORKER_MODULE", "tests.scan.hostile_worker")
     monkeypatch.chdir(Path(__file__).resolve().parents[2])    # where `tests` is importable
     target = tmp_path / "a.txt"
     target.write_text("机密★1年\n")
