@@ -60,8 +60,8 @@ class _Worker:
                 log.info("scanner worker %d keeps its I/O priority (%s)", self.proc.pid, exc)
         self.conn = Connection(started.take().detach())
         self.generation = 0   # of the scanner's rules it was started with
-        self.conn.send((limits, ruleset, memory_mb, identity))
-        try:
+        try:   # a process started earlier may have died meanwhile: the send then fails
+            self.conn.send((limits, ruleset, memory_mb, identity))
             ready = self.answer() if self.conn.poll(STARTUP_S) else None
         except (EOFError, OSError, ValueError):
             ready = None
@@ -199,7 +199,13 @@ class Scanner:
         generation = self.generation
         with self._lock:
             started = self._prestarted.pop() if self._prestarted else None
-        w = _Worker(self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io, self.identity, started)
+        args = (self.limits, self.ruleset, self.memory_mb, self.nice, self.idle_io, self.identity)
+        try:
+            w = _Worker(*args, started=started)
+        except RuntimeError:
+            if started is None:
+                raise
+            w = _Worker(*args)      # the one started early died meanwhile: a fresh one
         w.generation = generation
         with self._lock:
             self._all.add(w)

@@ -141,6 +141,19 @@ def test_workers_started_before_the_settings_scan_confined_and_the_spares_are_st
     assert all(p.proc.poll() is not None for p in started), "the scanner's and the spare one are gone"
 
 
+def test_a_worker_started_early_that_died_is_replaced(tmp_path: Path) -> None:
+    from baomi.agent.scan.spawn import start_workers
+    f = tmp_path / "m.txt"
+    f.write_text("秘密★1年\n")
+    (dead,) = start_workers(1)
+    dead.proc.kill()
+    dead.proc.wait()
+    with Scanner(cfg(), jobs=1, prestarted=[dead]) as s:
+        assert s.scan_file(f).level == Level.CONFIDENTIAL
+        (w,) = list(s._all)
+        assert w.proc.pid != dead.proc.pid
+
+
 def test_a_scan_whose_rules_do_not_load_leaves_no_worker_running(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
