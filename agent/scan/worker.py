@@ -122,8 +122,8 @@ def _give_up_privileges(identity: Identity | None) -> list[str]:
 
 
 def serve(conn: Connection) -> None:
-    """Worker main loop: settings first, then one (path, sha256 or None) in with the
-    file's descriptor, one Verdict out, until the pipe closes."""
+    """Worker main loop: its libraries, then its settings, then one (path, sha256 or
+    None) in with the file's descriptor, one Verdict out, until the pipe closes."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     _load_libraries()
