@@ -164,6 +164,21 @@ def test_the_dashboard_tile_totals_the_files_held_at_rest(console) -> None:
     assert f'href="/hosts/{seed.agent_id("办公室-PC11")}"' in panel
 
 
+def test_the_dashboard_lists_the_hosts_with_weaker_protection_for_the_security_administrator(console) -> None:
+    c = console.login("sec1")       # who has no host list to filter
+    c.get("/lang/en", params={"next": "/dashboard"})
+    html = c.get("/dashboard").text
+    tile = html[html.rindex("<a ", 0, html.index('id="weaker-tile"')):]
+    tile = tile[:tile.index("</a>")]
+    assert 'class="tile bad"' in tile and '<span class="n">1</span>Hosts with weaker protection' in tile
+    panel = _panel(html, "weaker-hosts")
+    assert f'href="/hosts/{seed.agent_id("财务部-PC01")}#protection"' in panel
+    assert "1 media after the write · scan workers partly confined" in panel
+    assert "办公室-PC11" not in panel and "研发中心-LT07" not in panel
+    zh = _panel(console.login("aud1").get("/dashboard").text, "weaker-hosts")
+    assert "防护较弱的主机" in zh and "财务部-PC01" in zh
+
+
 def test_screenshots_of_the_host_page_and_the_dashboard(browser, console, shots) -> None:
     ctx = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 1100})
     try:
