@@ -179,6 +179,39 @@ def detect(data: bytes) -> str:
     return mime
 
 
+# How far in a reader looks for what a prefix hides: PDF readers find the header within the
+# first KiB (Acrobat's rule, pdfium's too); the stub of a self-extracting archive (7-Zip's,
+# WinRAR's) is a few hundred KiB
+PDF_HEADER_WINDOW = 1024
+SFX_WINDOW = 1 << 20
+_ARCHIVE_SIGNATURES = ((b"Rar!\x1a\x07", "application/vnd.rar"), (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"))
+
+
+def carried(data: bytes, programs: bool = True) -> list[tuple[str, int]]:
+    """What a file of no readable type may carry behind a prefix that its readers skip,
+    as (type, where its reader starts), nearest first: a PDF after leading junk, a
+    self-extracting archive (a program with a zip, RAR or 7z behind it), a zip after
+    anything. Only a guess (a program may hold such a signature as a constant):
+    extract.py keeps a candidate only where its reader makes sense of it. `programs`:
+    whether to look for the archive of a self-extracting program (not behind text)."""
+    found: list[tuple[int, str, int]] = []   # (where it begins, type, where its reader starts)
+    at = data.find(b"%PDF-", 1, PDF_HEADER_WINDOW)
+    if at > 0:
+        found.append((at, "application/pdf", at))
+    for sig, mime in _ARCHIVE_SIGNATURES if programs else ():
+        at = data.find(sig, 1, SFX_WINDOW)
+        if at > 0:
+            found.append((at, mime, at))
+    # a zip is read from its end (the central directory), whatever comes before it, so
+    # its reader is given the whole file
+    if data.rfind(b"PK\x05\x06", max(0, len(data) - 65557)) >= 0 and (at := data.find(b"PK\x03\x04", 1)) > 0:
+        try:
+            found.append((at, refine_zip(zipfile.ZipFile(io.BytesIO(data))), 0))
+        except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):
+            pass
+    return [(mime, start) for _at, mime, start in sorted(found)]
+
+
 def _ole(data: bytes) -> str | None:
     import olefile
     try:

@@ -81,10 +81,10 @@ def looks_random(data: bytes, sample: int = 65536) -> bool:
 
 def dispatch(data: bytes, ctx: Ctx) -> str:
     """Detect the type of data and run its extractor into ctx; returns the type."""
+    from .extractors import text
     mime = d.detect(data)
     fn = _extractor(mime)
     if fn is None:
-        from .extractors import text
         if mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-empty",
                                                "application/csv", "application/javascript"):
             fn = text.text
@@ -96,15 +96,24 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
         elif ctx.member and (mime.startswith(_NO_TEXT_MEMBER) or mime in _FONTS):
             _raw(data, ctx)  # unless a marking was slipped in behind a sound's header
             return mime  # a sound, film or font inside a document or archive: nothing to read, nothing missed
-        elif mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",
-                                                  "application/x-pie-executable", "application/octet-stream"):
-            ctx.problem("unsupported", f"{ctx.where()}: {mime} carries no text baomi can read")
-            _raw(data, ctx)
-            return mime
         else:
-            ctx.problem("unsupported", f"{ctx.where()}: no extractor for {mime}")
+            inner = _carried(data, ctx)
+            if inner is not None:
+                _raw(data, ctx)   # and what the prefix itself may say
+                return inner
+            no_text = mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",
+                                                           "application/x-pie-executable", "application/octet-stream")
+            ctx.problem("unsupported", f"{ctx.where()}: {mime} carries no text baomi can read" if no_text
+                        else f"{ctx.where()}: no extractor for {mime}")
             _raw(data, ctx)
             return mime
+    _run(fn, data, ctx)
+    if fn is text.text:
+        _carried(data, ctx, programs=False)   # text before a PDF or a zip, which their readers find behind it
+    return mime
+
+
+def _run(fn: Callable[[bytes, Ctx], None], data: bytes, ctx: Ctx) -> None:
     try:
         fn(data, ctx)
     except Incomplete as exc:
@@ -115,7 +124,28 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
         ctx.problem("limit_exceeded", f"{ctx.where()}: nesting too deep")
     except Exception as exc:  # a parser choking on hostile bytes is a corrupt file, not a crash
         ctx.problem("corrupt", f"{ctx.where()}: {type(exc).__name__}: {exc}"[:300])
-    return mime
+
+
+# what a reader that found nothing says of bytes that were not its format after all
+_NOT_ITS_FORMAT = ("corrupt", "unreadable", "unsupported")
+
+
+def _carried(data: bytes, ctx: Ctx, programs: bool = True) -> str | None:
+    """A document or archive behind a prefix its readers skip (detect.carried): a PDF after
+    junk, a self-extracting archive. Read where its reader makes sense of it (some text,
+    or a verdict such as encrypted or over the limits); the type read, else None."""
+    for mime, start in d.carried(data, programs):
+        fn = _extractor(mime)
+        if fn is None:
+            continue
+        trial = Ctx(ctx.budget, ctx.dispatch, [], ctx.member, ctx.depth, [], [], ctx.raw)
+        _run(fn, data[start:] if start else data, trial)
+        if trial.chunks or any(reason not in _NOT_ITS_FORMAT for reason, _ in trial.problems):
+            ctx.chunks.extend(trial.chunks)
+            ctx.problems.extend(trial.problems)
+            ctx.pictures.extend(trial.pictures)
+            return mime
+    return None
 
 
 def _raw(data: bytes, ctx: Ctx) -> None:

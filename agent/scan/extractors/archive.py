@@ -169,9 +169,12 @@ def libarchive_(data: bytes, ctx: Ctx) -> None:
         import libarchive
     except (ImportError, OSError) as exc:   # libarchive13 not installed: fail closed, say why
         raise Incomplete("unreadable", f"{ctx.where()}: libarchive is not available ({exc})") from None
+    # a RAR is read as RAR: libarchive's bidding takes a RAR that ends in a stored zip-based
+    # member (a docx kept with -m0) for that zip, and would never see the rest
+    fmt = "rar5" if data.startswith(b"Rar!\x1a\x07\x01\x00") else "rar" if data.startswith(b"Rar!\x1a\x07\x00") else "all"
     try:
         try:
-            _entries(libarchive.memory_reader(data), data, ctx)
+            _entries(libarchive.memory_reader(data, format_name=fmt), data, ctx)
         except libarchive.ArchiveError as exc:
             if "nrecognized archive format" not in _message(exc):
                 raise
