@@ -11,6 +11,7 @@ import magic
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSB = "application/vnd.ms-excel.sheet.binary.macroenabled.12"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 OFD = "application/ofd"
 ZIP = "application/zip"
@@ -45,6 +46,8 @@ def refine_zip(zf: zipfile.ZipFile) -> str:
         return DOCX
     if "xl/workbook.xml" in names:
         return XLSX
+    if "xl/workbook.bin" in names:
+        return XLSB
     if "ppt/presentation.xml" in names:
         return PPTX
     if "OFD.xml" in names or "ofd.xml" in names:

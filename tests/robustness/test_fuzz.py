@@ -20,6 +20,7 @@ MARK = "机密★5年"
 SEEDS = {
     "docx": docs.docx([MARK, "正文"], header="页眉", table=[["a", "b"]]),
     "xlsx": docs.xlsx({"S": [[MARK], ["1", "2"]]}),
+    "xlsb": docs.xlsb({"S": [[MARK], ["1", "2"]]}, header=MARK, comment="批注"),
     "pptx": docs.pptx([[MARK]]),
     "pdf": docs.pdf([[MARK, "第二行"]], title="T"),
     "ofd": docs.ofd([[MARK]], custom={"密级": "机密"}),

@@ -130,6 +130,70 @@ def xlsx(sheets: dict[str, list[list[str]]], header: str | None = None) -> bytes
     return _zip(parts)
 
 
+def _brt(typ: int, body: bytes) -> bytes:
+    """A BIFF12 record of an .xlsb part: type and size seven bits a byte."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+    return varint(typ) + varint(len(body)) + body
+
+
+def _wide(text: str | None) -> bytes:
+    """An XLWideString; None: the null of a nullable one."""
+    import struct
+    if text is None:
+        return struct.pack("<I", 0xFFFFFFFF)
+    units = text.encode("utf-16-le")
+    return struct.pack("<I", len(units) // 2) + units
+
+
+def xlsb(sheets: dict[str, list[list[str]]], header: str | None = None, comment: str | None = None,
+         inline: bool = False) -> bytes:
+    """An Excel binary workbook, as Excel writes one for "Save as .xlsb" (no tool in
+    Debian writes the format): BIFF12 records for the workbook's sheet list, the
+    shared strings, each sheet's rows and cells ([MS-XLSB] 2.4), the first sheet's page
+    header and a comment. `inline`: cells hold their strings (BrtCellSt) rather than
+    pointing into the shared strings (BrtCellIsst)."""
+    import struct
+    shared: list[str] = []
+    index: dict[str, int] = {}
+    book, rels = b"", []
+    parts: dict[str, str | bytes] = {"[Content_Types].xml": CT + '<Types xmlns="http://schemas.openxmlformats.org/'
+                                     'package/2006/content-types"/>'}
+    for n, (name, rows) in enumerate(sheets.items(), 1):
+        body = b""
+        for r, row in enumerate(rows):
+            body += _brt(0, struct.pack("<IIHHB", r, 0, 300, 0, 0))   # row, style, height, flags
+            for c, text in enumerate(row):
+                if text == "":
+                    continue
+                cell = struct.pack("<II", c, 0)
+                if inline:
+                    body += _brt(6, cell + _wide(text))
+                else:
+                    if text not in index:
+                        index[text] = len(shared)
+                        shared.append(text)
+                    body += _brt(7, cell + struct.pack("<I", index[text]))
+        if header is not None and n == 1:
+            body += _brt(479, b"\x00\x00" + _wide(f"&C{header}") + _wide(None) * 5)
+        parts[f"xl/worksheets/sheet{n}.bin"] = body
+        rels.append(f'<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                    f'relationships/worksheet" Target="worksheets/sheet{n}.bin"/>')
+        book += _brt(156, struct.pack("<II", 0, n) + _wide(f"rId{n}") + _wide(name))
+    parts["xl/workbook.bin"] = book
+    parts["xl/_rels/workbook.bin.rels"] = (f'{CT}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                                           f'relationships">{"".join(rels)}</Relationships>')
+    parts["xl/sharedStrings.bin"] = b"".join(_brt(19, b"\x00" + _wide(t)) for t in shared)
+    if comment is not None:
+        parts["xl/comments1.bin"] = _brt(637, b"\x00" + _wide(comment))
+    return _zip(parts)
+
+
 def pptx(slides: list[list[str]], media: bytes | None = None, master: list[str] | None = None) -> bytes:
     """master: texts of a slide master's text box (printed on every slide)."""
     ns = ('xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '

@@ -65,7 +65,7 @@ def _shown_texts(root: Element) -> Iterator[str]:
                     yield v.text
 
 
-def _shown_parts(zf: zipfile.ZipFile, ctx: Ctx) -> None:
+def shown_parts(zf: zipfile.ZipFile, ctx: Ctx) -> None:
     """Charts, SmartArt, drawings and comments as body; embedded objects as members."""
     for info in zf.infolist():
         name = info.filename
@@ -226,12 +226,12 @@ def docx(data: bytes, ctx: Ctx) -> None:
                 kind = m.group(1)
                 _story(root, ctx, kind if kind in ("header", "footer") else "body", name)
     _alt_chunks(zf, ctx)
-    _shown_parts(zf, ctx)
+    shown_parts(zf, ctx)
 
 
 # -- xlsx -------------------------------------------------------------------
 
-def _rels(zf: zipfile.ZipFile, part: str, ctx: Ctx) -> dict[str, str]:
+def part_rels(zf: zipfile.ZipFile, part: str, ctx: Ctx) -> dict[str, str]:
     folder, name = posixpath.split(part)
     root = optional_xml(zf, f"{folder}/_rels/{name}.rels", ctx)
     out = {}
@@ -254,7 +254,7 @@ def _rel_id(el: Element) -> str:
 
 
 _ROW = re.compile(r"[A-Z]+(\d+)")
-_HEADERS_FOOTERS = ("oddHeader", "evenHeader", "firstHeader", "oddFooter", "evenFooter", "firstFooter")
+HEADERS_FOOTERS = ("oddHeader", "evenHeader", "firstHeader", "oddFooter", "evenFooter", "firstFooter")
 
 
 def xlsx(data: bytes, ctx: Ctx) -> None:
@@ -266,7 +266,7 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
         for si in sst:
             shared.append(_t_text(si))
     wb = required_xml(zf, "xl/workbook.xml", ctx)
-    rels = _rels(zf, "xl/workbook.xml", ctx)
+    rels = part_rels(zf, "xl/workbook.xml", ctx)
     sheets = [(s.get("name", "?"), rels.get(_rel_id(s), "")) for s in wb.iter() if local(s.tag) == "sheet"]
     for i, (name, part) in enumerate(sheets):
         root = optional_xml(zf, part, ctx) if part else None
@@ -295,10 +295,10 @@ def xlsx(data: bytes, ctx: Ctx) -> None:
         for block in root.iter(ns + "headerFooter"):
             for hf in block:
                 tag = local(hf.tag)
-                if tag in _HEADERS_FOOTERS and hf.text:
+                if tag in HEADERS_FOOTERS and hf.text:
                     for piece in header_footer_pieces(hf.text):
                         ctx.add("header" if "Header" in tag else "footer", piece, sheet=name, part=tag)
-    _shown_parts(zf, ctx)
+    shown_parts(zf, ctx)
 
 
 # -- pptx -------------------------------------------------------------------
@@ -326,7 +326,7 @@ def pptx(data: bytes, ctx: Ctx) -> None:
     zf = open_zip(data, ctx)
     properties(zf, ctx)
     pres = required_xml(zf, "ppt/presentation.xml", ctx)
-    rels = _rels(zf, "ppt/presentation.xml", ctx)
+    rels = part_rels(zf, "ppt/presentation.xml", ctx)
     order = [rels.get(_rel_id(s)) for s in pres.iter() if local(s.tag) == "sldId"]
     slides = [s for s in order if s] or sorted((n for n in zf.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
                                                key=_slide_no)
@@ -340,7 +340,7 @@ def pptx(data: bytes, ctx: Ctx) -> None:
                 text = _t_text(p)
                 if text.strip():
                     ctx.add(top.zone(text) if top else "body", text, slide=i)
-        notes = _rels(zf, part, ctx)
+        notes = part_rels(zf, part, ctx)
         for target in notes.values():
             if "notesSlide" in target:
                 nroot = optional_xml(zf, target, ctx)
@@ -350,4 +350,4 @@ def pptx(data: bytes, ctx: Ctx) -> None:
                             ctx.add("body", _t_text(p),
                                     slide=i, part="notes")
     _masters(zf, ctx)
-    _shown_parts(zf, ctx)
+    shown_parts(zf, ctx)
