@@ -95,6 +95,30 @@ def test_ofd_pages_and_custom_data(rules: RuleSet) -> None:
     assert "关于某事的报告" in [c.text for c in ex.chunks], "pieces are put back in reading order"
 
 
+def test_marked_document_attached_to_an_ofd_is_found_as_its_member(rules: RuleSet) -> None:
+    """OFD attachments (附件) were `unsupported`: a clean cover letter with a marked
+    report attached reached a personal medium with only an audit."""
+    report = docs.docx(["机密★1年", "关于年度采购计划的报告"])
+    data = docs.ofd([["关于报送材料的函", "详见附件。"]], attachments={"附件1 采购报告": report, "说明": "请查收".encode()})
+    ex, ev, level = verdict(rules, data)
+    assert ex.inspectable and level == Level.SECRET
+    assert ev[0].location == {"paragraph": 1, "member": "附件1 采购报告"}
+    assert any(c.text == "请查收" and c.location.get("member") == "说明" for c in ex.chunks)
+
+
+def test_an_ofd_attachment_that_is_missing_is_corrupt(rules: RuleSet) -> None:
+    import io
+    import zipfile
+    good = zipfile.ZipFile(io.BytesIO(docs.ofd([["函"]], attachments={"附件": b"x"})))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for info in good.infolist():
+            if not info.filename.endswith("file1.bin"):
+                z.writestr(info.filename, good.read(info))
+    ex, _ev, _level = verdict(rules, out.getvalue())
+    assert not ex.inspectable and ex.reason == "corrupt" and "attachment file1.bin missing" in ex.detail
+
+
 def test_rtf_gbk_and_unicode_escapes(rules: RuleSet) -> None:
     ex, ev, level = verdict(rules, docs.rtf(["机密★1年", "各单位：请做好保密工作。"]))
     assert level == Level.SECRET

@@ -295,8 +295,10 @@ def pdf(pages: list[list[str]], title: str | None = None, subject: str | None = 
     return out.getvalue()
 
 
-def ofd(pages: list[list[str]], custom: dict[str, str] | None = None, title: str | None = None) -> bytes:
-    """GB/T 33190: OFD.xml → Doc_0/Document.xml → Pages/Page_N/Content.xml."""
+def ofd(pages: list[list[str]], custom: dict[str, str] | None = None, title: str | None = None,
+        attachments: dict[str, bytes] | None = None) -> bytes:
+    """GB/T 33190: OFD.xml → Doc_0/Document.xml → Pages/Page_N/Content.xml; attachments
+    (name → file) listed in Doc_0/Attachs/Attachments.xml, as ofdrw writes them."""
     ns = 'xmlns:ofd="http://www.ofdspec.org/2016"'
     customs = "".join(f'<ofd:CustomData Name="{escape(k)}">{escape(v)}</ofd:CustomData>' for k, v in (custom or {}).items())
     info = (f"<ofd:DocInfo><ofd:DocID>a1b2</ofd:DocID>" + (f"<ofd:Title>{escape(title)}</ofd:Title>" if title else "")
@@ -305,8 +307,16 @@ def ofd(pages: list[list[str]], custom: dict[str, str] | None = None, title: str
         "OFD.xml": f'{CT}<ofd:OFD {ns} Version="1.0" DocType="OFD"><ofd:DocBody>{info}'
                    f"<ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>"}
     page_refs = "".join(f'<ofd:Page ID="{i + 10}" BaseLoc="Pages/Page_{i}/Content.xml"/>' for i in range(len(pages)))
+    attached = ""
+    if attachments:
+        listing = "".join(f'<ofd:Attachment ID="{n}" Name="{escape(name)}"><ofd:FileLoc>file{n}.bin</ofd:FileLoc>'
+                          f'</ofd:Attachment>' for n, name in enumerate(attachments, 1))
+        parts["Doc_0/Attachs/Attachments.xml"] = f"{CT}<ofd:Attachments {ns}>{listing}</ofd:Attachments>"
+        for n, body in enumerate(attachments.values(), 1):
+            parts[f"Doc_0/Attachs/file{n}.bin"] = body
+        attached = "<ofd:Attachments>Attachs/Attachments.xml</ofd:Attachments>"
     parts["Doc_0/Document.xml"] = (f"{CT}<ofd:Document {ns}><ofd:CommonData><ofd:MaxUnitID>100</ofd:MaxUnitID>"
-                                   f"</ofd:CommonData><ofd:Pages>{page_refs}</ofd:Pages></ofd:Document>")
+                                   f"</ofd:CommonData><ofd:Pages>{page_refs}</ofd:Pages>{attached}</ofd:Document>")
     for i, lines in enumerate(pages):
         objs = []
         for n, line in enumerate(lines):
