@@ -12,6 +12,7 @@ import magic
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSB = "application/vnd.ms-excel.sheet.binary.macroenabled.12"
+XPS = "application/vnd.ms-xpsdocument"   # OpenXPS (.oxps) too
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 OFD = "application/ofd"
 ZIP = "application/zip"
@@ -52,6 +53,8 @@ def refine_zip(zf: zipfile.ZipFile) -> str:
         return PPTX
     if "OFD.xml" in names or "ofd.xml" in names:
         return OFD
+    if any(n.lower().endswith((".fdseq", ".fpage")) for n in names):
+        return XPS
     if "content.xml" in names and ("mimetype" in names or "META-INF/manifest.xml" in names):
         # an OpenDocument package names its type in the stored member "mimetype"
         declared = ""

@@ -33,10 +33,10 @@ class Extraction:
 
 
 def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
-    from .extractors import archive, html, mail, ofd, ole, ooxml, pdf, rtf, text, xlsb
+    from .extractors import archive, html, mail, ofd, ole, ooxml, pdf, rtf, text, xlsb, xps
     return {
         "text/html": html.html, d.XHTML: html.html, d.EML: mail.mail, "multipart/related": mail.mail,
-        d.DOCX: ooxml.docx, d.XLSX: ooxml.xlsx, d.XLSB: xlsb.xlsb, d.PPTX: ooxml.pptx, d.OFD: ofd.ofd,
+        d.DOCX: ooxml.docx, d.XLSX: ooxml.xlsx, d.XLSB: xlsb.xlsb, d.PPTX: ooxml.pptx, d.OFD: ofd.ofd, d.XPS: xps.xps,
         d.DOC: ole.doc, d.WPS: ole.doc, d.XLS: ole.xls, d.ET: ole.xls, d.PPT: ole.ppt, d.DPS: ole.ppt,
         d.OLE: ole.other, d.ENCRYPTED_OOXML: ole.encrypted,
         "application/pdf": pdf.pdf, "text/rtf": rtf.rtf, "application/rtf": rtf.rtf,

@@ -22,6 +22,7 @@ SEEDS = {
     "xlsx": docs.xlsx({"S": [[MARK], ["1", "2"]]}),
     "xlsb": docs.xlsb({"S": [[MARK], ["1", "2"]]}, header=MARK, comment="批注"),
     "pptx": docs.pptx([[MARK]]),
+    "xps": docs.xps([[MARK, "正文"]]),
     "pdf": docs.pdf([[MARK, "第二行"]], title="T"),
     "ofd": docs.ofd([[MARK]], custom={"密级": "机密"}),
     "rtf": docs.rtf([MARK]),

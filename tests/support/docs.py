@@ -332,6 +332,52 @@ def ofd(pages: list[list[str]], custom: dict[str, str] | None = None, title: str
     return _zip(parts)
 
 
+def xps(pages: list[list[str]], title: str | None = None) -> bytes:
+    """An XPS document as Windows' XPS Document Writer writes one (no tool in Debian
+    writes XPS text: Ghostscript's xpswrite draws it as outlines): the sequence, the
+    document and its pages in UTF-16, each page under a scaling Canvas, each line a
+    Glyphs run (a line's second half written first: the order must come from the
+    positions), an obfuscated font beside them."""
+    ns = 'xmlns="http://schemas.microsoft.com/xps/2005/06"'
+
+    def utf16(xml: str) -> bytes:
+        return xml.encode("utf-16")   # with its byte-order mark, as Windows writes them
+
+    parts: dict[str, str | bytes] = {
+        "[Content_Types].xml": CT + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+        "_rels/.rels": (f'{CT}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                        '<Relationship Id="R1" Type="http://schemas.microsoft.com/xps/2005/06/fixedrepresentation" '
+                        'Target="/FixedDocSeq.fdseq"/></Relationships>'),
+        "FixedDocSeq.fdseq": utf16(f'<FixedDocumentSequence {ns}><DocumentReference Source="/Documents/1/FixedDoc.fdoc"/>'
+                                   "</FixedDocumentSequence>"),
+        "Documents/1/FixedDoc.fdoc": utf16(f"<FixedDocument {ns}>" + "".join(
+            f'<PageContent Source="Pages/{n}.fpage"/>' for n in range(1, len(pages) + 1)) + "</FixedDocument>"),
+        "Resources/0A1B2C3D-0000-0000-0000-000000000001.odttf": bytes(range(256)) * 16,
+    }
+    if title:
+        parts["docProps/core.xml"] = (f'{CT}<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
+                                      f'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+                                      f"<dc:title>{escape(title)}</dc:title></cp:coreProperties>")
+    font = "/Resources/0A1B2C3D-0000-0000-0000-000000000001.odttf"
+    for n, lines in enumerate(pages, 1):
+        glyphs = []
+        for i, line in enumerate(lines):
+            y = 60 + 18 * i
+            half = max(1, len(line) // 2)
+            # a full em (12) a Chinese character, about half for the rest, as fonts advance
+            first = sum(12 if ord(ch) >= 0x2E80 else 6 for ch in line[:half])
+            for x, piece in ((40 + first, line[half:]), (40, line[:half])):
+                if piece:
+                    text = "{}" + piece if piece.startswith("{") else piece
+                    glyphs.append(f'<Glyphs FontUri="{font}" FontRenderingEmSize="12" OriginX="{x}" OriginY="{y}" '
+                                  f'UnicodeString="{escape(text, {chr(34): "&quot;"})}" Fill="#FF000000"/>')
+        parts[f"Documents/1/Pages/{n}.fpage"] = utf16(
+            f'<FixedPage {ns} Width="816" Height="1056" xml:lang="zh-CN"><Canvas><Canvas.RenderTransform>'
+            f'<MatrixTransform Matrix="1.3333,0,0,1.3333,0,0"/></Canvas.RenderTransform>'
+            f'<Path Data="M 0,0 L 600,0 L 600,800 Z" Fill="#FFFFFFFF"/>{"".join(glyphs)}</Canvas></FixedPage>')
+    return _zip(parts)
+
+
 def _rtf_text(line: str, salt: int = 0) -> str:
     """One line as Chinese Word writes it: GBK bytes as \\'xx, some characters as \\uN."""
     enc = []
