@@ -12,6 +12,9 @@ _EXTRA = str.maketrans({"﹡": "*", "✱": "*", "✲": "*", "⋆": "*", "∗": "
                         # a star typed in a symbol font arrives as a private-use code point:
                         # Wingdings 0xAB (★, what 公文 templates insert) and Symbol 0x2A (∗)
                         "\uf0ab": "★", "\uf02a": "*",
+                        # the traditional forms of the marking words' characters (機密★1年, 絕密★啟用前,
+                        # 密級：秘密, 內部, 長期, 6個月; 祕 is a variant of 秘): the same marking in either script
+                        "機": "机", "絕": "绝", "啟": "启", "級": "级", "內": "内", "長": "长", "個": "个", "祕": "秘",
                         **{ch: "★" for ch in "⭐✦✪✫✬✭✮✯✰✴✵✶✷✸✹"}})
 
 

@@ -1,6 +1,7 @@
-"""Plain text: UTF-8, GB18030/GBK, UTF-16/32 with or without BOM, and whatever
-charset-normalizer recognises. One chunk per line; the first lines are where a
-marking stands (first_page_top)."""
+"""Plain text: UTF-8, GB18030/GBK, UTF-16/32 with or without BOM, the 7-bit forms of
+Chinese (ISO-2022-CN, ISO-2022-JP-2, HZ, UTF-7, which `iconv` writes and which read
+as harmless ASCII otherwise), and whatever charset-normalizer recognises. One chunk
+per line; the first lines are where a marking stands (first_page_top)."""
 from __future__ import annotations
 
 import codecs
@@ -33,6 +34,106 @@ def _utf16_guess(data: bytes) -> str | None:
     return None
 
 
+def _utf32_guess(data: bytes) -> str | None:
+    """UTF-32 without a BOM: every unit of Chinese or Latin text has a zero high byte
+    pair (the BMP), at one end or the other; decode strictly to be sure."""
+    if len(data) < 8 or len(data) % 4:
+        return None
+    sample = data[:4096]
+    for enc, hi in (("utf-32-le", sample[2::4] + sample[3::4]), ("utf-32-be", sample[0::4] + sample[1::4])):
+        if hi.count(0) >= 0.99 * len(hi):
+            try:
+                text = data.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            if sum(ch.isprintable() or ch in "\r\n\t" for ch in text[:1024]) >= 0.95 * min(len(text), 1024):
+                return enc
+    return None
+
+
+_ISO2022_CN = re.compile(rb"\x1b\$\)([AEGH])")   # designations of G1: GB2312, ISO-IR-165, CNS 11643 planes
+_UTF7_RUN = re.compile(rb"\+[A-Za-z0-9/+]{3,}")
+
+
+def _iso2022_cn(data: bytes) -> str:
+    """ISO-2022-CN(-EXT), which the standard library lacks: SO shifts to the G1 set
+    designated last (GB2312 is read; a CNS 11643 plane comes out as U+FFFD), SI and
+    every line end back to ASCII."""
+    out, g1, shifted, i, n = [], b"A", False, 0, len(data)
+    while i < n:
+        m = _ISO2022_CN.match(data, i)
+        if m:
+            g1, i = m.group(1), m.end()
+            continue
+        b = data[i]
+        if b == 0x0E:
+            shifted, i = True, i + 1
+        elif b == 0x0F:
+            shifted, i = False, i + 1
+        elif b == 0x1B:   # another escape (SS2 ESC N, a G2/G3 designation): skip it and its operands
+            i += 2 if data[i + 1:i + 2] == b"N" else 4
+            out.append("\ufffd")
+        elif shifted and b > 0x20 and i + 1 < n and data[i + 1] > 0x20:
+            pair = bytes((data[i] | 0x80, data[i + 1] | 0x80))
+            out.append(pair.decode("gb2312", errors="replace") if g1 in (b"A", b"E") else "\ufffd")
+            i += 2
+        else:
+            if b in (0x0A, 0x0D):
+                shifted = False
+            out.append(chr(b))
+            i += 1
+    return "".join(out)
+
+
+def _cjk_count(text: str) -> int:
+    return sum(1 for ch in text[:65536] if "\u3400" <= ch <= "\u9fff")
+
+
+def _seven_bit(data: bytes) -> tuple[str, str] | None:
+    """Chinese written in one of the 7-bit encodings, which also decode as ASCII."""
+    if b"\x1b" in data:
+        if _ISO2022_CN.search(data):
+            return _iso2022_cn(data), "iso-2022-cn"
+        for enc in ("iso2022_jp_2", "iso2022_kr"):
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError:
+                continue
+    if b"~{" in data and b"~}" in data:
+        try:
+            text = data.decode("hz")
+            if _cjk_count(text) >= 2:
+                return text, "hz"
+        except UnicodeDecodeError:
+            pass
+    if _UTF7_RUN.search(data):
+        try:
+            text = data.decode("utf-7")
+        except UnicodeDecodeError:
+            return None
+        if _cjk_count(text) >= 2:   # "C++", "+86 10" and the like decode to nothing Chinese
+            return text, "utf-7"
+    return None
+
+
+def _big5(data: bytes, as_gb: str) -> bool:
+    """Whether text that GB18030 reads (it reads any Big5) is Big5 (traditional Chinese,
+    cp950) instead: read as GB18030, Big5 gives many characters outside GB2312, the set
+    that simplified Chinese text keeps to."""
+    sample = as_gb[:16384]
+    cjk = _cjk_count(sample)
+    if cjk < 2:
+        return False
+    outside = len(sample) - len(sample.encode("gb2312", errors="ignore").decode("gb2312"))
+    if outside < 0.2 * cjk:
+        return False
+    try:
+        data.decode("cp950")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode(data: bytes, bom: bool = True) -> tuple[str, str]:
     """(text, encoding name). A byte-order mark is believed only when what follows it
     reads in its encoding: a UTF-8 or GB18030 text behind a UTF-16 mark (which would
@@ -49,17 +150,23 @@ def decode(data: bytes, bom: bool = True) -> tuple[str, str]:
             if enc != "utf-8" and b"\x00" not in rest[:65536]:
                 return decode(rest, bom=False)
             return text, enc
+    if data.isascii():
+        seven = _seven_bit(data)
+        if seven:
+            return seven
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    enc16 = _utf16_guess(data)
+    enc16 = _utf16_guess(data) or _utf32_guess(data)
     if enc16:
         return data.decode(enc16), enc16
     try:
-        return data.decode("gb18030"), "gb18030"
+        text = data.decode("gb18030")
     except UnicodeDecodeError:
         pass
+    else:
+        return (data.decode("cp950"), "cp950") if _big5(data, text) else (text, "gb18030")
     from charset_normalizer import from_bytes
     best = from_bytes(data[:65536]).best()
     if best is not None:
@@ -70,7 +177,7 @@ def decode(data: bytes, bom: bool = True) -> tuple[str, str]:
 def looks_like_text(data: bytes) -> bool:
     """For bytes libmagic calls octet-stream: UTF-16 without BOM, or GB18030 text."""
     head = data[:8192]
-    if _utf16_guess(head[: len(head) // 2 * 2]):
+    if _utf16_guess(head[: len(head) // 2 * 2]) or _utf32_guess(head[: len(head) // 4 * 4]):
         return True
     if b"\x00" in head:
         return False
