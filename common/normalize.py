@@ -46,16 +46,17 @@ def for_fingerprint(text: str) -> str:
 
 # markup that documents put around a marking line: a markdown heading, quote,
 # list bullet or table pipe in front, closing #s or a pipe behind, emphasis
-# around the whole line, and HTML tags (only tags: <机密★1年> is a bracket)
+# around the whole line, HTML tags (only tags: <机密★1年> is a bracket), and the
+# empty cells and quotes of a CSV row (a sheet's banner saved as CSV: `"机密★1年",,,`)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
-_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-+*•·●▪◆■□○]\s+|\|\s*)+")
-_TRAIL = re.compile(r"(?:\s+#+|\s*\|)+$")
-_EMPH = re.compile(r"^(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1$")
+_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-+*•·●▪◆■□○]\s+|\|\s*|[,;]\s*)+")
+_TRAIL = re.compile(r"(?:\s+#+|\s*\||\s*[,;])+$")
+_EMPH = re.compile(r"^(\*{1,3}|_{1,3}|~~|\")(?=\S)(.+?)(?<=\S)\1$")
 
 
 def strip_markup(text: str) -> str:
     """The line without the markup around it: `# 绝密*启用前`, `**机密★1年**`,
-    `> 秘密★6个月`, `| 机密 |`, `<p><b>机密★1年</b></p>` → the marking alone.
+    `> 秘密★6个月`, `| 机密 |`, `<p><b>机密★1年</b></p>`, `"机密★1年",,,` → the marking alone.
     Takes normalised text (stars already `*`); markup inside the line stays."""
     if "<" in text:
         text = _TAG.sub("", text)

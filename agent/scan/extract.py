@@ -33,13 +33,13 @@ class Extraction:
 
 
 def _extractors() -> dict[str, Callable[[bytes, Ctx], None]]:
-    from .extractors import archive, html, mail, ofd, ole, ooxml, pdf, rtf, text, xlsb, xps
+    from .extractors import archive, html, mail, ofd, ole, ooxml, pdf, rtf, svg, text, xlsb, xps
     return {
         "text/html": html.html, d.XHTML: html.html, d.EML: mail.mail, "multipart/related": mail.mail,
         d.DOCX: ooxml.docx, d.XLSX: ooxml.xlsx, d.XLSB: xlsb.xlsb, d.PPTX: ooxml.pptx, d.OFD: ofd.ofd, d.XPS: xps.xps,
         d.DOC: ole.doc, d.WPS: ole.doc, d.XLS: ole.xls, d.ET: ole.xls, d.PPT: ole.ppt, d.DPS: ole.ppt,
         d.OLE: ole.other, d.ENCRYPTED_OOXML: ole.encrypted,
-        "application/pdf": pdf.pdf, "text/rtf": rtf.rtf, "application/rtf": rtf.rtf,
+        "application/pdf": pdf.pdf, "image/svg+xml": svg.svg, "text/rtf": rtf.rtf, "application/rtf": rtf.rtf,
         d.ZIP: archive.zip_, "application/x-tar": archive.tar, "application/gzip": archive.compressed,
         "application/x-gzip": archive.compressed, "application/x-bzip2": archive.compressed,
         "application/x-xz": archive.compressed, "application/x-7z-compressed": archive.sevenzip,
@@ -57,7 +57,7 @@ def _extractor(mime: str) -> Callable[[bytes, Ctx], None] | None:
     if fn is None and mime.startswith(d.ODF_PREFIX):  # every OpenDocument kind shares one reader
         from .extractors import odf
         fn = odf.flat if mime.endswith(d.ODF_FLAT_SUFFIX) else odf.odf
-    if fn is None and mime.startswith("image/") and mime != "image/svg+xml":  # SVG is text
+    if fn is None and mime.startswith("image/"):
         from .extractors import image
         fn = image.image
     return fn

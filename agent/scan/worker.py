@@ -89,7 +89,7 @@ def _load_libraries() -> None:
     document costs, not what the interpreter needs once. Done before the settings
     arrive: the parent reads its configuration and rules meanwhile (spawn.py)."""
     from . import detect
-    from .extractors import archive, html, image, mail, odf, ofd, ole, ooxml, pdf, raw, rtf, text, xlsb, xps  # noqa: F401
+    from .extractors import archive, html, image, mail, odf, ofd, ole, ooxml, pdf, raw, rtf, svg, text, xlsb, xps  # noqa: F401
     import PIL.Image  # noqa: F401
     try:
         import libarchive  # noqa: F401  (its shared library, mapped before the cap)

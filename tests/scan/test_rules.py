@@ -93,6 +93,8 @@ def test_ordinary_prose_is_not_a_marking(rules: RuleSet, text: str, zone: str) -
     ("> **机密★1年**", "secret"), ("- 机密★1年", "secret"), ("• 绝密★启用前", "top_secret"),
     ("| 机密★1年 |", "secret"), ("<p>机密★1年</p>", "secret"), ('<p class="MsoNormal"><b>机密</b>★1年</p>', "secret"),
     ("<div><span>秘密&#9733;6个月</span></div>", "confidential"), ("# SECRET//NOFORN", "secret"),
+    # a sheet's banner saved as CSV: its empty cells and Excel's quotes
+    ("机密★1年,,,", "secret"), ('"秘密★6个月",,', "confidential"), (",,绝密★启用前", "top_secret"), ("机密★1年;;", "secret"),
 ])
 def test_decorated_marking_lines(rules: RuleSet, text: str, level: str) -> None:
     """Markdown and HTML around a marking line, as OCR-to-markdown tools and web pages write it."""
@@ -158,6 +160,9 @@ DECORATED_PROSE = [
     "**机密文件的管理**",
     "<p>机密文件的管理应当符合有关规定</p>",
     "| 名称 | 机密 |",
+    "序号,名称,机密★1年",
+    '"标注为机密★1年",,',
+    "机密★1年,装备配置清单,3",
     "The top secret recipe",
     "TOP SECRET RECIPES",
     "THE SECRET GARDEN",
