@@ -85,8 +85,11 @@ def _iso2022_cn(data: bytes) -> str:
     return "".join(out)
 
 
+_CJK = re.compile("[\u3400-\u9fff]")
+
+
 def _cjk_count(text: str) -> int:
-    return sum(1 for ch in text[:65536] if "\u3400" <= ch <= "\u9fff")
+    return len(_CJK.findall(text, 0, 65536))
 
 
 def _seven_bit(data: bytes) -> tuple[str, str] | None:
@@ -121,11 +124,8 @@ def _big5(data: bytes, as_gb: str) -> bool:
     cp950) instead: read as GB18030, Big5 gives many characters outside GB2312, the set
     that simplified Chinese text keeps to."""
     sample = as_gb[:16384]
-    cjk = _cjk_count(sample)
-    if cjk < 2:
-        return False
     outside = len(sample) - len(sample.encode("gb2312", errors="ignore").decode("gb2312"))
-    if outside < 0.2 * cjk:
+    if outside < 2 or outside < 0.1 * len(sample):
         return False
     try:
         data.decode("cp950")
