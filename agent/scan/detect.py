@@ -113,6 +113,10 @@ def refine_text(mime: str, head: bytes) -> str:
 # than reading most office files; these skip it.
 _SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\x1f\x8b", "application/gzip"),
                (b"\xfd7zXZ\x00", "application/x-xz"), (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"))
+# Excel 2, 3 and 4 saved a sheet or workbook as its bare record stream: a BOF record (0x0009,
+# 0x0209, 0x0409) of 4 or 6 bytes, version, then the kind of sheet (worksheet, chart, macro
+# sheet, BIFF4 workbook). libmagic knows only Excel 4's worksheets.
+_BARE_BIFF = re.compile(rb"[\x09][\x00\x02\x04][\x04\x06]\x00..(?:[\x10\x20\x40]\x00|\x00\x01)", re.DOTALL)
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
 _FIRST_WORD = re.compile(r"\s*[\w\u3000-\u303f\uff00-\uffef\u2605\u2606]", re.UNICODE)
 
@@ -148,6 +152,8 @@ def _signature(head: bytes) -> str | None:
             return mime
     if head[:3] == b"BZh" and head[3:4].isdigit():
         return "application/x-bzip2"
+    if _BARE_BIFF.match(head):
+        return XLS
     return None
 
 

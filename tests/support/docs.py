@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -762,6 +763,65 @@ def soffice_convert(data: bytes, suffix: str, to: str) -> bytes | None:
         if not outs:
             raise RuntimeError(f"LibreOffice wrote nothing: {run.stdout} {run.stderr}")
         return outs[0].read_bytes()
+
+
+_CHINESE_LOCALE: dict[str, str] = {}
+
+
+def chinese_locale() -> dict[str, str] | None:
+    """Environment for a program run as on a Chinese desktop (zh_CN.UTF-8), the locale
+    compiled once into a private folder with localedef; None where it cannot be."""
+    if not _CHINESE_LOCALE:
+        if shutil.which("localedef") is None:
+            return None
+        where = Path(tempfile.mkdtemp(prefix="baomi-locale-"))
+        made = subprocess.run(["localedef", "-i", "zh_CN", "-f", "UTF-8", str(where / "zh_CN.UTF-8")],
+                              capture_output=True, timeout=120)
+        if made.returncode not in (0, 1) or not (where / "zh_CN.UTF-8").exists():   # 1: warnings only
+            return None
+        _CHINESE_LOCALE.update(LOCPATH=str(where), LC_ALL="zh_CN.UTF-8", LANG="zh_CN.UTF-8")
+    return dict(_CHINESE_LOCALE)
+
+
+def gnumeric_convert(data: bytes, suffix: str, exporter: str) -> bytes | None:
+    """The spreadsheet converted by Gnumeric's ssconvert (exporter: `excel_biff7` for Excel
+    5.0/95, `excel_biff8` for 97-2003), run in a Chinese locale so that Excel 95 strings
+    are written in GBK (code page 936) as on a Chinese PC; None when Gnumeric or the
+    locale is missing. A CSV cell that starts with = is a formula."""
+    locale = chinese_locale()
+    if shutil.which("ssconvert") is None or locale is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="baomi-gnumeric-") as tmp:
+        src, out = Path(tmp) / f"in{suffix}", Path(tmp) / "out.xls"
+        src.write_bytes(data)
+        run = subprocess.run(["ssconvert", "-T", f"Gnumeric_Excel:{exporter}", str(src), str(out)],
+                             capture_output=True, text=True, timeout=180,
+                             env={**os.environ, **locale, "HOME": tmp})
+        if not out.exists():
+            raise RuntimeError(f"ssconvert wrote nothing: {run.stdout} {run.stderr}")
+        return out.read_bytes()
+
+
+def biff_sheet(rows: list[list[str]], version: int = 4, codepage: int = 936, header: str | None = None) -> bytes:
+    """An Excel 2, 3 or 4 worksheet as those versions saved it: the BIFF record stream
+    itself as the file (no OLE container), strings in the code page's bytes."""
+    import codecs as _codecs
+    import struct
+    enc = _codecs.lookup(f"cp{codepage}").name
+    bof = {2: 0x0009, 3: 0x0209, 4: 0x0409}[version]
+    out = _rec(bof, struct.pack("<HH", 0, 0x0010) + (b"\0\0" if version > 2 else b""))
+    out += _rec(0x0042, struct.pack("<H", codepage))
+    if header:
+        raw = header.encode(enc)
+        out += _rec(0x0014, bytes([len(raw)]) + raw)
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            raw = text.encode(enc)
+            if version == 2:
+                out += _rec(0x0004, struct.pack("<HH", r, c) + b"\0\0\0" + bytes([len(raw)]) + raw)
+            else:
+                out += _rec(0x0204, struct.pack("<HHHH", r, c, 0, len(raw)) + raw)
+    return out + _rec(0x000A, b"")
 
 
 def _mime_text(body: str, subtype: str, charset: str, cte: str):

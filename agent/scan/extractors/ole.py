@@ -1,9 +1,11 @@
 """Legacy OLE2 formats (olefile): Word .doc and WPS .wps through the piece
-table, Excel .xls and WPS .et through the BIFF8 string table and cell records,
+table, Excel .xls and WPS .et through their cell records (BIFF8's string table; Excel 2 to 95's
+strings in the workbook's code page, GBK on a Chinese system),
 PowerPoint .ppt and WPS .dps through the text atoms. SummaryInformation is
 metadata. An OLE file holding EncryptionInfo is an encrypted Office document."""
 from __future__ import annotations
 
+import codecs
 import io
 import struct
 
@@ -245,54 +247,142 @@ def _col(c: int) -> str:
     return s
 
 
+# BOF record types and the BIFF version each starts (0x0809: the version is in its body)
+_BOFS = {0x0009: 2, 0x0209: 3, 0x0409: 4, 0x0809: 0}
+_GLOBALS = (0x0005, 0x0100)   # BOF document types of a workbook's globals (BIFF5-8, BIFF4W)
+# FORMULA records (BIFF2, 3, 4, 5-8) and what may stand between one and its STRING result
+_FORMULA = (0x0006, 0x0206, 0x0406, 0x04BC, 0x0221, 0x0236)
+
+
+def _codec(codepage: int) -> str:
+    """The Python codec of a CODEPAGE record: 936 is GBK, 950 Big5, 1200 UTF-16,
+    0x8000 Mac Roman; cp1252 where the number names no codec."""
+    named = {1200: "utf-16-le", 0x8000: "mac-roman", 10000: "mac-roman", 367: "ascii", 0x8001: "cp1252"}
+    name = named.get(codepage, f"cp{codepage}")
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return "cp1252"
+    return name
+
+
+class _Biff:
+    """How the strings of one workbook's version are written: BIFF8's have a flags byte
+    (UTF-16 or its low bytes); BIFF2-7's are bytes in the workbook's code page."""
+
+    def __init__(self, version: int):
+        self.version, self.codec = version, "cp1252"
+
+    def string(self, body: bytes, at: int, len_bytes: int) -> str:
+        """The string whose length (1 or 2 bytes) is at `at`."""
+        cch = body[at] if len_bytes == 1 else struct.unpack_from("<H", body, at)[0]
+        at += len_bytes
+        if self.version < 8:
+            return body[at:at + cch].decode(self.codec, errors="replace")
+        wide = body[at] & 1
+        return body[at + 1:at + 1 + cch * (2 if wide else 1)].decode("utf-16-le" if wide else "latin-1",
+                                                                     errors="replace")
+
+
+def _biff_version(typ: int, body: bytes) -> int:
+    if _BOFS[typ]:
+        return _BOFS[typ]
+    return 8 if len(body) >= 2 and struct.unpack_from("<H", body)[0] >= 0x0600 else 5
+
+
+def _bare_biff(data: bytes) -> bool:
+    """Excel 2 to 4 wrote the record stream itself as the file, starting with its BOF."""
+    return len(data) >= 8 and struct.unpack_from("<H", data)[0] in _BOFS and struct.unpack_from("<H", data, 2)[0] <= 20
+
+
 def xls(data: bytes, ctx: Ctx) -> None:
-    ole = _open(data, ctx)
-    _summary(ole, ctx)
-    name = "Workbook" if ole.exists("Workbook") else "Book"
-    wb = _stream(ole, name, ctx)
+    if data.startswith(olefile.MAGIC):
+        ole = _open(data, ctx)
+        _summary(ole, ctx)
+        wb = _stream(ole, "Workbook" if ole.exists("Workbook") else "Book", ctx)
+    elif _bare_biff(data):
+        wb = data
+    else:
+        _open(data, ctx)   # says what the file is not
+        return
+    _workbook(wb, ctx)
+
+
+def _workbook(wb: bytes, ctx: Ctx) -> None:
+    """Cells, formula results, page headers and footers of every sheet (BIFF2 to 8)."""
+    biff: _Biff | None = None
     sst: list[str] = []
     sheets: list[str] = []
     sheet_cells: list[list[tuple[int, str, str]]] = []
+    in_sheet, depth = False, 0   # depth: a chart embedded in a sheet is a substream inside it
     sst_first: bytes | None = None
     sst_cont: list[bytes] = []
-    last = None
+    last, formula = None, (0, 0)
+
+    def cell(row: int, col: int, text: str) -> None:
+        if in_sheet:
+            sheet_cells[-1].append((row + 1, f"{_col(col)}{row + 1}", text))
+
+    def sheet_name() -> str:
+        n = len(sheet_cells) - 1
+        return sheets[n] if n < len(sheets) else f"Sheet{n + 1}"
+
     for typ, body in _Records(wb):
-        if typ == 0x002F:  # FILEPASS
-            raise Incomplete("encrypted", f"{ctx.where()}: password-protected workbook")
-        if typ == 0x00FC:
-            sst_first, sst_cont = body, []
-        elif typ == 0x003C and last == 0x00FC:
-            sst_cont.append(body)
+        if typ in _BOFS:   # a new substream: the globals, a sheet, a chart
+            depth += 1
+            if biff is None:
+                biff = _Biff(_biff_version(typ, body))
+            if depth == 1:
+                dt = struct.unpack_from("<H", body, 2)[0] if len(body) >= 4 else 0x0010
+                in_sheet = dt not in _GLOBALS
+                if in_sheet:
+                    if sst_first is not None and not sst:
+                        sst = _sst(sst_first, sst_cont)
+                    sheet_cells.append([])
+            last = typ
             continue
-        elif typ == 0x0085 and len(body) > 8:  # BOUNDSHEET
-            cch, wide = body[6], body[7] & 1
-            raw = body[8:8 + cch * (2 if wide else 1)]
-            sheets.append(raw.decode("utf-16-le" if wide else "latin-1", errors="replace"))
-        elif typ == 0x0809:  # BOF: a new substream (the first is the globals)
-            if sst_first is not None and not sst:
-                sst = _sst(sst_first, sst_cont)
-            sheet_cells.append([])
-        elif typ == 0x00FD and len(body) >= 10 and sheet_cells:  # LABELSST
-            row, col, _xf, isst = struct.unpack_from("<HHHI", body)
-            if isst < len(sst):
-                sheet_cells[-1].append((row + 1, f"{_col(col)}{row + 1}", sst[isst]))
-        elif typ in (0x0014, 0x0015) and len(body) >= 3 and len(sheet_cells) > 1:  # HEADER, FOOTER
-            cch, wide = struct.unpack_from("<H", body)[0], body[2] & 1
-            text = body[3:3 + cch * (2 if wide else 1)].decode("utf-16-le" if wide else "latin-1", errors="replace")
-            sheet_no = len(sheet_cells) - 1
-            sheet = sheets[sheet_no - 1] if sheet_no - 1 < len(sheets) else f"Sheet{sheet_no}"
-            for piece in header_footer_pieces(text):
-                ctx.add("header" if typ == 0x0014 else "footer", piece, sheet=sheet)
-        elif typ == 0x0204 and len(body) >= 9 and sheet_cells:  # LABEL
-            row, col, _xf, cch = struct.unpack_from("<HHHH", body)
-            wide = body[8] & 1
-            raw = body[9:9 + cch * (2 if wide else 1)]
-            sheet_cells[-1].append((row + 1, f"{_col(col)}{row + 1}",
-                                    raw.decode("utf-16-le" if wide else "latin-1", errors="replace")))
+        if typ == 0x000A:  # EOF of a substream
+            depth = max(0, depth - 1)
+        if biff is None:
+            raise Incomplete("corrupt", f"{ctx.where()}: workbook stream without a BOF record")
+        try:
+            if typ == 0x002F:  # FILEPASS
+                raise Incomplete("encrypted", f"{ctx.where()}: password-protected workbook")
+            if typ == 0x0042 and len(body) >= 2:  # CODEPAGE
+                biff.codec = _codec(struct.unpack_from("<H", body)[0])
+            elif typ == 0x00FC:
+                sst_first, sst_cont = body, []
+            elif typ == 0x003C and last == 0x00FC:
+                sst_cont.append(body)
+                continue
+            elif typ == 0x0085 and len(body) > 7:  # BOUNDSHEET (BIFF5-8)
+                sheets.append(biff.string(body, 6, 1))
+            elif typ == 0x008F and len(body) > 4:  # BUNDLESHEET (BIFF4W)
+                sheets.append(biff.string(body, 4, 1))
+            elif typ == 0x00FD and len(body) >= 10:  # LABELSST
+                row, col, _xf, isst = struct.unpack_from("<HHHI", body)
+                if isst < len(sst):
+                    cell(row, col, sst[isst])
+            elif typ in (0x0204, 0x00D6) and len(body) >= 8:  # LABEL, RSTRING (rich text)
+                row, col = struct.unpack_from("<HH", body)
+                cell(row, col, biff.string(body, 6, 2))
+            elif typ == 0x0004 and biff.version == 2 and len(body) >= 8:  # BIFF2 LABEL
+                row, col = struct.unpack_from("<HH", body)
+                cell(row, col, biff.string(body, 7, 1))
+            elif typ in _FORMULA[:3] and len(body) >= 4:  # FORMULA: its STRING result follows
+                formula = struct.unpack_from("<HH", body)
+            elif (typ == 0x0207 or (typ == 0x0007 and biff.version == 2)) and len(body) >= 2 and last in _FORMULA:
+                cell(*formula, biff.string(body, 0, 1 if typ == 0x0007 else 2))   # a formula's text result
+            elif typ in (0x0014, 0x0015) and body and in_sheet:  # HEADER, FOOTER
+                text = biff.string(body, 0, 2 if biff.version == 8 else 1)
+                for piece in header_footer_pieces(text):
+                    ctx.add("header" if typ == 0x0014 else "footer", piece, sheet=sheet_name())
+        except (struct.error, IndexError):
+            pass   # a short record: the rest of the workbook is still read
         last = typ
     if sst_first is not None and not sst:
         sst = _sst(sst_first, sst_cont)
-    for i, cells in enumerate(sheet_cells[1:]):
+    for i, cells in enumerate(sheet_cells):
         cells_to_chunks(ctx, sheets[i] if i < len(sheets) else f"Sheet{i + 1}", i == 0, cells)
     if not sheet_cells:
         for s in sst:  # no cell records found: the strings alone, as body
