@@ -224,6 +224,19 @@ def carried(data: bytes, programs: bool = True) -> list[tuple[str, int]]:
     return [(mime, start) for _at, mime, start in sorted(found)]
 
 
+# a PDF's own syntax, which nothing else puts in its first KiB: an object, the
+# cross-reference table or stream, the trailer
+_PDF_SYNTAX = re.compile(rb"\d+\s+\d+\s+obj\b|\bxref\s+\d+\s+\d+\s|\btrailer\s*<<|startxref\s+\d"
+                         rb"|/Type\s*/(?:Catalog|Pages|Page|XRef|ObjStm)\b")
+
+
+def damaged_pdf(data: bytes) -> bool:
+    """Whether bytes no PDF reader opened are a PDF all the same (its header, or its
+    objects, in the first KiB): a damaged PDF, not a file of an unknown kind."""
+    head = data[:PDF_HEADER_WINDOW]
+    return b"%PDF-" in head or len(_PDF_SYNTAX.findall(head)) >= 2
+
+
 def _ole(data: bytes) -> str | None:
     import olefile
     try:

@@ -8,6 +8,7 @@ text was found before the problem. It raises OSError only for the path itself
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -96,11 +97,20 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
         elif ctx.member and (mime.startswith(_NO_TEXT_MEMBER) or mime in _FONTS):
             _raw(data, ctx)  # unless a marking was slipped in behind a sound's header
             return mime  # a sound, film or font inside a document or archive: nothing to read, nothing missed
+        elif mime == "application/octet-stream" and _only_zeros(data):
+            return mime   # a hole (a sparse or preallocated file): nothing is written in it
+        elif mime == "application/octet-stream" and (holed := _text_with_holes(data)) is not None:
+            _run(text.text, holed, ctx)   # text written with holes of zeros between its blocks
+            return "text/plain"
         else:
             inner = _carried(data, ctx)
             if inner is not None:
                 _raw(data, ctx)   # and what the prefix itself may say
                 return inner
+            if d.damaged_pdf(data):
+                _damaged_pdf(data, ctx, always=True)
+                _raw(data, ctx)
+                return "application/pdf"
             no_text = mime.startswith(_NO_TEXT) or mime in ("application/x-executable", "application/x-sharedlib",
                                                            "application/x-pie-executable", "application/octet-stream")
             ctx.problem("unsupported", f"{ctx.where()}: {mime} carries no text baomi can read" if no_text
@@ -108,9 +118,21 @@ def dispatch(data: bytes, ctx: Ctx) -> str:
             _raw(data, ctx)
             return mime
     _run(fn, data, ctx)
-    if fn is text.text:
-        _carried(data, ctx, programs=False)   # text before a PDF or a zip, which their readers find behind it
+    if fn is text.text:   # text before a PDF or a zip, which their readers find behind it
+        if _carried(data, ctx, programs=False) is None and d.damaged_pdf(data) and _damaged_pdf(data, ctx):
+            return "application/pdf"   # an uncompressed PDF with its header broken reads as text, and is not
     return mime
+
+
+def _damaged_pdf(data: bytes, ctx: Ctx, always: bool = False) -> bool:
+    """A PDF that pdfium does not open: what a repairing reader still gives back of it
+    counts, and the file is corrupt (always, or where that reader found a page of text)."""
+    from .extractors import pdf
+    got = pdf.recover(data, ctx)
+    if got or always:
+        ctx.problem("corrupt", f"{ctx.where()}: a damaged PDF (its objects are there, but pdfium does not open it)"
+                    + (f"; the text of {got} page(s) recovered by a lenient reader" if got else ""))
+    return bool(got or always)
 
 
 def _run(fn: Callable[[bytes, Ctx], None], data: bytes, ctx: Ctx) -> None:
@@ -124,6 +146,25 @@ def _run(fn: Callable[[bytes, Ctx], None], data: bytes, ctx: Ctx) -> None:
         ctx.problem("limit_exceeded", f"{ctx.where()}: nesting too deep")
     except Exception as exc:  # a parser choking on hostile bytes is a corrupt file, not a crash
         ctx.problem("corrupt", f"{ctx.where()}: {type(exc).__name__}: {exc}"[:300])
+
+
+def _only_zeros(data: bytes) -> bool:
+    return bool(data) and data[0] == 0 and data[-1] == 0 and data.count(0) == len(data)
+
+
+_HOLE = re.compile(rb"\0{4096,}")   # a sparse file's holes are whole filesystem blocks of zeros
+
+
+def _text_with_holes(data: bytes) -> bytes | None:
+    """The text of a file whose only zeros are holes between its blocks (a sparse file,
+    one written by seeking ahead), the holes as line breaks; None when it is not that."""
+    from .extractors import text
+    if b"\0" not in data:
+        return None
+    filled = _HOLE.sub(b"\n", data)
+    if b"\0" in filled or not filled.strip() or not text.looks_like_text(filled):
+        return None
+    return filled
 
 
 # what a reader that found nothing says of bytes that were not its format after all

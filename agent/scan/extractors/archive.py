@@ -72,6 +72,8 @@ def tar(data: bytes, ctx: Ctx) -> None:
         for info in tf:
             if not info.isfile():
                 continue
+            if info.issparse() and not any(size for _offset, size in info.sparse or ()):
+                continue   # a sparse member that is all hole: nothing was written in it (and 512 MiB of zeros would be)
             ctx.budget.take(info.size, f"{ctx.where()}:{info.name}")
             f = tf.extractfile(info)
             if f is None:

@@ -153,6 +153,34 @@ def _metadata(data: bytes, ctx: Ctx) -> None:
         pass
 
 
+def recover(data: bytes, ctx: Ctx) -> int:
+    """What a repairing reader (pypdf, lenient: it rebuilds a broken cross-reference
+    table from the objects themselves) still reads of a PDF that pdfium does not open,
+    as `qpdf --repair` would give it back: its metadata and the text of its pages, the
+    first lines of page 1 as first_page_top. The number of pages with text."""
+    import io
+
+    import pypdf
+    _metadata(data, ctx)
+    pages = 0
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            return 0
+        for i, page in enumerate(reader.pages[:MAX_PAGES]):
+            text = page.extract_text() or ""
+            top = TopLines() if i == 0 else None
+            lines = [line for line in text.split("\n") if line.strip()]
+            for ln, line in enumerate(lines, 1):
+                ctx.add(top.zone(line) if top else "body", line, page=i + 1, line=ln, recovered=True)
+            pages += bool(lines)
+    except MemoryError:
+        raise
+    except Exception:   # as damaged as it looked: what was read so far counts
+        pass
+    return pages
+
+
 def pdf(data: bytes, ctx: Ctx) -> None:
     import pypdfium2 as pdfium
     try:
@@ -161,7 +189,9 @@ def pdf(data: bytes, ctx: Ctx) -> None:
         msg = str(exc)
         if "password" in msg.lower() or "security" in msg.lower():
             raise Incomplete("encrypted", f"{ctx.where()}: PDF is password-protected") from None
-        raise Incomplete("corrupt", f"{ctx.where()}: PDF not readable: {msg}") from None
+        got = recover(data, ctx)
+        raise Incomplete("corrupt", f"{ctx.where()}: PDF not readable: {msg}"
+                         + (f"; the text of {got} page(s) recovered by a lenient reader" if got else "")) from None
     ocr_state = _PageOcr()
     try:
         _metadata(data, ctx)

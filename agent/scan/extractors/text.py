@@ -97,11 +97,15 @@ def _seven_bit(data: bytes) -> tuple[str, str] | None:
     if b"\x1b" in data:
         if _ISO2022_CN.search(data):
             return _iso2022_cn(data), "iso-2022-cn"
-        for enc in ("iso2022_jp_2", "iso2022_kr"):
+        # ISO-2022-KR designates its set once for the whole text (ESC $ ) C), which
+        # ISO-2022-JP-2 passes over, leaving the shifts and the bytes they shift as they are
+        for enc in ("iso2022_kr", "iso2022_jp_2") if b"\x1b$)C" in data else ("iso2022_jp_2", "iso2022_kr"):
             try:
-                return data.decode(enc), enc
+                text = data.decode(enc)
             except UnicodeDecodeError:
                 continue
+            if "\x0e" not in text:
+                return text, enc
     if b"~{" in data and b"~}" in data:
         try:
             text = data.decode("hz")
@@ -175,8 +179,11 @@ def decode(data: bytes, bom: bool = True) -> tuple[str, str]:
 
 
 def looks_like_text(data: bytes) -> bool:
-    """For bytes libmagic calls octet-stream: UTF-16 without BOM, or GB18030 text."""
+    """For bytes libmagic calls octet-stream: UTF-16 or UTF-32 without BOM, ISO-2022
+    (7 bits with escapes), UTF-8 or GB18030 text."""
     head = data[:8192]
+    if b"\x1b" in head and data.isascii():   # 7-bit Chinese, Korean, Japanese (ISO-2022): escapes and shifts
+        return _seven_bit(data[:65536].rpartition(b"\n")[0] or data[:65536]) is not None
     if _utf16_guess(head[: len(head) // 2 * 2]) or _utf32_guess(head[: len(head) // 4 * 4]):
         return True
     if b"\x00" in head:
