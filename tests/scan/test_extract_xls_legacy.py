@@ -78,3 +78,21 @@ def test_a_truncated_excel_95_record_keeps_what_was_read(rules) -> None:
     cut = book[:book.rfind("关于".encode("gbk")) + 3]
     ex, _ev, level = verdict(rules, cut)
     assert level == Level.SECRET
+
+
+@pytest.mark.parametrize("exporter", ["excel_biff7", "excel_biff8"])
+def test_a_cell_comment_is_read_in_every_version(rules, exporter: str) -> None:
+    """Excel 95 keeps a comment's text in NOTE records (in the code page), Excel 97 in a
+    TXO record's CONTINUE: neither was read, so a marking put in a comment went unseen."""
+    sheet = ('<table:table table:name="名册"><table:table-row><table:table-cell office:value-type="string">'
+             '<office:annotation><text:p>机密★5年</text:p></office:annotation><text:p>会议</text:p>'
+             '</table:table-cell></table:table-row></table:table>')
+    ods = docs.soffice_convert(docs.odf("spreadsheet", sheet, flat=True), ".fods", "ods")
+    if ods is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write the workbook Gnumeric converts")
+    data = docs.gnumeric_convert(ods, ".ods", exporter)
+    if data is None:
+        pytest.skip("needs Gnumeric's ssconvert and localedef (zh_CN) to write Excel 95 workbooks")
+    ex, ev, level = verdict(rules, data)
+    assert ex.inspectable and level == Level.SECRET and {e.zone for e in ev} == {"body"}
+    assert any(e.location.get("sheet") == "名册" for e in ev)

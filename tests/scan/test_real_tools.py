@@ -106,12 +106,13 @@ def test_pdf_with_its_text_drawn_as_outlines_is_read_by_ocr(rules: RuleSet, tmp_
 SHEET_ROW = '<table:table-row><table:table-cell office:value-type="string"><text:p>会议</text:p></table:table-cell></table:table-row>'
 
 
-@pytest.mark.parametrize("to", ["xlsx", "ods"])
+@pytest.mark.parametrize("to", ["xlsx", "ods", "xls"])
 @pytest.mark.parametrize("where", ["comment", "text_box"])
 def test_libreoffice_sheet_with_the_marking_in_a_comment_or_a_text_box(rules: RuleSet, where: str, to: str) -> None:
-    """xlsx comments (xl/comments1.xml) and a sheet's text boxes (xl/drawings), and an
-    ods cell's comment (joined to the cell's text) and shapes (table:shapes), were not
-    read: such a workbook was public."""
+    """xlsx comments (xl/comments1.xml) and a sheet's text boxes (xl/drawings), an ods
+    cell's comment (joined to the cell's text) and shapes (table:shapes), and an xls
+    sheet's comments and text boxes (TXO records and their CONTINUE) were not read: such
+    a workbook was public."""
     if where == "comment":
         body = ('<table:table table:name="S"><table:table-row><table:table-cell office:value-type="string">'
                 '<office:annotation><text:p>机密★5年</text:p></office:annotation><text:p>会议</text:p>'

@@ -309,7 +309,8 @@ def xls(data: bytes, ctx: Ctx) -> None:
 
 
 def _workbook(wb: bytes, ctx: Ctx) -> None:
-    """Cells, formula results, page headers and footers of every sheet (BIFF2 to 8)."""
+    """Cells, formula results, page headers and footers, cell comments and text boxes
+    (TXO) of every sheet (BIFF2 to 8)."""
     biff: _Biff | None = None
     sst: list[str] = []
     sheets: list[str] = []
@@ -318,6 +319,16 @@ def _workbook(wb: bytes, ctx: Ctx) -> None:
     sst_first: bytes | None = None
     sst_cont: list[bytes] = []
     last, formula = None, (0, 0)
+    txo: list = []   # a comment's or text box's text still to come in CONTINUE records: [chars left, pieces]
+    notes: list[list[str]] = []   # Excel 2-95 comments: [sheet, text]
+    objects = 0
+
+    def text_object_done() -> None:
+        nonlocal objects
+        if txo and txo[1]:
+            objects += 1
+            ctx.add("body", "".join(txo[1]), sheet=sheet_name() if in_sheet else "", object=objects)
+        txo.clear()
 
     def cell(row: int, col: int, text: str) -> None:
         if in_sheet:
@@ -345,6 +356,18 @@ def _workbook(wb: bytes, ctx: Ctx) -> None:
             depth = max(0, depth - 1)
         if biff is None:
             raise Incomplete("corrupt", f"{ctx.where()}: workbook stream without a BOF record")
+        if typ == 0x003C and txo and txo[0] > 0:   # the text of the TXO before it
+            wide = biff.version == 8 and body[:1] == b"\x01"
+            piece = body[1:] if biff.version == 8 else body
+            take = min(txo[0], len(piece) // (2 if wide else 1))
+            codec = ("utf-16-le" if wide else "latin-1") if biff.version == 8 else biff.codec
+            txo[1].append(piece[:take * (2 if wide else 1)].decode(codec, errors="replace"))
+            txo[0] -= max(take, 1)
+            if txo[0] <= 0:
+                text_object_done()
+            continue
+        if txo:
+            text_object_done()   # cut short: what came counts
         try:
             if typ == 0x002F:  # FILEPASS
                 raise Incomplete("encrypted", f"{ctx.where()}: password-protected workbook")
@@ -373,6 +396,17 @@ def _workbook(wb: bytes, ctx: Ctx) -> None:
                 formula = struct.unpack_from("<HH", body)
             elif (typ == 0x0207 or (typ == 0x0007 and biff.version == 2)) and len(body) >= 2 and last in _FORMULA:
                 cell(*formula, biff.string(body, 0, 1 if typ == 0x0007 else 2))   # a formula's text result
+            elif typ == 0x001C and biff.version < 8 and len(body) >= 6:  # NOTE: a cell comment (BIFF2-7)
+                row = struct.unpack_from("<H", body)[0]
+                text = biff.string(body, 4, 2)
+                if row == 0xFFFF and notes:   # a long comment goes on in the next NOTE
+                    notes[-1][1] += text
+                else:
+                    notes.append([sheet_name() if in_sheet else "", text])
+            elif typ == 0x01B6 and len(body) >= 12:  # TXO: a cell comment's or a text box's text follows
+                cch = struct.unpack_from("<H", body, 10)[0]
+                if cch:
+                    txo[:] = [cch, []]
             elif typ in (0x0014, 0x0015) and body and in_sheet:  # HEADER, FOOTER
                 text = biff.string(body, 0, 2 if biff.version == 8 else 1)
                 for piece in header_footer_pieces(text):
@@ -380,6 +414,10 @@ def _workbook(wb: bytes, ctx: Ctx) -> None:
         except (struct.error, IndexError):
             pass   # a short record: the rest of the workbook is still read
         last = typ
+    text_object_done()
+    for sheet, text in notes:
+        objects += 1
+        ctx.add("body", text, sheet=sheet, object=objects)
     if sst_first is not None and not sst:
         sst = _sst(sst_first, sst_cont)
     for i, cells in enumerate(sheet_cells):
