@@ -171,3 +171,24 @@ def test_odt_embedded_chart_object_is_read_as_body(rules: RuleSet) -> None:
         assert level == want and ex.inspectable, title
         if ev:
             assert (ev[0].zone, ev[0].location) == ("body", {"part": "Object 1/content.xml", "paragraph": 1})
+
+
+MASTER_SLIDES = (f'<?xml version="1.0" encoding="UTF-8"?><office:document {docs.ODF_NS} '
+                 'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" '
+                 'office:mimetype="application/vnd.oasis.opendocument.presentation"><office:master-styles>'
+                 '<style:master-page style:name="Default"><draw:frame presentation:class="title" '
+                 'presentation:placeholder="true"><draw:text-box/></draw:frame>'
+                 '<draw:frame draw:layer="backgroundobjects" svg:x="1cm" svg:y="0.5cm"><draw:text-box>'
+                 '<text:p>MASTER</text:p></draw:text-box></draw:frame></style:master-page></office:master-styles>'
+                 '<office:body><office:presentation><draw:page draw:name="page1" draw:master-page-name="Default">'
+                 '<draw:frame><draw:text-box><text:p>关于工作的通知</text:p></draw:text-box></draw:frame>'
+                 '</draw:page></office:presentation></office:body></office:document>')
+
+
+def test_a_text_box_on_the_master_slide_is_a_header(rules: RuleSet) -> None:
+    """A text box put on the master slide is printed on every slide: it was not read."""
+    ex, ev, level = verdict(rules, MASTER_SLIDES.replace("MASTER", "机密★1年").encode())
+    assert ex.inspectable and level == Level.SECRET
+    assert [(e.zone, e.location.get("master")) for e in ev] == [("header", "Default")]
+    ex, ev, level = verdict(rules, MASTER_SLIDES.replace("MASTER", "XX集团有限公司").encode())
+    assert level == Level.PUBLIC and "XX集团有限公司" in [c.text for c in ex.chunks]

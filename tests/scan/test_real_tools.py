@@ -103,6 +103,47 @@ def test_pdf_with_its_text_drawn_as_outlines_is_read_by_ocr(rules: RuleSet, tmp_
     assert not ex.inspectable and ex.reason == "unsupported" and "no text layer" in ex.detail
 
 
+FOOTED_SLIDES = """<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+ xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"
+ xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" office:version="1.3"
+ office:mimetype="application/vnd.oasis.opendocument.presentation">
+<office:automatic-styles><style:style style:name="dp1" style:family="drawing-page">
+ <style:drawing-page-properties presentation:display-footer="true"/></style:style></office:automatic-styles>
+<office:master-styles><style:master-page style:name="Default" draw:style-name="dp1">
+ <draw:frame presentation:class="footer" svg:x="9cm" svg:y="19cm" svg:width="9cm" svg:height="1.4cm">
+ <draw:text-box><text:p><presentation:footer/></text:p></draw:text-box></draw:frame>
+ <draw:frame draw:layer="backgroundobjects" svg:x="1cm" svg:y="0.5cm" svg:width="6cm" svg:height="1.2cm"><draw:text-box><text:p>MASTER</text:p>
+ </draw:text-box></draw:frame></style:master-page>
+</office:master-styles>
+<office:body><office:presentation>
+ <presentation:footer-decl presentation:name="ftr1">FOOTER</presentation:footer-decl>
+ <draw:page draw:name="page1" draw:master-page-name="Default" presentation:use-footer-name="ftr1" draw:style-name="dp1">
+ <draw:frame svg:x="2cm" svg:y="2cm" svg:width="20cm" svg:height="3cm"><draw:text-box><text:p>关于工作的通知</text:p>
+ </draw:text-box></draw:frame></draw:page>
+</office:presentation></office:body></office:document>"""
+
+
+def slides(footer: str, to: str) -> bytes:
+    data = docs.soffice_convert(FOOTED_SLIDES.replace("FOOTER", footer).replace("MASTER", "XX集团").encode(), ".fodp",
+                                to)
+    if data is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
+    return data
+
+
+@pytest.mark.parametrize("to", ["ppt", "pptx", "odp"])
+def test_libreoffice_slides_with_the_marking_in_the_footer(rules: RuleSet, to: str) -> None:
+    """The footer every slide prints (Impress's and PowerPoint's Header and Footer dialog):
+    in a ppt it is a CString of the slide's HeadersFootersContainer, in an odp a
+    presentation:footer-decl; neither was read, so the presentation was public."""
+    got, zones, ok = level_and_zones(rules, slides("机密★1年", to))
+    assert ok and got == Level.SECRET, (to, got, zones)
+    assert level_and_zones(rules, slides("XX集团有限公司", to))[0] == Level.PUBLIC
+
+
 SHEET_ROW = '<table:table-row><table:table-cell office:value-type="string"><text:p>会议</text:p></table:table-cell></table:table-row>'
 
 

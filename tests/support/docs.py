@@ -636,17 +636,28 @@ def xls(sheets: dict[str, list[list[str]]], wps: bool = False, header: str | Non
     return ole({"Workbook": wb, **({"WpsCustomData": b"\0" * 16} if wps else {})})
 
 
-def ppt(slides: list[list[str]], wps: bool = False) -> bytes:
+def ppt(slides: list[list[str]], wps: bool = False, footer: str | None = None, comment: str | None = None) -> bytes:
     """A PowerPoint 97 stream: a document container with a SlideListWithText in
-    which each slide is a SlidePersistAtom followed by its TextCharsAtoms."""
+    which each slide is a SlidePersistAtom followed by its TextCharsAtoms. footer: a
+    HeadersFootersContainer's footer CString (the Header and Footer dialog's text);
+    comment: a Comment10Container (author, text) on the first slide."""
     import struct
+
+    def rec(ver_inst: int, typ: int, body: bytes) -> bytes:
+        return struct.pack("<HHI", ver_inst, typ, len(body)) + body
     atoms = b""
     for texts in slides:
         atoms += struct.pack("<HHI", 0, 0x03F3, 20) + b"\0" * 20
         atoms += b"".join(struct.pack("<HHI", 0, 0x0FA0, len(t.encode("utf-16-le"))) + t.encode("utf-16-le")
                           for t in texts)
     slist = struct.pack("<HHI", 0x000F, 0x0FF0, len(atoms)) + atoms
-    stream = struct.pack("<HHI", 0x000F, 0x03E8, len(slist)) + slist
+    extra = b""
+    if footer:
+        extra += rec(0x003F, 0x0FD9, rec(0, 0x0FDA, b"\0" * 4) + rec(0x20, 0x0FBA, footer.encode("utf-16-le")))
+    if comment:
+        extra += rec(0x000F, 0x03EE, rec(0x000F, 0x2EE0, rec(0x00, 0x0FBA, "张三".encode("utf-16-le"))
+                                          + rec(0x10, 0x0FBA, comment.encode("utf-16-le"))))
+    stream = struct.pack("<HHI", 0x000F, 0x03E8, len(slist)) + slist + extra
     return ole({"PowerPoint Document": stream, "Current User": b"\0" * 16,
                 **({"WpsCustomData": b"\0" * 16} if wps else {})})
 

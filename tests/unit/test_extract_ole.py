@@ -48,6 +48,16 @@ def test_ppt_slides():
                    ("body", "第二页", {"slide": 2})]
 
 
+def test_ppt_footer_and_comment_are_read():
+    """The Header and Footer dialog's text (a CString in a HeadersFootersContainer) and a
+    slide comment (Comment10Container) were not read; the comment's author is not text
+    of the presentation."""
+    ex, got = chunks(docs.ppt([["汇报"]], footer=MARK, comment="秘密★6个月"), "a.ppt")
+    assert ex.inspectable
+    assert ("footer", MARK, {"block": 2}) in got and ("body", "秘密★6个月", {"block": 2}) in got
+    assert not any(text == "张三" for _zone, text, _loc in got)
+
+
 def test_encrypted_ooxml():
     data = docs.ole({"EncryptionInfo": b"\x04\x00\x04\x00\x40\x00\x00\x00" + b"<encryption/>",
                      "EncryptedPackage": b"\x00" * 64})

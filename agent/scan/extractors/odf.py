@@ -95,14 +95,23 @@ def _story(root: Element, ctx: Ctx) -> None:
         ctx.add(zone, line, **loc)
 
 
+_DRAWN = {"frame", "custom-shape", "rect", "ellipse", "polygon", "g", "text-box"}
+
+
 def _master_pages(styles: Element, ctx: Ctx, part: str) -> None:
-    """Page headers and footers; a spreadsheet's left/centre/right regions are read apart."""
+    """Page headers and footers; a spreadsheet's left/centre/right regions are read apart;
+    what a presentation's master page draws (a text box stamped on every slide) counts
+    as its header."""
     for el in styles.iter():
-        zone = _HEADER_TAGS.get(local(el.tag))
-        if zone is None:
-            continue
-        for n, (line, _t, _a) in enumerate(_blocks(el), 1):
-            ctx.add(zone, line, part=part, paragraph=n)
+        tag = local(el.tag)
+        zone = _HEADER_TAGS.get(tag)
+        if zone is not None:
+            for n, (line, _t, _a) in enumerate(_blocks(el), 1):
+                ctx.add(zone, line, part=part, paragraph=n)
+        elif tag == "master-page":
+            drawn = [child for child in el if local(child.tag) in _DRAWN]
+            for n, (line, _t, _a) in enumerate((b for d in drawn for b in _blocks(d)), 1):
+                ctx.add("header", line, part=part, paragraph=n, master=_get(el, "name"))
 
 
 def _meta(meta: Element, ctx: Ctx, part: str) -> None:
@@ -172,6 +181,10 @@ def _sheets(body: Element, ctx: Ctx) -> None:
 
 def _slides(body: Element, ctx: Ctx) -> None:
     """A presentation: each draw:page a slide; the first slide's first texts are first_page_top."""
+    for el in body:   # the header, footer and date text the slides print (Impress's Header and Footer dialog)
+        zone = {"header-decl": "header", "footer-decl": "footer", "date-time-decl": "footer"}.get(local(el.tag))
+        if zone and "".join(el.itertext()).strip():
+            ctx.add(zone, "".join(el.itertext()), name=_get(el, "name"))
     pages = [el for el in body.iter() if local(el.tag) == "page"]
     for i, page in enumerate(pages, 1):
         top = TopLines() if i == 1 else None

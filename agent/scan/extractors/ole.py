@@ -1,7 +1,8 @@
 """Legacy OLE2 formats (olefile): Word .doc and WPS .wps through the piece
 table, Excel .xls and WPS .et through their cell records (BIFF8's string table; Excel 2 to 95's
 strings in the workbook's code page, GBK on a Chinese system),
-PowerPoint .ppt and WPS .dps through the text atoms. SummaryInformation is
+PowerPoint .ppt and WPS .dps through the text atoms, page headers and footers and
+comments. SummaryInformation is
 metadata. An OLE file holding EncryptionInfo is an encrypted Office document."""
 from __future__ import annotations
 
@@ -429,6 +430,12 @@ def _workbook(wb: bytes, ctx: Ctx) -> None:
 
 # -- PowerPoint / WPS presentations ---------------------------------------------
 
+# containers whose CString atoms are text a reader sees, by the atom's instance: the
+# header and footer of the slides or notes (HeadersFootersContainer: 1 header, 2 footer;
+# 0 is the date's format) and a comment (Comment10Container: 1 its text; 0 the author)
+_PPT_STRING_HOLDERS = {0x0FD9: {1: "header", 2: "footer"}, 0x2EE0: {1: "body"}}
+
+
 def ppt(data: bytes, ctx: Ctx) -> None:
     ole = _open(data, ctx)
     _summary(ole, ctx)
@@ -438,13 +445,19 @@ def ppt(data: bytes, ctx: Ctx) -> None:
     texts: list[tuple[int | None, str]] = []
     slide: list[int] = [0]  # SlidePersistAtoms seen: in a SlideListWithText each starts a slide's texts
 
-    def walk(start: int, end: int, depth: int) -> None:
+    def walk(start: int, end: int, depth: int, parent: int) -> None:
         pos = start
         while pos + 8 <= end:
             ver_inst, typ, size = struct.unpack_from("<HHI", stream, pos)
             body_end = min(pos + 8 + size, end)
             if (ver_inst & 0x000F) == 0x000F and depth < 32:
-                walk(pos + 8, body_end, depth + 1)
+                walk(pos + 8, body_end, depth + 1, typ)
+            elif typ == 0x0FBA and parent in _PPT_STRING_HOLDERS:  # CString: a footer, a header, a comment
+                zone = _PPT_STRING_HOLDERS[parent].get(ver_inst >> 4)
+                if zone:
+                    text = stream[pos + 8:body_end].decode("utf-16-le", errors="replace")
+                    if text.strip():
+                        ctx.add(zone, text, block=len(texts) + 1)
             elif typ == 0x03F3:  # SlidePersistAtom
                 slide[0] += 1
             elif typ == 0x0FA0:  # TextCharsAtom
@@ -455,7 +468,7 @@ def ppt(data: bytes, ctx: Ctx) -> None:
                 pos += 8
             else:
                 pos = body_end
-    walk(0, len(stream), 0)
+    walk(0, len(stream), 0, 0)
     top = TopLines()
     for n, (num, t) in enumerate(texts, 1):
         for para in t.replace("\x0b", "\r").split("\r"):
