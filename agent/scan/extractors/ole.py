@@ -1,9 +1,9 @@
-"""Legacy OLE2 formats (olefile): Word .doc and WPS .wps through the piece
-table, Excel .xls and WPS .et through their cell records (BIFF8's string table; Excel 2 to 95's
-strings in the workbook's code page, GBK on a Chinese system),
-PowerPoint .ppt and WPS .dps through the text atoms, page headers and footers and
-comments. SummaryInformation is
-metadata. An OLE file holding EncryptionInfo is an encrypted Office document."""
+"""Legacy OLE2 formats (olefile): Word .doc and WPS .wps through the piece table;
+Excel .xls and WPS .et through their records (BIFF8's string table, Excel 2 to 95's
+strings in the workbook's code page, GBK on a Chinese PC; comments and text boxes);
+PowerPoint .ppt and WPS .dps through the text atoms, the slides' header and footer
+and comments. SummaryInformation is metadata. An OLE file holding EncryptionInfo is
+an encrypted Office document."""
 from __future__ import annotations
 
 import codecs
