@@ -20,7 +20,7 @@ from .extractors.base import Budget, Ctx, Incomplete
 from .limits import Limits
 from .verdict import TextChunk
 
-logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported in the verdict, not on stderr
+logging.getLogger("pypdf").setLevel(logging.CRITICAL)  # damaged PDFs are reported in the verdict, not on stderr (pypdf logs its repairs as errors)
 
 
 @dataclass

@@ -33,7 +33,9 @@ SEEDS = {
     "txt": (MARK + "\n正文\n").encode("utf-16"),
     "doc": docs.doc([MARK, "正文"], header="页眉"),
     "xls": docs.xls({"S": [[MARK], ["1", "2"]]}),
-    "ppt": docs.ppt([[MARK], ["第二页"]]),
+    "ppt": docs.ppt([[MARK], ["第二页"]], footer=MARK, comment="批注"),
+    "xls4": docs.biff_sheet([[MARK], ["1", "张三"]], header="&L机密"),
+    "pdf-headerless": docs.pdf([[MARK, "第二行"]]).replace(b"%PDF-", b"%/XX-", 1),
 }
 
 
@@ -84,7 +86,8 @@ def test_seeds_are_read():
     # the unmutated seeds are readable, so the mutations start from real documents
     for fmt, data in SEEDS.items():
         ex = extract_bytes(data, f"x.{fmt}", LIMITS)
-        assert ex.inspectable, (fmt, ex.reason, ex.detail)
+        damaged = fmt == "pdf-headerless"   # damaged on purpose: corrupt, its text recovered
+        assert ex.inspectable != damaged, (fmt, ex.reason, ex.detail)
         assert any(MARK in c.text for c in ex.chunks), fmt
 
 
