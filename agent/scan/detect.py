@@ -176,6 +176,8 @@ def detect(data: bytes) -> str:
     if data[0x8001:0x8006] == b"CD001":   # ISO 9660: signed at 32 KiB, past what libmagic is shown
         return "application/x-iso9660-image"
     mime = magic_type(head)
+    if mime == "application/pdf" and _quotes_pdf(head):
+        return refine_text("text/plain", data)
     if mime in _ZIP_MIMES and data[:2] == b"PK":
         try:
             return refine_zip(zipfile.ZipFile(io.BytesIO(data)))
@@ -228,6 +230,15 @@ def carried(data: bytes, programs: bool = True) -> list[tuple[str, int]]:
 # cross-reference table or stream, the trailer
 _PDF_SYNTAX = re.compile(rb"\d+\s+\d+\s+obj\b|\bxref\s+\d+\s+\d+\s|\btrailer\s*<<|startxref\s+\d"
                          rb"|/Type\s*/(?:Catalog|Pages|Page|XRef|ObjStm)\b")
+
+
+def _quotes_pdf(head: bytes) -> bool:
+    """Text that only mentions a PDF header (libmagic calls anything with `%PDF-` in its
+    first KiB a PDF): no header at the start, none of a PDF's own syntax, and text."""
+    if head.startswith(b"%PDF-") or len(_PDF_SYNTAX.findall(head, 0, PDF_HEADER_WINDOW)) >= 2:
+        return False
+    text = _decoded_head(head)
+    return text is not None and not _CONTROLS.search(text)
 
 
 def damaged_pdf(data: bytes) -> bool:

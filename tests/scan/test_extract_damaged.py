@@ -52,6 +52,21 @@ def test_prose_about_pdf_syntax_stays_text(rules) -> None:
     assert (ex.type, ex.inspectable, level) == ("text/plain", True, Level.PUBLIC)
 
 
+def test_a_note_that_mentions_a_pdf_header_is_text(rules) -> None:
+    """Regression: libmagic calls anything with %PDF- in its first KiB a PDF, so a note
+    that mentions the header failed to open as one and came back corrupt (blocked toward
+    a personal medium); a marking in it went unseen."""
+    note = "# 说明\nPDF 文件以 %PDF-1.7 开头, 见 <规范>。\n机密★1年\n".encode()   # markup: not plain prose
+    ex, ev, level = verdict(rules, note)
+    assert (ex.type, ex.inspectable, level) == ("text/plain", True, Level.SECRET), ex.detail
+
+
+def test_a_pdf_after_a_line_of_text_is_still_a_pdf(rules) -> None:
+    """Hard negative of the above: a real PDF behind a line of text is read as the PDF."""
+    ex, ev, level = verdict(rules, "说明文字\n".encode() + MARKED)
+    assert ex.type == "application/pdf" and ex.inspectable and level == Level.SECRET, ex.detail
+
+
 def test_a_program_that_holds_pdf_signatures_is_not_a_damaged_pdf(rules) -> None:
     """Hard negative: an unknown binary with one PDF-like token past its first KiB."""
     data = b"\x7fBLOB" + bytes(range(256)) * 8 + b"1 0 obj << /Type /Catalog >> %PDF-1.4" + bytes(range(256)) * 4
