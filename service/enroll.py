@@ -51,6 +51,16 @@ def approve_reenrollment(engine: sa.Engine, agent_id: str, by: str = "cli") -> s
     return host
 
 
+def new_token() -> str:
+    """A fresh enrollment token (256 random bits, URL-safe). Never one that starts with
+    "-": `baomi-agent enroll --token -x…` would take it for an option and fail with
+    "expected one argument", one token in 64."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -72,7 +82,7 @@ def create_tokens(engine: sa.Engine, ttl_s: int, hosts: list[tuple[str | None, s
     out = []
     with engine.begin() as conn:
         for host_name, host_class in hosts:
-            token = secrets.token_urlsafe(32)
+            token = new_token()
             conn.execute(db.enroll_tokens.insert().values(token_hash=token_hash(token), created_at=created,
                                                           expires_at=expires, created_by=created_by,
                                                           host_name=host_name, host_class=host_class))

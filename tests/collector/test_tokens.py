@@ -103,3 +103,12 @@ def test_token_create_refuses_bad_input_and_makes_no_token(offline: Collector, t
 def test_token_create_names_an_unreadable_hosts_file(offline: Collector, tmp_path: Path) -> None:
     r = offline.cli("token", "create", "--hosts", str(tmp_path / "missing.csv"), check=False)
     assert r.returncode == 2 and "missing.csv" in r.stderr
+
+
+def test_enrollment_tokens_never_start_with_a_dash() -> None:
+    """Regression: one token in 64 started with "-", and `baomi-agent enroll --token -x…`
+    took it for an option ("argument --token: expected one argument")."""
+    from baomi.service.enroll import new_token
+    tokens = [new_token() for _ in range(2000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert len(set(tokens)) == 2000 and all(len(t) >= 43 for t in tokens)

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import secrets
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from ... import db
+from ... import db, enroll
 from ...config import CollectorConfig
 from .. import auth, queries, roles
 from ..web import Web, remote
@@ -18,7 +17,7 @@ from ..web import Web, remote
 
 def create_token(engine: sa.Engine, cfg: CollectorConfig, by: str) -> tuple[str, dt.datetime]:
     """A one-time enrollment token; only its sha256 is stored (enroll_tokens, checked by the ingest API)."""
-    token = secrets.token_urlsafe(32)
+    token = enroll.new_token()
     now = auth.now()
     expires = now + dt.timedelta(seconds=cfg.token_ttl_s)
     with engine.begin() as conn:
