@@ -131,7 +131,7 @@ def _damaged_pdf(data: bytes, ctx: Ctx, always: bool = False) -> bool:
     got = pdf.recover(data, ctx)
     if got or always:
         ctx.problem("corrupt", f"{ctx.where()}: a damaged PDF (its objects are there, but pdfium does not open it)"
-                    + (f"; the text of {got} page(s) recovered by a lenient reader" if got else ""))
+                    + pdf.recovered(got))
     return bool(got or always)
 
 
@@ -152,15 +152,17 @@ def _only_zeros(data: bytes) -> bool:
     return bool(data) and data[0] == 0 and data[-1] == 0 and data.count(0) == len(data)
 
 
-_HOLE = re.compile(rb"\0{4096,}")   # a sparse file's holes are whole filesystem blocks of zeros
+_HOLE_MIN = 4096   # a sparse file's holes are whole filesystem blocks of zeros
+_HOLE = re.compile(rb"\0{%d,}" % _HOLE_MIN)
 
 
 def _text_with_holes(data: bytes) -> bytes | None:
     """The text of a file whose only zeros are holes between its blocks (a sparse file,
     one written by seeking ahead), the holes as line breaks; None when it is not that."""
     from .extractors import text
-    if b"\0" not in data:
-        return None
+    first = data.find(b"\0")
+    if first < 0 or not data.startswith(bytes(_HOLE_MIN), first):
+        return None   # no zeros, or short runs of them (most binaries): no pass over the whole file
     filled = _HOLE.sub(b"\n", data)
     if b"\0" in filled or not filled.strip() or not text.looks_like_text(filled):
         return None

@@ -181,6 +181,11 @@ def recover(data: bytes, ctx: Ctx) -> int:
     return pages
 
 
+def recovered(pages: int) -> str:
+    """What a corrupt PDF's detail adds when recover() read some of it."""
+    return f"; the text of {pages} page(s) recovered by a lenient reader" if pages else ""
+
+
 def pdf(data: bytes, ctx: Ctx) -> None:
     import pypdfium2 as pdfium
     try:
@@ -190,8 +195,7 @@ def pdf(data: bytes, ctx: Ctx) -> None:
         if "password" in msg.lower() or "security" in msg.lower():
             raise Incomplete("encrypted", f"{ctx.where()}: PDF is password-protected") from None
         got = recover(data, ctx)
-        raise Incomplete("corrupt", f"{ctx.where()}: PDF not readable: {msg}"
-                         + (f"; the text of {got} page(s) recovered by a lenient reader" if got else "")) from None
+        raise Incomplete("corrupt", f"{ctx.where()}: PDF not readable: {msg}" + recovered(got)) from None
     ocr_state = _PageOcr()
     try:
         _metadata(data, ctx)
