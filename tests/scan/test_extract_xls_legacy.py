@@ -95,3 +95,20 @@ def test_a_cell_comment_is_read_in_every_version(rules, exporter: str) -> None:
     ex, ev, level = verdict(rules, data)
     assert ex.inspectable and level == Level.SECRET and {e.zone for e in ev} == {"body"}
     assert any(e.location.get("sheet") == "名册" for e in ev)
+
+
+def _tstr(text: str) -> bytes:
+    return bytes([0x17, len(text), 1]) + text.encode("utf-16-le")
+
+
+@pytest.mark.parametrize("rgce,text", [
+    (_tstr("机密") + _tstr("★1年") + b"\x08", "机密★1年"),                              # ="机密"&"★1年"
+    (_tstr("绝密★") + b"\x24\x00\x00\x01\xc0" + b"\x08", "绝密★"),                       # ="绝密★"&B1
+    (_tstr("秘密") + _tstr("★6个月") + b"\x42\x02\x50\x01", "秘密★6个月"),                 # CONCATENATE(…)
+    (_tstr("机密★1年") + b"\x1e\x01\x00" + b"\x0b", None),                                # ="机密★1年"=1
+    (_tstr("机密★1年")[:-2], None),                                                      # cut short
+    (b"", None),
+])
+def test_only_a_formula_that_joins_text_is_read_for_its_constants(rgce: bytes, text: str | None) -> None:
+    from baomi.agent.scan.extractors.ole import _joined_constants
+    assert _joined_constants(rgce) == text

@@ -167,3 +167,32 @@ def test_libreoffice_sheet_with_the_marking_in_a_comment_or_a_text_box(rules: Ru
         pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
     got, zones, ok = level_and_zones(rules, data)
     assert ok and got == Level.SECRET and zones == {"body"}, (got, zones)
+
+
+def libreoffice_sheet(csv: str, to: str) -> bytes:
+    data = docs.soffice_convert(csv.encode("utf-8"), ".csv", to)
+    if data is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
+    return data
+
+
+@pytest.mark.parametrize("to", ["xls", "xlsx", "ods"])
+@pytest.mark.parametrize("formula", ['="机密"&"★1年"', '=CONCATENATE("机密";"★";"1年")'])
+def test_libreoffice_sheet_whose_marking_a_formula_joins(rules: RuleSet, to: str, formula: str) -> None:
+    """Regression: LibreOffice's xls stores no text result for a formula (it writes the
+    number 0, where Excel writes a STRING record), so ="机密"&"★1年" in an xls written
+    by LibreOffice was public; a formula that only joins text is now read for the text
+    it joins. xlsx and ods carry the result itself."""
+    cell = '"' + formula.replace(";", ",").replace('"', '""') + '"'
+    ex = extract_data(libreoffice_sheet(f"{cell}\n关于工作的通知\n", to), Limits())
+    ev = rules.evaluate(ex.chunks)
+    assert ex.inspectable and rules.level(ev) == Level.SECRET, [c.text for c in ex.chunks]
+    assert [(e.zone, e.location.get("cell")) for e in ev] == [("first_page_top", "A1")], ev
+
+
+def test_libreoffice_xls_formula_that_is_not_a_join_is_not_guessed(rules: RuleSet) -> None:
+    """=IF(1>2,"机密★1年","") shows nothing: only a formula that does nothing but join
+    text is read for its constants, so this sheet stays public."""
+    ex = extract_data(libreoffice_sheet('"=IF(1>2,""机密★1年"","""")"\n关于工作的通知\n', "xls"), Limits())
+    assert ex.inspectable and rules.level(rules.evaluate(ex.chunks)) == Level.PUBLIC
+    assert "关于工作的通知" in [c.text for c in ex.chunks]

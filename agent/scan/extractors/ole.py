@@ -253,6 +253,47 @@ _BOFS = {0x0009: 2, 0x0209: 3, 0x0409: 4, 0x0809: 0}
 _GLOBALS = (0x0005, 0x0100)   # BOF document types of a workbook's globals (BIFF5-8, BIFF4W)
 # FORMULA records (BIFF2, 3, 4, 5-8) and what may stand between one and its STRING result
 _FORMULA = (0x0006, 0x0206, 0x0406, 0x04BC, 0x0221, 0x0236)
+# BIFF8 formula tokens that only join text: their sizes after the token byte. Constants
+# (tStr, read apart), `&`, brackets, spaces, CONCATENATE, and cell references (whose
+# text is not known here). A formula made of nothing else shows its constants joined.
+_JOINING = {0x08: 0, 0x15: 0, 0x24: 4, 0x25: 8, 0x3A: 6, 0x3B: 10, 0x2C: 4, 0x2D: 8}
+_CONCATENATE = 336   # its number in tFunc/tFuncVar
+_ATTR_SPACE = (0x01, 0x40, 0x41)   # tAttrVolatile, tAttrSpace, both
+
+
+def _joined_constants(rgce: bytes) -> str | None:
+    """The text a BIFF8 formula such as ="机密"&"★1年" shows, from its constants, when
+    it does nothing but join text; None for any other formula (IF, comparisons, sums:
+    their result cannot be known without computing them)."""
+    try:
+        return _joins(rgce)
+    except (IndexError, struct.error):   # a token cut short
+        return None
+
+
+def _joins(rgce: bytes) -> str | None:
+    out: list[str] = []
+    i = 0
+    while i < len(rgce):
+        ptg = rgce[i]
+        base = ptg if ptg < 0x20 else (ptg & 0x1F) | 0x20
+        i += 1
+        if base == 0x17:   # tStr: cch, flags, characters
+            cch, wide = rgce[i], rgce[i + 1] & 1
+            out.append(rgce[i + 2:i + 2 + cch * (2 if wide else 1)].decode("utf-16-le" if wide else "latin-1",
+                                                                        errors="replace"))
+            i += 2 + cch * (2 if wide else 1)
+        elif base == 0x19 and rgce[i] in _ATTR_SPACE:
+            i += 3
+        elif base == 0x22 and struct.unpack_from("<H", rgce, i + 1)[0] & 0x7FFF == _CONCATENATE:
+            i += 3
+        elif base == 0x21 and struct.unpack_from("<H", rgce, i)[0] == _CONCATENATE:
+            i += 2
+        elif base in _JOINING:
+            i += _JOINING[base]
+        else:
+            return None
+    return "".join(out) if out and i == len(rgce) else None
 
 
 def _codec(codepage: int) -> str:
@@ -395,6 +436,13 @@ def _workbook(wb: bytes, ctx: Ctx) -> None:
                 cell(row, col, biff.string(body, 7, 1))
             elif typ in _FORMULA[:3] and len(body) >= 4:  # FORMULA: its STRING result follows
                 formula = struct.unpack_from("<HH", body)
+                if biff.version == 8 and len(body) >= 22 and body[12:14] != b"\xff\xff":
+                    # no text result was stored (LibreOffice writes 0 for a formula's
+                    # text): a formula that only joins constants shows them
+                    cce = struct.unpack_from("<H", body, 20)[0]
+                    text = _joined_constants(body[22:22 + cce])
+                    if text:
+                        cell(*formula, text)
             elif (typ == 0x0207 or (typ == 0x0007 and biff.version == 2)) and len(body) >= 2 and last in _FORMULA:
                 cell(*formula, biff.string(body, 0, 1 if typ == 0x0007 else 2))   # a formula's text result
             elif typ == 0x001C and biff.version < 8 and len(body) >= 6:  # NOTE: a cell comment (BIFF2-7)
