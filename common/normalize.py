@@ -49,7 +49,9 @@ def for_fingerprint(text: str) -> str:
 # around the whole line, HTML tags (only tags: <机密★1年> is a bracket), and the
 # empty cells and quotes of a CSV row (a sheet's banner saved as CSV: `"机密★1年",,,`)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
-_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-+*•·●▪◆■□○]\s+|\|\s*|[,;]\s*)+")
+# a bullet typed in a symbol font (Symbol's •, Wingdings' ▪ ➢ ✓, OpenSymbol's) is a
+# private-use code point in a PDF's or RTF's text: a glyph with no meaning for the rules
+_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-+*•·●▪◆■□○]\s+|[\ue000-\uf8ff]\s*|\|\s*|[,;]\s*)+")
 _TRAIL = re.compile(r"(?:\s+#+|\s*\||\s*[,;])+$")
 _EMPH = re.compile(r"^(\*{1,3}|_{1,3}|~~|\")(?=\S)(.+?)(?<=\S)\1$")
 
@@ -85,6 +87,7 @@ def regions(text: str) -> list[str]:
 
 
 _LEAD_GAP = re.compile(r"[\t \u3000\u00a0]+")
+_UNIT_GAP = re.compile(r"(?<=\d)[ \u00a0]+(?=年|个月|月)")   # `★1 年`, as a PDF's text layer spaces it
 _EXPLAINS = re.compile(r"表示|是指|指|即|意为|意味|代表|为|的|是")
 
 
@@ -93,7 +96,7 @@ def leading_part(text: str) -> str | None:
     → `机密★1年`, where a document puts its marking and title on one line; None
     when the line is one part, or when the rest explains the first (`机密★1年
     表示保密期限为一年`, a training text)."""
-    t = text.strip()
+    t = _UNIT_GAP.sub("", text.strip())
     m = _LEAD_GAP.search(t)
     if m is None:
         return None

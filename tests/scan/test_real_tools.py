@@ -54,6 +54,24 @@ def test_libreoffice_marking_in_the_page_header(rules: RuleSet, to: str) -> None
 
 
 @pytest.mark.parametrize("to", FORMATS)
+@pytest.mark.parametrize("first", ["bullet", "tab"])
+def test_libreoffice_marking_as_a_bullet_or_before_a_tab(rules: RuleSet, to: str, first: str) -> None:
+    """Regression: a PDF or RTF gives a list's bullet as the private-use code point of its
+    symbol font (U+F095 for OpenSymbol's •), which hid `• 机密★1年`; and a PDF gives
+    `机密★1年<TAB>编号：001` as `机密★1 年 编号：001`, whose lead was cut at `1 年`."""
+    if first == "bullet":
+        line = "<text:list><text:list-item><text:p>机密★1年</text:p></text:list-item></text:list>"
+    else:
+        line = "<text:p>机密★1年<text:tab/>编号：001</text:p>"
+    body = line + "".join(f"<text:p>{t}</text:p>" for t in BODY)
+    data = docs.soffice_convert(docs.odf("text", body, flat=True), ".fodt", to)
+    if data is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
+    got, zones, ok = level_and_zones(rules, data)
+    assert ok and got == Level.SECRET and zones == {"first_page_top"}, (to, got, zones)
+
+
+@pytest.mark.parametrize("to", FORMATS)
 def test_libreoffice_unmarked_twin_is_public(rules: RuleSet, to: str) -> None:
     got, zones, ok = level_and_zones(rules, written(["会议纪要"], to, header="XX集团有限公司"))
     assert ok and got == Level.PUBLIC, (to, zones)

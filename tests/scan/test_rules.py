@@ -95,6 +95,8 @@ def test_ordinary_prose_is_not_a_marking(rules: RuleSet, text: str, zone: str) -
     ("<div><span>秘密&#9733;6个月</span></div>", "confidential"), ("# SECRET//NOFORN", "secret"),
     # a sheet's banner saved as CSV: its empty cells and Excel's quotes
     ("机密★1年,,,", "secret"), ('"秘密★6个月",,', "confidential"), (",,绝密★启用前", "top_secret"), ("机密★1年;;", "secret"),
+    # a list bullet in a symbol font, as a PDF's or RTF's text gives it (OpenSymbol, Symbol, Wingdings)
+    ("\uf095 机密★1 年", "secret"), ("\uf0b7\t秘密★6个月", "confidential"), ("\uf0d8绝密★启用前", "top_secret"),
 ])
 def test_decorated_marking_lines(rules: RuleSet, text: str, level: str) -> None:
     """Markdown and HTML around a marking line, as OCR-to-markdown tools and web pages write it."""
@@ -139,14 +141,15 @@ def test_marking_in_one_region_of_a_header_line(rules: RuleSet) -> None:
 
 
 @pytest.mark.parametrize("text,level", [("机密★1年 装备配置清单", "secret"), ("绝密★启用前\t2026年全国统一考试", "top_secret"),
-                                       ("秘密★6个月　年度经营计划", "confidential"), ("核心商密★5年 KPI", "secret")])
+                                       ("秘密★6个月　年度经营计划", "confidential"), ("核心商密★5年 KPI", "secret"),
+                                       ("机密★1 年 编号：001", "secret")])   # a PDF's `1 年`, then a tab shown as a gap
 def test_marking_leading_a_title_line_at_the_top(rules: RuleSet, text: str, level: str) -> None:
     """Regression: a marking sharing the first line with the title was missed."""
     assert [l for _, l in levels(rules, "first_page_top", text)] == [level]
     assert levels(rules, "body", text) == [], "in the body a line must be the marking alone"
 
 
-@pytest.mark.parametrize("text", ["机密★1年 表示保密期限为一年", "秘密★6个月 是指保密期限六个月", "绝密★ 最重要的国家秘密",
+@pytest.mark.parametrize("text", ["机密★1年 表示保密期限为一年", "机密★1 年 表示保密期限为一年", "秘密★6个月 是指保密期限六个月", "绝密★ 最重要的国家秘密",
                                   "机密 文件管理办法", "密级：机密 以上文件", "SECRET//NOFORN is a banner"])
 def test_explained_or_bare_lead_is_not_a_marking(rules: RuleSet, text: str) -> None:
     assert levels(rules, "first_page_top", text) == []
@@ -155,6 +158,7 @@ def test_explained_or_bare_lead_is_not_a_marking(rules: RuleSet, text: str) -> N
 DECORATED_PROSE = [
     "文件应标注为‘秘密★1年’后方可印发。",
     "• 机密★：重要的国家秘密",
+    "\uf0b7 机密★：重要的国家秘密",
     "> 国家秘密的密级分为绝密、机密、秘密三级",
     "# 秘密花园",
     "**机密文件的管理**",
