@@ -67,6 +67,19 @@ def test_docx_text_box_with_vml_fallback_read_once(rules: RuleSet) -> None:
     assert [c.text for c in ex.chunks].count("机密★1年") == 1
 
 
+def test_docx_wordart_read_once_from_its_vml_textpath(rules: RuleSet) -> None:
+    """WordArt keeps its text in v:textpath string= (a watermark too); the VML copy
+    of a DrawingML shape in mc:Fallback is not read a second time."""
+    vml = 'xmlns:v="urn:schemas-microsoft-com:vml"'
+    art = (f'<w:p><w:r><w:pict><v:shape {vml}><v:textpath string="机密★1年"/></v:shape></w:pict></w:r></w:p>'
+           '<w:p><w:r><mc:AlternateContent xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">'
+           '<mc:Choice Requires="wps"><w:drawing/></mc:Choice><mc:Fallback><w:pict>'
+           f'<v:shape {vml}><v:textpath string="秘密★6个月"/></v:shape></w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p>')
+    ex, ev, level = verdict(rules, docs.docx(["正文"], raw_body=art))
+    texts = [c.text for c in ex.chunks]
+    assert level == Level.SECRET and texts.count("机密★1年") == 1 and "秘密★6个月" not in texts
+
+
 @pytest.mark.parametrize("make", [
     lambda t: docs.docx(["2026年全国统一考试", "数学"], title=t),
     lambda t: docs.pdf([["2026年全国统一考试", "数学"]], title=t),

@@ -214,3 +214,35 @@ def test_libreoffice_xls_formula_that_is_not_a_join_is_not_guessed(rules: RuleSe
     ex = extract_data(libreoffice_sheet('"=IF(1>2,""机密★1年"","""")"\n关于工作的通知\n', "xls"), Limits())
     assert ex.inspectable and rules.level(rules.evaluate(ex.chunks)) == Level.PUBLIC
     assert "关于工作的通知" in [c.text for c in ex.chunks]
+
+
+WATERMARK = ('<text:p><draw:custom-shape draw:name="PowerPlusWaterMarkObject1" text:anchor-type="paragraph" '
+             'svg:width="10cm" svg:height="3cm" svg:x="3cm" svg:y="8cm"><text:p>机密★1年</text:p>'
+             '<draw:enhanced-geometry svg:viewBox="0 0 21600 21600" draw:type="fontwork-plain-text" draw:text-path="true" '
+             'draw:enhanced-path="M 0 0 L 21600 0 N M 0 21600 L 21600 21600 N"/></draw:custom-shape></text:p>')
+HEADER_TABLE = ('<table:table><table:table-column table:number-columns-repeated="2"/><table:table-row>'
+                '<table:table-cell><text:p>XX集团有限公司</text:p></table:table-cell>'
+                '<table:table-cell><text:p>机密★1年</text:p></table:table-cell></table:table-row></table:table>')
+HEADER_FRAME = ('<text:p><draw:frame text:anchor-type="paragraph" svg:width="4cm" svg:height="1cm" svg:x="12cm" '
+                'svg:y="0cm"><draw:text-box><text:p>机密★1年</text:p></draw:text-box></draw:frame>XX集团</text:p>')
+
+
+@pytest.mark.parametrize("to,header", [(to, h) for to in ["odt", "docx", "rtf", "fodt"]
+                                       for h in ("watermark", "table", "frame")]
+                         + [("doc", "table"), ("doc", "frame")])
+def test_libreoffice_marking_as_a_watermark_or_in_a_header_table_or_frame(rules: RuleSet, to: str,
+                                                                          header: str) -> None:
+    """Regression: a watermark (WordArt in the page header: docx's v:textpath string=,
+    RTF's gtextUNICODE shape property), an RTF header's table (its cells came out joined
+    by `|`) and a frame in an RTF header were not read, so each document was public.
+    A PDF draws a watermark as outlines: only OCR could see it there. A .doc keeps
+    WordArt in its drawing records, which are not read."""
+    xml = {"watermark": WATERMARK, "table": HEADER_TABLE, "frame": HEADER_FRAME}[header]
+    doc = docs.odf("text", "".join(f"<text:p>{t}</text:p>" for t in ["会议纪要"] + BODY), flat=True).decode()
+    doc = doc.replace('<style:master-page style:name="Standard">',
+                      f'<style:master-page style:name="Standard"><style:header>{xml}</style:header>', 1)
+    data = docs.soffice_convert(doc.encode(), ".fodt", to)
+    if data is None:
+        pytest.skip("needs LibreOffice (soffice) on PATH to write real documents")
+    got, zones, ok = level_and_zones(rules, data)
+    assert ok and got == Level.SECRET and zones & {"header", "body"}, (to, got, zones)

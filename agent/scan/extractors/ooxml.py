@@ -108,12 +108,19 @@ def _para_text(p: Element) -> str:
     """Text of one w:p, joined across runs, leaving out nested paragraphs (text boxes)."""
     out: list[str] = []
 
-    def walk(el: Element) -> None:
+    def walk(el: Element, fallback: bool = False) -> None:
         for child in el:
             tag = local(child.tag)
             if tag == "p" or tag == "txbxContent":
                 continue
-            if tag == "t":
+            if tag == "textpath":
+                # WordArt and a watermark (Design > Watermark: 机密, CONFIDENTIAL) keep their
+                # text in VML's v:textpath string=, a line of its own; once, not again
+                # from the VML copy of a DrawingML shape
+                text = child.get("string", "")
+                if text and not fallback:
+                    out.append(f"\n{text}\n")
+            elif tag == "t":
                 out.append(child.text or "")
             elif tag == "tab":
                 out.append("\t")
@@ -126,7 +133,7 @@ def _para_text(p: Element) -> str:
             elif tag in ("br", "cr"):
                 out.append("\n")
             else:
-                walk(child)
+                walk(child, fallback or tag == "Fallback")
     walk(p)
     return "".join(out)
 

@@ -3,7 +3,10 @@ page the document declares (\\ansicpg936 = GBK), \\uN escapes as Unicode.
 striprtf drops destinations it does not render, so page headers and footers
 ({\\header …}, {\\footerl …}) and the text of shapes and frames
 ({\\*\\shpinst … {\\shptxt …}}) are cut out first and read on their own, and a
-SYMBOL field (a Wingdings ★ from Insert > Symbol) becomes its character."""
+SYMBOL field (a Wingdings ★ from Insert > Symbol) becomes its character. The text of
+WordArt and of a watermark (the `gtextUNICODE` property of a shape, `{\\sp{\\sn
+gtextUNICODE}{\\sv …}}`) is read too, in the header when the shape sits there, and the
+cells of a table in a header or footer are set apart like its tabs."""
 from __future__ import annotations
 
 import re
@@ -16,6 +19,8 @@ from .base import Ctx, Incomplete, TopLines
 _CPG = re.compile(rb"\\ansicpg(\d+)")
 _GROUP_WORD = re.compile(r"\{\\(?:\*\\)?(header[lrf]?|footer[lrf]?|shptxt|field)(?![a-z])")
 _SYMBOL = re.compile(r'SYMBOL\s+(\d+)\s+\\\\?f\s+"?(Wingdings|Symbol)', re.I)
+_GTEXT = re.compile(r"\{\\sp\s*\{\\sn\s+gtextUNICODE\}\s*\{\\sv\s?((?:[^{}\\]|\\.)*)\}\s*\}")
+_CELL = re.compile(r"\\cell(?![a-z])")
 MAX_GROUPS = 10000
 
 
@@ -64,11 +69,17 @@ def _split(raw: str) -> tuple[str, list[tuple[str, str]]]:
             # Wingdings and Symbol characters live at U+F000 + code in Word's private-use area
             body.append(f"\\u{0xF000 + int(sym.group(1))}?" if sym and int(sym.group(1)) < 256 else raw[start:end])
         else:
-            parts.append(("header" if word.startswith("header") else "footer" if word.startswith("footer")
-                          else "shape", inner))
+            zone = "header" if word.startswith("header") else "footer" if word.startswith("footer") else "shape"
+            parts.append((zone, _CELL.sub(r"\\tab ", inner) if zone != "shape" else inner))
         pos = end
     body.append(raw[pos:])
-    return "".join(body), parts
+    rest = "".join(body)
+    parts.extend(("shape", g.group(1)) for g in _GTEXT.finditer(rest))   # WordArt, a watermark
+    return rest, parts
+
+
+def _text(body: str, encoding: str) -> str:
+    return rtf_to_text("{\\rtf1 " + body + "}", encoding=encoding, errors="replace")
 
 
 def rtf(data: bytes, ctx: Ctx) -> None:
@@ -84,8 +95,12 @@ def rtf(data: bytes, ctx: Ctx) -> None:
     try:
         body, parts = _split(raw)
         content = rtf_to_text(body, encoding=encoding, errors="replace")
-        pieces = [(zone, rtf_to_text("{\\rtf1 " + _split(inner)[0] + "}", encoding=encoding, errors="replace"))
-                  for zone, inner in parts]  # _split again: a SYMBOL star inside a header
+        pieces = []
+        for zone, inner in parts:
+            rest, nested = _split(inner)
+            pieces.append((zone, _text(rest, encoding)))
+            for z, sub in nested:   # a SYMBOL star, a frame or a watermark inside a header is the header's
+                pieces.append((zone if zone != "shape" else z, _text(_split(sub)[0], encoding)))
     except Exception as exc:
         raise Incomplete("corrupt", f"{ctx.where()}: RTF not readable: {exc}") from None
     top = TopLines()
